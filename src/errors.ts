@@ -1,0 +1,73 @@
+/**
+ * Every error edgefwd raises on purpose carries a stable string code (`EDGEFWD_ERR_*`).
+ * Codes are documented in docs/errors.md; test/unit/errors.test.ts fails when this table and
+ * that page disagree. A retired code is never reused: mark it retired in the docs instead.
+ */
+
+export const errorCodes = {
+  EDGEFWD_ERR_USAGE: 'The command line is malformed: unknown command or flag, missing argument.',
+  EDGEFWD_ERR_CONFIG_READ: 'A configuration file could not be read (missing, unreadable, not a file).',
+  EDGEFWD_ERR_CONFIG_PARSE: 'A configuration file is not valid YAML or JSON.',
+  EDGEFWD_ERR_CONFIG_INVALID: 'The configuration does not match the schema: unknown key, wrong type, value out of range.',
+  EDGEFWD_ERR_EVENT_INVALID: 'An event handed to the store is malformed (missing device id, bad priority, bad value).',
+  EDGEFWD_ERR_EVENT_TOO_LARGE: 'An event is larger than the store can ever hold (bigger than its capacity or the maximum event size).',
+  EDGEFWD_ERR_PROTO_DECODE: 'Bytes could not be decoded as the expected protobuf message.',
+  EDGEFWD_ERR_STORE_NOT_OPEN: 'A store operation was called before open() finished or after close().',
+  EDGEFWD_ERR_STORE_LOCKED: 'The store directory is in use by another process (LevelDB LOCK held).',
+  EDGEFWD_ERR_STORE_OPEN_FAILED: 'The store could not be opened, repaired or replaced.',
+  EDGEFWD_ERR_STORE_CORRUPT: 'The store database was found corrupt; it was repaired or moved aside (logged, not thrown).',
+  EDGEFWD_ERR_STORE_IO: 'A read or write of the store failed for a reason other than a full disk.',
+  EDGEFWD_ERR_STORE_DISK_FULL: 'A store write failed because the disk is full; the store switched to its in-memory fallback (logged, not thrown).',
+  EDGEFWD_ERR_STORE_UNKNOWN_LEASE: 'ack() or nack() named a lease the store does not hold (already settled, or from before a restart).',
+} as const
+
+export type ErrorCode = keyof typeof errorCodes
+
+export interface ErrorOptions {
+  cause?: unknown
+  /** One short sentence telling the user what to do about it. */
+  hint?: string
+}
+
+export class EdgefwdError extends Error {
+  readonly code: ErrorCode
+  readonly hint: string | undefined
+
+  constructor (code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'EdgefwdError'
+    this.code = code
+    this.hint = options.hint
+  }
+}
+
+/** One problem found in a configuration: where it is and what was expected. */
+export interface ConfigIssue {
+  /** File the value came from, or `env`/`flag` for the other sources. */
+  source: string
+  /** Dotted key path, e.g. `store.capacityBytes`. Empty for the document root. */
+  path: string
+  /** 1-based line in `source`, when known. */
+  line?: number
+  message: string
+}
+
+export class ConfigError extends EdgefwdError {
+  readonly issues: readonly ConfigIssue[]
+
+  constructor (code: 'EDGEFWD_ERR_CONFIG_READ' | 'EDGEFWD_ERR_CONFIG_PARSE' | 'EDGEFWD_ERR_CONFIG_INVALID',
+    issues: ConfigIssue[], options: ErrorOptions = {}) {
+    super(code, issues.map(formatConfigIssue).join('\n'), options)
+    this.name = 'ConfigError'
+    this.issues = issues
+  }
+}
+
+export function formatConfigIssue (issue: ConfigIssue): string {
+  const where = issue.line === undefined ? issue.source : `${issue.source}:${issue.line}`
+  return issue.path === '' ? `${where}: ${issue.message}` : `${where}: ${issue.path}: ${issue.message}`
+}
+
+export function isEdgefwdError (err: unknown, code?: ErrorCode): err is EdgefwdError {
+  return err instanceof EdgefwdError && (code === undefined || err.code === code)
+}
