@@ -1,0 +1,112 @@
+/**
+ * Loads the configuration: defaults < file < environment < `--set` overrides, validated once
+ * against the schema, every problem reported together, the result deep-frozen.
+ */
+import { readFile } from 'node:fs/promises'
+import { ConfigError, type ConfigIssue } from '../errors.js'
+import type { Assignment } from './assignment.js'
+import { envAssignments } from './env-source.js'
+import { parseConfigDocument, type Origin, type Origins } from './file-source.js'
+import { sortIssues, toConfigIssues } from './issues.js'
+import { overrideAssignments } from './override-source.js'
+import { configSchema, type Config } from './schema.js'
+import { schemaTree } from './schema-tree.js'
+
+export interface LoadConfigOptions {
+  /** A YAML or JSON file; absent means defaults, environment and overrides only. */
+  file?: string
+  /** Usually process.env, passed in by the CLI; only `EDGEFWD_*__*` names are read. */
+  env?: Readonly<Record<string, string | undefined>>
+  /** `KEY=VALUE` strings from repeated `--set` flags, applied in order. */
+  overrides?: readonly string[]
+}
+
+const tree = schemaTree(configSchema)
+
+/**
+ * @throws ConfigError EDGEFWD_ERR_CONFIG_READ (file unreadable), EDGEFWD_ERR_CONFIG_PARSE
+ * (YAML/JSON syntax) or EDGEFWD_ERR_CONFIG_INVALID (schema), listing every issue found.
+ */
+export async function loadConfig (options: LoadConfigOptions = {}): Promise<Config> {
+  const { file, ...rest } = options
+  if (file === undefined) return buildConfig(undefined, rest)
+  return buildConfig({ text: await readConfigFile(file), source: file }, rest)
+}
+
+/** The same as loadConfig() for a document already in memory; `source` names it in messages. */
+export function parseConfigText (text: string, source: string,
+  options: Omit<LoadConfigOptions, 'file'> = {}): Config {
+  return buildConfig({ text, source }, options)
+}
+
+function buildConfig (document: { text: string, source: string } | undefined,
+  options: Omit<LoadConfigOptions, 'file'>): Config {
+  const parsed = document === undefined
+    ? { value: {}, origins: new Map<string, Origin>() }
+    : parseConfigDocument(document.text, document.source)
+  const raw = parsed.value
+  const origins = parsed.origins
+
+  const fromEnv = envAssignments(options.env ?? {}, tree)
+  const fromFlags = overrideAssignments(options.overrides ?? [], tree)
+  for (const assignment of [...fromEnv.assignments, ...fromFlags.assignments]) {
+    apply(raw, origins, assignment)
+  }
+
+  const issues: ConfigIssue[] = [...fromEnv.issues, ...fromFlags.issues]
+  const result = configSchema.safeParse(raw)
+  if (!result.success) {
+    const fallback: Origin = { source: document?.source ?? 'config' }
+    issues.push(...toConfigIssues(result.error.issues, raw, origins, tree, fallback))
+  }
+  if (issues.length > 0 || !result.success) {
+    throw new ConfigError('EDGEFWD_ERR_CONFIG_INVALID', sortIssues(issues), {
+      hint: 'see docs/config.md for every key, its type and its default',
+    })
+  }
+  return deepFreeze(result.data)
+}
+
+function apply (raw: Record<string, unknown>, origins: Origins, { path, value, origin }: Assignment): void {
+  let target = raw
+  for (const key of path.slice(0, -1)) {
+    const next = target[key] ?? (target[key] = {})
+    // Keep a lower layer's non-mapping (say `store: 5` in the file) so its error is reported.
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) return
+    target = next as Record<string, unknown>
+  }
+  const last = path.at(-1)
+  if (last === undefined) return
+  target[last] = value
+
+  const dotted = path.join('.')
+  for (const key of origins.keys()) {
+    if (key.startsWith(`${dotted}.`)) origins.delete(key)
+  }
+  origins.set(dotted, origin)
+}
+
+async function readConfigFile (file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const reason = code === 'ENOENT'
+      ? 'no such file'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'EISDIR' ? 'is a directory, not a file' : (err as Error).message
+    throw new ConfigError('EDGEFWD_ERR_CONFIG_READ', [{ source: file, path: '', message: `cannot read the configuration file: ${reason}` }], {
+      cause: err,
+      hint: 'check the path and its permissions',
+    })
+  }
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child)
+    Object.freeze(value)
+  }
+  return value
+}

@@ -1,0 +1,223 @@
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { loadConfig, parseConfigText, sanitizeGatewayId, type Config } from '../../src/config/index.js'
+import { ConfigError, formatConfigIssue, isEdgefwdError } from '../../src/errors.js'
+
+/** The formatted issue lines of the ConfigError thrown by `fn`. */
+async function issueLines (t: Test, fn: () => unknown, code = 'EDGEFWD_ERR_CONFIG_INVALID'): Promise<string[]> {
+  try {
+    await fn()
+  } catch (err) {
+    t.ok(err instanceof ConfigError, 'throws ConfigError')
+    t.ok(isEdgefwdError(err) && err.code === code, `code is ${code}`)
+    return err instanceof ConfigError ? err.issues.map(formatConfigIssue) : []
+  }
+  t.fail('expected a ConfigError')
+  return []
+}
+
+const MiB = 1024 * 1024
+
+t.test('no sources at all: every default', async t => {
+  const config = await loadConfig({})
+  t.same(config, {
+    gateway: { id: config.gateway.id },
+    store: {
+      path: './data/store',
+      capacity: 256 * MiB,
+      overheadFactor: 1,
+      maxEventSize: 64 * 1024,
+      durability: 'sync',
+      groupCommit: { window: 5, maxEvents: 1000 },
+      drainOrder: 'oldest-first',
+      ttl: {},
+      expiryInterval: 1000,
+      memoryFallback: { maxBytes: 16 * MiB, retryInterval: 1000 },
+      compactAfterDeletes: 100_000,
+    },
+    log: { level: 'info', redact: [] },
+  })
+  t.match(config.gateway.id, /^(?:(?![/+#])[\x21-\x7e]){1,64}$/, 'the host name, made a valid gateway id')
+  t.same(parseConfigText('', 'empty.yaml'), config, 'an empty file is all defaults')
+  t.same(parseConfigText('# nothing but a comment\n', 'c.yaml'), config)
+})
+
+t.test('sanitizeGatewayId maps host names onto the id alphabet', async t => {
+  t.equal(sanitizeGatewayId('pi-gw.local'), 'pi-gw.local')
+  t.equal(sanitizeGatewayId('my host/+#é'), 'my-host----')
+  t.equal(sanitizeGatewayId(''), 'edgefwd')
+  t.equal(sanitizeGatewayId('x'.repeat(100)).length, 64)
+})
+
+t.test('a YAML file sets values with units', async t => {
+  const config = parseConfigText([
+    'gateway:',
+    '  id: gw-1',
+    'store:',
+    '  capacity: 1GiB',
+    '  maxEventSize: 4096',
+    '  durability: relaxed',
+    '  groupCommit: { window: 0, maxEvents: 10 }',
+    '  ttl:',
+    '    low: 1d',
+    '    critical: 90m',
+    'log:',
+    '  level: debug',
+    '  redact: [req.headers.cookie]',
+  ].join('\n'), 'config.yaml')
+  t.equal(config.gateway.id, 'gw-1')
+  t.equal(config.store.capacity, 1024 * MiB)
+  t.equal(config.store.maxEventSize, 4096)
+  t.equal(config.store.durability, 'relaxed')
+  t.same(config.store.groupCommit, { window: 0, maxEvents: 10 })
+  t.same(config.store.ttl, { low: 86_400_000, critical: 5_400_000 })
+  t.notOk('normal' in config.store.ttl, 'an absent TTL stays absent')
+  t.same(config.log, { level: 'debug', redact: ['req.headers.cookie'] })
+})
+
+t.test('a JSON file works, tabs and all', async t => {
+  const dir = t.testdir({ 'config.json': '{\n\t"gateway": {"id": "gw-json"},\n\t"store": {"capacity": "64KiB", "ttl": {"high": 5000}}\n}\n' })
+  const config = await loadConfig({ file: join(dir, 'config.json') })
+  t.equal(config.gateway.id, 'gw-json')
+  t.equal(config.store.capacity, 65536)
+  t.equal(config.store.ttl.high, 5000)
+})
+
+t.test('precedence: defaults < file < env < overrides', async t => {
+  const dir = t.testdir({ 'config.yaml': 'store:\n  capacity: 1MiB\n  path: /from/file\n  durability: relaxed\nlog:\n  level: warn\n' })
+  const file = join(dir, 'config.yaml')
+  const env = { EDGEFWD_STORE__CAPACITY: '2MiB', EDGEFWD_STORE__PATH: '/from/env', PATH: '/usr/bin' }
+  const overrides = ['store.capacity=3MiB', 'store.capacity=4MiB']
+
+  t.equal((await loadConfig({ file })).store.capacity, 1 * MiB, 'file over default')
+  const config = await loadConfig({ file, env, overrides })
+  t.equal(config.store.capacity, 4 * MiB, 'override over env; the last --set wins')
+  t.equal(config.store.path, '/from/env', 'env over file')
+  t.equal(config.store.durability, 'relaxed', 'file over default')
+  t.equal(config.log.level, 'warn')
+  t.equal(config.store.maxEventSize, 64 * 1024, 'default where nobody set it')
+})
+
+t.test('the result is deep-frozen', async t => {
+  const config: Config = await loadConfig({ overrides: ['log.redact=[a, b]', 'store.ttl.low=1h'] })
+  const mutable = config as unknown as {
+    gateway: { id: string }, store: { ttl: Record<string, number>, groupCommit: { window: number } }, log: { redact: string[] }
+  }
+  t.throws(() => { mutable.gateway.id = 'other' }, TypeError)
+  t.throws(() => { mutable.store.ttl.low = 1 }, TypeError)
+  t.throws(() => { mutable.store.groupCommit.window = 1 }, TypeError)
+  t.throws(() => { mutable.log.redact.push('c') }, TypeError)
+  t.throws(() => { (config as unknown as Record<string, unknown>).extra = 1 }, TypeError)
+  t.ok(Object.isFrozen((await loadConfig({})).log.redact), 'a defaulted list is frozen too')
+})
+
+t.test('unknown keys in the file, with the line and a suggestion', async t => {
+  const lines = await issueLines(t, () => parseConfigText([
+    'gateway:',
+    '  id: gw-1',
+    'store:',
+    '  capacty: 1MiB',
+    '  groupCommit:',
+    '    windw: 5ms',
+    'uplink:',
+    '  host: broker',
+    'store.capacity: 5',
+  ].join('\n'), 'config.yaml'))
+  t.same(lines, [
+    'config.yaml:4: store.capacty: unknown key (did you mean "capacity"?)',
+    'config.yaml:6: store.groupCommit.windw: unknown key (did you mean "window"?)',
+    'config.yaml:7: uplink: unknown key; the keys here are "gateway", "store", "log"',
+    'config.yaml:9: store.capacity: unknown key (write dotted keys as nested mappings)',
+  ])
+})
+
+t.test('wrong types and ranges: every issue at once, with lines', async t => {
+  const lines = await issueLines(t, () => parseConfigText([
+    'gateway:',
+    '  id: 12',
+    'store:',
+    '  capacity: 1KiB',
+    '  overheadFactor: 5',
+    '  durability: fast',
+    '  maxEventSize: 12 parsecs',
+    '  groupCommit:',
+    '    window: 2s',
+    '    maxEvents: 1.5',
+    '  compactAfterDeletes: -1',
+    '  path: ""',
+    'log:',
+    '  level: loud',
+    '  redact:',
+    '    - ok',
+    '    - 5',
+  ].join('\n'), 'config.yaml'))
+  t.same(lines, [
+    'config.yaml:2: gateway.id: expected a string, got 12 (quote it: "12")',
+    'config.yaml:4: store.capacity: must be at least 64KiB, got "1KiB"',
+    'config.yaml:5: store.overheadFactor: must be at most 4, got 5',
+    'config.yaml:6: store.durability: expected one of "sync", "relaxed", got "fast"',
+    'config.yaml:7: store.maxEventSize: expected a size such as 64MiB or 1048576, got "12 parsecs" (unknown unit "parsecs"; use one of B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)',
+    'config.yaml:9: store.groupCommit.window: must be at most 1s, got "2s"',
+    'config.yaml:10: store.groupCommit.maxEvents: expected an integer, got 1.5',
+    'config.yaml:11: store.compactAfterDeletes: must be at least 0, got -1',
+    'config.yaml:12: store.path: must not be empty',
+    'config.yaml:14: log.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"',
+    'config.yaml:17: log.redact.1: expected a string, got 5 (quote it: "5")',
+  ])
+})
+
+t.test('gateway.id alphabet and length', async t => {
+  t.same(await issueLines(t, () => parseConfigText('gateway:\n  id: "gw/1"\n', 'c.yaml')),
+    ['c.yaml:2: gateway.id: must be printable ASCII without spaces, "/", "+" or "#", got "gw/1"'])
+  t.same(await issueLines(t, () => parseConfigText(`gateway: {id: ${'x'.repeat(65)}}\n`, 'c.yaml')),
+    [`c.yaml:1: gateway.id: must be at most 64 characters long, got "${'x'.repeat(65)}" (65 characters)`])
+  t.equal(parseConfigText('gateway: {id: "a.b-c_d:e"}', 'c.yaml').gateway.id, 'a.b-c_d:e')
+})
+
+t.test('cross-field check: maxEventSize may not exceed capacity', async t => {
+  t.same(await issueLines(t, () => parseConfigText('store:\n  capacity: 64KiB\n  maxEventSize: 1MiB\n', 'c.yaml')),
+    ['c.yaml:3: store.maxEventSize: must not exceed store.capacity (64KiB), got 1MiB'])
+})
+
+t.test('sections must be mappings; the top level too', async t => {
+  t.same(await issueLines(t, () => parseConfigText('store: 5\nlog:\n', 'c.yaml')), [
+    'c.yaml:1: store: expected a mapping, got 5',
+    'c.yaml:2: log: expected a mapping, got null',
+  ])
+  t.same(await issueLines(t, () => parseConfigText('- a\n- b\n', 'list.yaml')),
+    ['list.yaml:1: expected a mapping of sections (such as "store:") at the top level, got a list'])
+  t.same(await issueLines(t, () => parseConfigText('just text', 'text.yaml')),
+    ['text.yaml:1: expected a mapping of sections (such as "store:") at the top level, got "just text"'])
+})
+
+t.test('an env value cannot hide a file error in the section above it', async t => {
+  const lines = await issueLines(t, () => parseConfigText('store: 5\n', 'c.yaml', { env: { EDGEFWD_STORE__CAPACITY: '1MiB' } }))
+  t.same(lines, ['c.yaml:1: store: expected a mapping, got 5'])
+})
+
+t.test('syntax errors are EDGEFWD_ERR_CONFIG_PARSE with the line', async t => {
+  t.same(await issueLines(t, () => parseConfigText('store:\n  capacity: 1\n  capacity: 2\n', 'dup.yaml'), 'EDGEFWD_ERR_CONFIG_PARSE'),
+    ['dup.yaml:3: Map keys must be unique (column 3)'])
+  const lines = await issueLines(t, () => parseConfigText('{"store": {"capacity": 1,}\n', 'bad.json'), 'EDGEFWD_ERR_CONFIG_PARSE')
+  t.ok(lines.length > 0)
+  for (const line of lines) t.match(line, /^bad\.json:\d+: .+ \(column \d+\)$/)
+  t.same(await issueLines(t, () => parseConfigText('a: *missing\n', 'alias.yaml'), 'EDGEFWD_ERR_CONFIG_PARSE').then(l => l.length), 1)
+})
+
+t.test('a missing or unreadable file is EDGEFWD_ERR_CONFIG_READ', async t => {
+  const dir = t.testdir({ sub: {} })
+  const missing = join(dir, 'nope.yaml')
+  t.same(await issueLines(t, async () => await loadConfig({ file: missing }), 'EDGEFWD_ERR_CONFIG_READ'),
+    [`${missing}: cannot read the configuration file: no such file`])
+  t.same(await issueLines(t, async () => await loadConfig({ file: join(dir, 'sub') }), 'EDGEFWD_ERR_CONFIG_READ'),
+    [`${join(dir, 'sub')}: cannot read the configuration file: is a directory, not a file`])
+  t.match(await loadConfig({ file: missing }).catch((err: unknown) => err), { hint: 'check the path and its permissions' })
+})
+
+t.test('a __proto__ key is an unknown key, not a prototype', async t => {
+  t.same(await issueLines(t, () => parseConfigText('__proto__:\n  polluted: 1\nstore:\n  __proto__: {capacity: 1}\n', 'p.yaml')), [
+    'p.yaml:1: __proto__: unknown key; the keys here are "gateway", "store", "log"',
+    'p.yaml:4: store.__proto__: unknown key; the keys here are "path", "capacity", "overheadFactor", "maxEventSize", "durability", "groupCommit", "drainOrder", "ttl", "expiryInterval", "memoryFallback", "compactAfterDeletes"',
+  ])
+  t.equal(({} as Record<string, unknown>).polluted, undefined)
+})
