@@ -1,0 +1,18 @@
+import { EdgefwdError } from '../errors.js'
+
+/**
+ * Runs a decoder over untrusted bytes and guarantees that the only thing it can throw is
+ * EdgefwdError EDGEFWD_ERR_PROTO_DECODE, with the original error as `cause`.
+ */
+export function decodeGuard<T> (messageName: string, bytes: unknown, decode: (bytes: Uint8Array) => T): T {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new EdgefwdError('EDGEFWD_ERR_PROTO_DECODE', `cannot decode edgefwd.v1.${messageName}: expected a Uint8Array`)
+  }
+  try {
+    return decode(bytes)
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err)
+    throw new EdgefwdError('EDGEFWD_ERR_PROTO_DECODE',
+      `cannot decode edgefwd.v1.${messageName} (${bytes.length} bytes): ${reason}`, { cause: err })
+  }
+}
