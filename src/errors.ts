@@ -43,9 +43,9 @@ export class EdgefwdError extends Error {
 
 /** One problem found in a configuration: where it is and what was expected. */
 export interface ConfigIssue {
-  /** File the value came from, or `env`/`flag` for the other sources. */
+  /** Where the value came from: the file path, `env EDGEFWD_…` or `--set`. */
   source: string
-  /** Dotted key path, e.g. `store.capacityBytes`. Empty for the document root. */
+  /** Dotted key path, e.g. `store.capacity`. Empty for the document root. */
   path: string
   /** 1-based line in `source`, when known. */
   line?: number

@@ -1,0 +1,190 @@
+import { decodeEvent, encodeEvictionReport } from '../proto/codec.js'
+import type { EvictionReportData } from '../proto/codec.js'
+import type { DropReasonName, EventRecord, Priority } from '../types.js'
+import type { BackendWrite, EventKey, EventPut, ScannedEvent, StoreBackend } from './backend.js'
+import { mergeReports, reportFromDrops } from './drop-ledger.js'
+import type { Drop } from './drop-ledger.js'
+import type { AppendResult } from './event-store.js'
+import { EVENT_KEY_BYTES } from './keys.js'
+import { dropKey, encodeMeta } from './meta.js'
+import type { StoreMeta } from './meta.js'
+
+export interface PlannedPut extends EventPut { record: EventRecord, bytes: number, dead: boolean }
+export interface Victim { seq: number, bytes: number, value: Uint8Array, raw?: Uint8Array, put?: PlannedPut }
+
+/**
+ * Events that a commit has chosen to evict or expire, per priority. A lease must not hand them
+ * out: neither while the commit is planned or being written, nor afterwards from an iterator
+ * snapshot taken before the delete landed. `written` entries are forgotten when the next lease
+ * starts, since its snapshot no longer holds them.
+ */
+export class Condemned {
+  private readonly byPriority: Array<Map<number, boolean>>
+
+  constructor (priorities: number) {
+    this.byPriority = Array.from({ length: priorities }, () => new Map())
+  }
+
+  add (priority: Priority, seq: number): void { this.byPriority[priority]?.set(seq, false) }
+  has (priority: Priority, seq: number): boolean { return this.byPriority[priority]?.has(seq) === true }
+  /** The commit that condemned these failed: they stay. */
+  release (priority: Priority, seq: number): void { this.byPriority[priority]?.delete(seq) }
+  written (priority: Priority, seq: number): void { if (this.has(priority, seq)) this.byPriority[priority]?.set(seq, true) }
+
+  /** Called when a lease is about to open its iterators. */
+  forgetWritten (): void {
+    for (const m of this.byPriority) for (const [seq, done] of m) if (done) m.delete(seq)
+  }
+}
+
+/** One commit's worth of changes, computed before anything is written. */
+export class Plan {
+  readonly write: BackendWrite = { puts: [], dels: [], reportPuts: [], reportDels: [], meta: new Uint8Array() }
+  readonly meta: StoreMeta
+  readonly results: Array<Omit<AppendResult, 'durable'>> = []
+  readonly settledLeases: number[] = []
+  /** Stored events this plan evicts or expires (as opposed to acks). */
+  readonly condemned: Array<{ priority: Priority, seq: number }> = []
+  readonly evictCursor: Array<number | undefined> = []
+  /** Pending report records folded into this plan's new one. */
+  readonly absorbed: number[] = []
+  newReport: EvictionReportData | undefined
+  expired = 0
+  private readonly puts: PlannedPut[] = []
+  private readonly drops: Drop[] = []
+  private used: number
+
+  constructor (current: StoreMeta) {
+    this.meta = { ...current, live: current.live.map(l => ({ ...l })), drops: new Map([...current.drops].map(([k, v]) => [k, { ...v }])) }
+    this.used = this.meta.live.reduce((n, l) => n + l.bytes, 0)
+  }
+
+  usedBytes (): number { return this.used }
+
+  add (put: PlannedPut): void {
+    this.puts.push(put)
+    this.live(put.priority, 1, put.bytes)
+  }
+
+  remove (priority: Priority, seq: number, bytes: number, raw?: Uint8Array): void {
+    this.write.dels.push({ priority, seq, raw })
+    this.live(priority, -1, -bytes)
+  }
+
+  /** Deletes delivered events: the keys are the lease's own objects, counted in one step. */
+  removeDelivered (keys: ReadonlyArray<EventKey & { bytes: number }>): void {
+    const count = [0, 0, 0, 0]
+    const bytes = [0, 0, 0, 0]
+    for (const k of keys) {
+      this.write.dels.push(k)
+      count[k.priority] = (count[k.priority] ?? 0) + 1
+      bytes[k.priority] = (bytes[k.priority] ?? 0) + k.bytes
+    }
+    for (let p = 0; p < count.length; p++) if (count[p] !== 0) this.live(p as Priority, -(count[p] as number), -(bytes[p] as number))
+  }
+
+  /** A stored (or just accepted) event leaves for `reason`. */
+  drop (priority: Priority, v: Victim, reason: DropReasonName): void {
+    if (v.put !== undefined) {
+      v.put.dead = true
+      this.live(priority, -1, -v.bytes)
+      this.count(priority, reason, v.bytes, v.put.record.gatewayTimeMs, v.put.record.deviceId, v.put.record.deviceSeq)
+      return
+    }
+    this.remove(priority, v.seq, v.bytes, v.raw)
+    this.condemned.push({ priority, seq: v.seq })
+    const e = decodeEvent(v.value)
+    this.count(priority, reason, v.bytes, e.gatewayTimeMs, e.deviceId, e.deviceSeq)
+  }
+
+  refuse (r: EventRecord, bytes: number, reason: DropReasonName): void {
+    this.count(r.priority, reason, bytes, r.gatewayTimeMs, r.deviceId, r.deviceSeq)
+  }
+
+  /**
+   * Seals the plan: surviving puts, this commit's report record, the meta record. `absorb`: pending
+   * report records to fold into this commit's one, so a long outage with steady evictions keeps a
+   * bounded number of records rather than one per commit.
+   */
+  finish (nextSeq: number, absorb: ReadonlyArray<{ id: number, data: EvictionReportData }> = []): void {
+    this.write.puts = this.puts.filter(p => !p.dead)
+    if (this.drops.length > 0) {
+      const own = reportFromDrops(this.drops)
+      this.newReport = absorb.length > 0 ? mergeReports([...absorb.map(r => r.data), own]) : own
+      this.write.reportDels.push(...absorb.map(r => r.id))
+      this.absorbed.push(...absorb.map(r => r.id))
+      this.write.reportPuts.push({ id: this.meta.nextReportId++, value: encodeEvictionReport(this.newReport) })
+    }
+    this.meta.nextSeq = nextSeq
+    this.write.meta = encodeMeta(this.meta)
+  }
+
+  private live (priority: Priority, count: number, bytes: number): void {
+    const l = this.meta.live[priority] as { count: number, bytes: number }
+    l.count += count
+    l.bytes += bytes
+    this.used += bytes
+  }
+
+  private count (priority: Priority, reason: DropReasonName, bytes: number, gatewayTimeMs: number, deviceId: string, deviceSeq: number): void {
+    this.drops.push({ priority, reason, bytes, gatewayTimeMs, deviceId, deviceSeq })
+    const key = dropKey(priority, reason)
+    const d = this.meta.drops.get(key) ?? { count: 0, bytes: 0 }
+    d.count++
+    d.bytes += bytes
+    this.meta.drops.set(key, d)
+  }
+}
+
+const SCAN_CHUNK = 512
+
+/**
+ * Eviction candidates of one priority for one plan, oldest first: stored events (scanned in chunks
+ * from the eviction cursor, skipping leased ones), then events accepted earlier in the same group.
+ */
+export class VictimSource {
+  private chunk: ScannedEvent[] = []
+  private index = 0
+  private exhausted = false
+  private scanFrom: number | undefined
+  private readonly groupPuts: PlannedPut[] = []
+  private groupIndex = 0
+
+  /** `cursor`: every event of this priority at or below it is gone or leased. */
+  constructor (private readonly backend: StoreBackend, private readonly priority: Priority,
+    public cursor: number | undefined, private readonly leased: Set<number>, private readonly condemned: Condemned) {
+    this.scanFrom = cursor
+  }
+
+  addGroupPut (put: PlannedPut): void { this.groupPuts.push(put) }
+
+  /**
+   * Takes the oldest candidate, if `accept` (when given) agrees. The check against leases and
+   * the marking as condemned happen in one synchronous step after the last await, so a lease
+   * running meanwhile can never hand out an event this plan deletes, nor the reverse.
+   */
+  async next (accept?: (v: Victim) => boolean): Promise<Victim | undefined> {
+    for (;;) {
+      for (let e = this.chunk[this.index]; e !== undefined; e = this.chunk[this.index]) {
+        if (this.leased.has(e.seq)) { this.index++; continue }
+        const v = { seq: e.seq, bytes: EVENT_KEY_BYTES + e.value.byteLength, value: e.value, raw: e.raw }
+        if (accept !== undefined && !accept(v)) return undefined
+        this.index++
+        this.cursor = e.seq
+        this.condemned.add(this.priority, e.seq)
+        return v
+      }
+      if (this.exhausted) break
+      this.chunk = await this.backend.scan(this.priority, { from: this.scanFrom, reverse: false, limit: SCAN_CHUNK })
+      this.index = 0
+      this.exhausted = this.chunk.length < SCAN_CHUNK
+      this.scanFrom = this.chunk[this.chunk.length - 1]?.seq ?? this.scanFrom
+    }
+    const put = this.groupPuts[this.groupIndex]
+    if (put === undefined) return undefined
+    const v = { seq: put.seq, bytes: put.bytes, value: put.value, put }
+    if (accept !== undefined && !accept(v)) return undefined
+    this.groupIndex++
+    return v
+  }
+}

@@ -1,0 +1,661 @@
+/**
+ * # The ring buffer
+ *
+ * A bounded, durable, priority-aware event queue over a StoreBackend (LevelDB in production, memory
+ * in tests and simulation). All policy lives here; backends only store.
+ *
+ * ## Layout (see keys.ts)
+ * Events are keyed `e | priority | seq`, value = encoded protobuf Event (so a Batch is a
+ * concatenation). `seq` is one global counter, monotonic across restarts (persisted in meta).
+ * The meta record holds live count/bytes per priority, the next seq and report id, and cumulative
+ * drop counters. Report records (`r | id`) hold drops not yet delivered upstream.
+ *
+ * ## Invariants
+ * 1. Every backend write is one atomic batch that carries the meta record describing the state
+ *    after it: meta always equals what a full scan would count, so open needs no scan.
+ * 2. used bytes × overheadFactor ≤ capacityBytes after every commit (key + value bytes counted).
+ * 3. An event leaves the store only by ack (delivered), eviction or expiry; every eviction and
+ *    expiry, and every incoming event refused, is counted per priority and reason in meta and
+ *    written as a report record in the same batch. A report record is deleted only when a lease
+ *    that carried it is acked. So no loss is silent, even across a crash.
+ * 4. Leased (in flight) events are never evicted or expired. Leases live in memory only: after a
+ *    restart every event is leasable again (at-least-once delivery).
+ * 5. Two lanes. Writes (append groups, acks, expiry) run one at a time, each planned against the
+ *    state it writes over. Leases run one at a time too, but alongside writes, so scanning the
+ *    next batch overlaps writing the last (measured: ~80k → 250k+ events/s drained). A plan marks
+ *    what it evicts or expires as condemned in the same synchronous step that checks it is not
+ *    leased, and a lease skips condemned events: no event is both delivered and dropped.
+ *
+ * ## When full
+ * An incoming event of priority P that does not fit evicts the oldest non-leased events of the
+ * lowest priority first, among priorities ≤ P (events accepted earlier in the same group count as
+ * stored). If only higher priorities (or leased events) remain, the incoming event is refused with
+ * reason `rejected_full`. An event larger than the capacity or maxEventBytes is a caller error.
+ *
+ * ## Group commit and durability
+ * Appends that arrive within `groupCommit.windowMs` (or while a write is in flight) become one
+ * write; `sync` fsyncs each group. append() resolves only after its group's write, so a caller can
+ * acknowledge a device truthfully (`durable` says whether it reached the disk). Acks ride in the
+ * same groups.
+ *
+ * ## What a crash can lose
+ * With `sync`: nothing whose append resolved with durable=true. With `relaxed`: the groups the OS
+ * had not written back. Appends made while the disk was full (durable=false, in-memory fallback).
+ * Acks not yet written: those events are delivered again (duplicates, never loss).
+ *
+ * ## Drain
+ * Priorities from critical down; within one, oldest first (a cursor per priority, so a scan starts
+ * just past the last leased key instead of walking delete markers) or newest first. Only groups
+ * that add events are fsynced: a lost ack or expiry brings events back (duplicates), never loses.
+ */
+import { EdgefwdError, isEdgefwdError } from '../errors.js'
+import type { Logger } from '../observe/log.js'
+import { concatBatch, decodeEvictionReport, encodeEvent, encodeEvictionReport, readGatewayTimeMs } from '../proto/codec.js'
+import type { EvictionReportData } from '../proto/codec.js'
+import { PRIORITIES, PRIORITY_COUNT, isPriority } from '../types.js'
+import type { DropReasonName, EventRecord, Priority } from '../types.js'
+import type { EventKey, ScannedEvent, StoreBackend } from './backend.js'
+import { mergeReports } from './drop-ledger.js'
+import type { AppendResult, EventStore, Lease, RingBufferOptions, StoreState, StoreStats } from './event-store.js'
+import { DiskFullError, FallbackBackend } from './fallback-backend.js'
+import { EVENT_KEY_BYTES } from './keys.js'
+import { decodeMeta, emptyMeta, encodeMeta } from './meta.js'
+import type { StoreMeta } from './meta.js'
+import { Condemned, Plan, VictimSource } from './plan.js'
+import type { PlannedPut } from './plan.js'
+import { SerialLane } from './serial-lane.js'
+
+interface Encoded { record: EventRecord, seq: number, value: Uint8Array }
+interface PendingAppend { events: Encoded[], resolve: (r: AppendResult) => void, reject: (e: unknown) => void }
+interface PendingAck { lease: LeaseState, resolve: () => void, reject: (e: unknown) => void }
+interface LeaseState { id: number, keys: Array<EventKey & { bytes: number }>, reportIds: number[], settling: boolean }
+
+/** Pending report records beyond which a commit folds them into its own. */
+const MAX_PENDING_REPORTS = 32
+/** One lease reads its events with one iterator where it can: each new iterator costs a seek. */
+const LEASE_SCAN_MAX = 4096
+const DEFAULTS = { overheadFactor: 1, maxEventBytes: 64 * 1024, windowMs: 5, maxEvents: 1000, retryIntervalMs: 1000, memoryMaxBytes: 16 * 1024 * 1024 }
+
+type Options = Required<Omit<RingBufferOptions, 'ttlMs' | 'groupCommit' | 'memoryFallback' | 'now'>> & {
+  ttlMs: RingBufferOptions['ttlMs'], windowMs: number, maxEvents: number, memoryMaxBytes: number, retryIntervalMs: number
+}
+
+export class RingBuffer implements EventStore {
+  private state: StoreState = 'new'
+  private meta: StoreMeta = emptyMeta()
+  private seqCounter = 1
+  private readonly reports = new Map<number, { data: EvictionReportData, leased: boolean }>()
+  private readonly leases = new Map<number, LeaseState>()
+  private readonly leased: Array<Set<number>> = Array.from({ length: PRIORITY_COUNT }, () => new Set())
+  private readonly condemned = new Condemned(PRIORITY_COUNT)
+  private readonly drainCursor: Array<number | undefined> = new Array(PRIORITY_COUNT).fill(undefined)
+  private readonly evictCursor: Array<number | undefined> = new Array(PRIORITY_COUNT).fill(undefined)
+  /** Bumped by every nack, so work that started before one does not move a cursor past it. */
+  private nackEpoch = 0
+  private nextLeaseId = 1
+  private pendingAppends: PendingAppend[] = []
+  private pendingAcks: PendingAck[] = []
+  private pendingEventCount = 0
+  private flushTimer: NodeJS.Timeout | undefined
+  private flushScheduled = false
+  private committing = false
+  private lastCommitEnd = -Infinity
+  private readonly writes = new SerialLane()
+  private readonly leasing = new SerialLane()
+  private readonly timers: NodeJS.Timeout[] = []
+  private deletesSinceCompact = 0
+  private compaction: Promise<void> | undefined
+  private readonly fallback: FallbackBackend | undefined
+  private readonly opt: Options
+  private readonly now: () => number
+
+  constructor (private readonly backend: StoreBackend, options: RingBufferOptions, private readonly logger?: Logger) {
+    this.fallback = backend instanceof FallbackBackend ? backend : undefined
+    this.now = options.now ?? Date.now
+    this.opt = {
+      capacityBytes: options.capacityBytes,
+      overheadFactor: options.overheadFactor ?? DEFAULTS.overheadFactor,
+      maxEventBytes: options.maxEventBytes ?? DEFAULTS.maxEventBytes,
+      durability: options.durability ?? 'sync',
+      drainOrder: options.drainOrder ?? 'oldest-first',
+      ttlMs: options.ttlMs,
+      expiryIntervalMs: options.expiryIntervalMs ?? 1000,
+      compactAfterDeletes: options.compactAfterDeletes ?? 100_000,
+      windowMs: options.groupCommit?.windowMs ?? DEFAULTS.windowMs,
+      maxEvents: options.groupCommit?.maxEvents ?? DEFAULTS.maxEvents,
+      memoryMaxBytes: options.memoryFallback?.maxBytes ?? DEFAULTS.memoryMaxBytes,
+      retryIntervalMs: options.memoryFallback?.retryIntervalMs ?? DEFAULTS.retryIntervalMs
+    }
+    if (!(this.opt.capacityBytes > 0)) throw new EdgefwdError('EDGEFWD_ERR_CONFIG_INVALID', 'store capacity must be positive')
+  }
+
+  // ── lifecycle ────────────────────────────────────────────────────────────────────────────────
+
+  async open (): Promise<void> {
+    if (this.state !== 'new') throw new EdgefwdError('EDGEFWD_ERR_STORE_NOT_OPEN', `store cannot open from state ${this.state}`)
+    this.state = 'opening'
+    try {
+      const content = await this.backend.open()
+      const meta = content.repaired === true ? undefined : decodeMeta(content.meta)
+      if (meta === undefined && (content.meta !== undefined || content.repaired === true)) {
+        this.logger?.warn({ code: 'EDGEFWD_ERR_STORE_CORRUPT' }, 'store meta record missing or damaged; recounting from a full scan')
+        this.meta = await this.recount(decodeMeta(content.meta))
+      } else {
+        this.meta = meta ?? emptyMeta()
+      }
+      for (const r of content.reports) {
+        try {
+          this.reports.set(r.id, { data: decodeEvictionReport(r.value), leased: false })
+        } catch (err) {
+          this.logger?.error({ code: 'EDGEFWD_ERR_STORE_CORRUPT', reportId: r.id, err }, 'damaged eviction report record ignored; its counts remain in the cumulative drop totals')
+        }
+        this.meta.nextReportId = Math.max(this.meta.nextReportId, r.id + 1)
+      }
+      this.seqCounter = this.meta.nextSeq
+    } catch (err) {
+      this.state = 'closed'
+      await this.backend.close().catch(() => {})
+      throw err
+    }
+    this.state = 'open'
+    if (this.opt.expiryIntervalMs > 0 && this.hasTtl()) {
+      this.timers.push(setInterval(() => { this.expire().catch(err => this.logger?.error({ err }, 'store expiry failed')) }, this.opt.expiryIntervalMs).unref())
+    }
+    if (this.fallback !== undefined) {
+      this.timers.push(setInterval(() => { this.tryRecoverDisk() }, this.opt.retryIntervalMs).unref())
+    }
+  }
+
+  /** When the meta cannot be trusted (damage, repair): count what is really there. */
+  private async recount (previous: StoreMeta | undefined): Promise<StoreMeta> {
+    const meta = emptyMeta()
+    if (previous !== undefined) meta.drops = previous.drops
+    let maxSeq = 0
+    for (let p = 0; p < PRIORITY_COUNT; p++) {
+      const live = meta.live[p] as { count: number, bytes: number }
+      for (let from: number | undefined, done = false; !done;) {
+        const chunk = await this.backend.scan(p as Priority, { from, reverse: false, limit: LEASE_SCAN_MAX })
+        for (const e of chunk) {
+          live.count++
+          live.bytes += EVENT_KEY_BYTES + e.value.byteLength
+          maxSeq = Math.max(maxSeq, e.seq)
+        }
+        done = chunk.length < LEASE_SCAN_MAX
+        from = chunk[chunk.length - 1]?.seq
+      }
+    }
+    meta.nextSeq = Math.max(previous?.nextSeq ?? 1, maxSeq + 1)
+    meta.nextReportId = previous?.nextReportId ?? 1
+    return meta
+  }
+
+  async close (): Promise<void> {
+    if (this.state === 'closed' || this.state === 'closing') return
+    this.state = 'closing'
+    for (const t of this.timers) clearInterval(t)
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer)
+    await this.leasing.idle()
+    while (this.pendingAppends.length > 0 || this.pendingAcks.length > 0) await this.writes.run(async () => await this.commit())
+    await this.writes.idle()
+    await this.compaction
+    await this.backend.close()
+    this.leases.clear()
+    this.state = 'closed'
+  }
+
+  // ── append and group commit ──────────────────────────────────────────────────────────────────
+
+  async append (events: readonly EventRecord[]): Promise<AppendResult> {
+    this.assertOpen()
+    if (events.length === 0) return { accepted: 0, rejected: [], evicted: 0, durable: true }
+    const encoded = events.map((e, i) => this.encode(e, i))
+    return await new Promise<AppendResult>((resolve, reject) => {
+      this.pendingAppends.push({ events: encoded, resolve, reject })
+      this.pendingEventCount += encoded.length
+      this.scheduleFlush(true)
+    })
+  }
+
+  private encode (record: EventRecord, index: number): Encoded {
+    const problem = validate(record)
+    if (problem !== undefined) throw new EdgefwdError('EDGEFWD_ERR_EVENT_INVALID', `event ${index}: ${problem}`)
+    const seq = this.seqCounter++
+    const value = encodeEvent(record, seq)
+    const size = EVENT_KEY_BYTES + value.byteLength
+    if (value.byteLength > this.opt.maxEventBytes || size * this.opt.overheadFactor > this.opt.capacityBytes) {
+      throw new EdgefwdError('EDGEFWD_ERR_EVENT_TOO_LARGE',
+        `event ${index} from ${record.deviceId} encodes to ${value.byteLength} bytes; the store takes at most ${Math.min(this.opt.maxEventBytes, Math.floor(this.opt.capacityBytes / this.opt.overheadFactor) - EVENT_KEY_BYTES)}`)
+    }
+    return { record, seq, value }
+  }
+
+  /**
+   * Group commit: while a write is in flight, work accumulates and is written as soon as it ends.
+   * When idle, the first append opens a window of windowMs for others to join (fewer fsyncs, less
+   * SD-card wear at low rates), unless the last write ended less than a window ago: under steady
+   * load that wait only caps throughput (64 appenders × 8 events: 69k events/s with it, 160k+
+   * without). Acks never wait for a window: they are not fsynced.
+   */
+  private scheduleFlush (isAppend: boolean): void {
+    if (this.flushScheduled || this.committing) return
+    const busy = performance.now() - this.lastCommitEnd < this.opt.windowMs
+    if (!isAppend || busy || this.pendingEventCount >= this.opt.maxEvents || this.opt.windowMs === 0) {
+      this.flushScheduled = true
+      setImmediate(() => this.flush())
+    } else if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => this.flush(), this.opt.windowMs)
+    }
+  }
+
+  private flush (): void {
+    if (this.flushTimer !== undefined) { clearTimeout(this.flushTimer); this.flushTimer = undefined }
+    this.flushScheduled = true
+    this.writes.run(async () => {
+      this.flushScheduled = false
+      await this.commit()
+    }).catch(err => this.logger?.error({ err }, 'store commit failed'))
+  }
+
+  private async commit (options: { expire?: boolean } = {}): Promise<number> {
+    this.committing = true
+    try {
+      return await this.commitNow(options)
+    } finally {
+      this.committing = false
+      this.lastCommitEnd = performance.now()
+      if (this.state === 'open' && (this.pendingAppends.length > 0 || this.pendingAcks.length > 0)) this.flush()
+    }
+  }
+
+  /** Plans against the current state, writes one batch, then applies the plan. */
+  private async commitNow (options: { expire?: boolean }): Promise<number> {
+    // A group holds at most maxEvents events (whole appends): while it is written, the next
+    // group's appends keep arriving and are encoded, so JS work overlaps the write.
+    let take = 0
+    let events = 0
+    while (take < this.pendingAppends.length && (take === 0 || events + (this.pendingAppends[take]?.events.length ?? 0) <= this.opt.maxEvents)) {
+      events += this.pendingAppends[take]?.events.length ?? 0
+      take++
+    }
+    const appends = this.pendingAppends.splice(0, take)
+    this.pendingEventCount -= events
+    const acks = this.pendingAcks
+    this.pendingAcks = []
+    if (appends.length === 0 && acks.length === 0 && options.expire !== true) return 0
+
+    const epoch = this.nackEpoch
+    let ackedLeases = acks
+    let plan: Plan | undefined
+    try {
+      plan = await this.repairing(async () => await this.plan(appends, ackedLeases, options.expire === true, this.fallback?.degraded === true), () => { ackedLeases = [] })
+      let durable: boolean
+      try {
+        durable = (await this.backend.write(plan.write, this.needsSync(plan))).durable
+      } catch (err) {
+        if (!(err instanceof DiskFullError)) throw err
+        this.release(plan)
+        plan = await this.plan(appends, ackedLeases, options.expire === true, true)
+        durable = (await this.backend.write(plan.write, false)).durable
+      }
+      this.apply(plan, epoch)
+      for (const a of acks) a.resolve()
+      for (const [i, a] of appends.entries()) a.resolve({ ...(plan.results[i] as Omit<AppendResult, 'durable'>), durable })
+    } catch (err) {
+      if (plan !== undefined) this.release(plan)
+      const failure = err instanceof EdgefwdError ? err : new EdgefwdError('EDGEFWD_ERR_STORE_IO', 'store write failed', { cause: err })
+      this.logger?.error({ code: failure.code, err }, 'store commit failed; nothing of this group was written')
+      for (const a of acks) { a.lease.settling = false; a.reject(failure) }
+      for (const a of appends) a.reject(failure)
+      return 0
+    }
+    this.maybeCompact(plan.write.dels.length)
+    return plan.expired
+  }
+
+  /**
+   * Only groups that add events are fsynced. A group of acks or expiries lost in a crash brings
+   * its events back (delivered again: duplicates the receiver drops by batch id), never loses one;
+   * the next synced group makes it durable anyway, as LevelDB's log is written in order.
+   */
+  private needsSync (plan: Plan): boolean {
+    return this.opt.durability === 'sync' && plan.write.puts.length > 0
+  }
+
+  private async plan (appends: PendingAppend[], acks: PendingAck[], expire: boolean, degraded: boolean): Promise<Plan> {
+    const plan = new Plan(this.meta)
+    const victims = Array.from({ length: PRIORITY_COUNT }, (_, p) =>
+      new VictimSource(this.backend, p as Priority, this.evictCursor[p], this.leased[p] as Set<number>, this.condemned))
+
+    for (const { lease } of acks) {
+      plan.removeDelivered(lease.keys)
+      plan.write.reportDels.push(...lease.reportIds)
+      plan.settledLeases.push(lease.id)
+    }
+
+    if (expire) {
+      const cutoffs = PRIORITIES.map(name => this.opt.ttlMs?.[name])
+      const now = this.now()
+      for (let p = 0; p < PRIORITY_COUNT; p++) {
+        const ttl = cutoffs[p]
+        if (ttl === undefined) continue
+        const source = victims[p] as VictimSource
+        const isExpired = (v: { value: Uint8Array }): boolean => readGatewayTimeMs(v.value) < now - ttl
+        for (let v = await source.next(isExpired); v !== undefined; v = await source.next(isExpired)) {
+          plan.drop(p as Priority, v, 'expired_ttl')
+          plan.expired++
+        }
+      }
+    }
+
+    let memoryBytes = this.backend.memoryBytes()
+    for (const a of appends) {
+      const result: Omit<AppendResult, 'durable'> = { accepted: 0, rejected: [], evicted: 0 }
+      for (let index = 0; index < a.events.length; index++) {
+        const e = a.events[index] as Encoded
+        const bytes = EVENT_KEY_BYTES + e.value.byteLength
+        if (degraded && memoryBytes + e.value.byteLength > this.opt.memoryMaxBytes) {
+          plan.refuse(e.record, bytes, 'memory_queue_full')
+          result.rejected.push({ index, reason: 'memory_queue_full' })
+          continue
+        }
+        // The common case, room to spare, stays synchronous: no await per event.
+        const evicted = this.fits(plan, bytes) ? 0 : await this.makeRoom(plan, victims, e.record.priority, bytes)
+        if (evicted === undefined) {
+          plan.refuse(e.record, bytes, 'rejected_full')
+          result.rejected.push({ index, reason: 'rejected_full' })
+          continue
+        }
+        result.evicted += evicted
+        const put: PlannedPut = { priority: e.record.priority, seq: e.seq, value: e.value, record: e.record, bytes, dead: false }
+        plan.add(put)
+        victims[e.record.priority]?.addGroupPut(put)
+        if (degraded) memoryBytes += e.value.byteLength
+        result.accepted++
+      }
+      plan.results.push(result)
+    }
+    // Fold pending reports into this one once there are many. They are marked leased meanwhile,
+    // so no lease carries one that this commit replaces (apply deletes them, release frees them).
+    const pending = [...this.reports].filter(([, r]) => !r.leased)
+    const absorb = pending.length >= MAX_PENDING_REPORTS ? pending.map(([id, r]) => ({ id, data: r.data })) : []
+    plan.finish(this.seqCounter, absorb)
+    for (const id of plan.absorbed) (this.reports.get(id) as { leased: boolean }).leased = true
+    for (const [p, v] of victims.entries()) plan.evictCursor[p] = v.cursor
+    return plan
+  }
+
+  private fits (plan: Plan, bytes: number): boolean {
+    return (plan.usedBytes() + bytes) * this.opt.overheadFactor <= this.opt.capacityBytes
+  }
+
+  /** Evicts until `bytes` more fit; the number evicted, or undefined when it cannot fit. */
+  private async makeRoom (plan: Plan, victims: VictimSource[], priority: Priority, bytes: number): Promise<number | undefined> {
+    let evicted = 0
+    while (!this.fits(plan, bytes)) {
+      let found = false
+      for (let q = 0; q <= priority && !found; q++) {
+        const victim = await victims[q]?.next()
+        if (victim === undefined) continue
+        plan.drop(q as Priority, victim, 'evicted_for_space')
+        evicted++
+        found = true
+      }
+      if (!found) return undefined
+    }
+    return evicted
+  }
+
+  private apply (plan: Plan, epoch: number): void {
+    this.meta = plan.meta
+    // A nack during planning may have moved a cursor back below what this plan saw: keep it there.
+    if (epoch === this.nackEpoch) {
+      for (let p = 0; p < PRIORITY_COUNT; p++) {
+        const c = plan.evictCursor[p]
+        if (c !== undefined) this.evictCursor[p] = Math.max(this.evictCursor[p] ?? 0, c)
+      }
+    }
+    for (const k of plan.condemned) this.condemned.written(k.priority, k.seq)
+    for (const r of plan.write.reportPuts) this.reports.set(r.id, { data: plan.newReport as EvictionReportData, leased: false })
+    for (const id of plan.write.reportDels) this.reports.delete(id)
+    for (const id of plan.settledLeases) {
+      for (const k of this.leases.get(id)?.keys ?? []) this.leased[k.priority]?.delete(k.seq)
+      this.leases.delete(id)
+    }
+  }
+
+  private release (plan: Plan): void {
+    for (const k of plan.condemned) this.condemned.release(k.priority, k.seq)
+    for (const id of plan.absorbed) {
+      const r = this.reports.get(id)
+      if (r !== undefined) r.leased = false
+    }
+  }
+
+  // ── lease / ack / nack ───────────────────────────────────────────────────────────────────────
+
+  async lease (maxEvents: number, maxBytes: number): Promise<Lease | null> {
+    this.assertOpen()
+    const run = async (): Promise<Lease | null> => await this.leasing.run(async () => await this.leaseNow(Math.max(1, maxEvents), Math.max(1, maxBytes)))
+    try {
+      return await run()
+    } catch (err) {
+      if (!isEdgefwdError(err, 'EDGEFWD_ERR_STORE_CORRUPT')) throw err
+      await this.writes.run(async () => { await this.repair(err) })
+      return await run()
+    }
+  }
+
+  private async leaseNow (maxEvents: number, maxBytes: number): Promise<Lease | null> {
+    this.condemned.forgetWritten()
+    const epoch = this.nackEpoch
+    const picked: Array<{ priority: Priority, e: ScannedEvent }> = []
+    let bytes = 0
+    let full = false
+    const newestFirst = this.opt.drainOrder === 'newest-first'
+    for (let p = PRIORITY_COUNT - 1; p >= 0 && !full; p--) {
+      const priority = p as Priority
+      const leased = this.leased[p] as Set<number>
+      // Nothing to lease here: skip the iterator (each one costs a seek).
+      if ((this.meta.live[p]?.count ?? 0) <= leased.size) continue
+      let from = newestFirst ? undefined : this.drainCursor[p]
+      for (let exhausted = false; !full && !exhausted;) {
+        const limit = Math.min(LEASE_SCAN_MAX, maxEvents - picked.length + (newestFirst ? leased.size : 16))
+        const chunk = await this.backend.scan(priority, { from, reverse: newestFirst, limit })
+        exhausted = chunk.length < limit
+        for (const e of chunk) {
+          if (leased.has(e.seq) || this.condemned.has(priority, e.seq)) { from = e.seq; continue }
+          if (picked.length > 0 && bytes + e.value.byteLength > maxBytes) { full = true; break }
+          from = e.seq
+          picked.push({ priority, e })
+          bytes += e.value.byteLength
+          if (picked.length >= maxEvents || bytes >= maxBytes) { full = true; break }
+        }
+      }
+      if (!newestFirst && from !== undefined && epoch === this.nackEpoch) this.drainCursor[p] = from
+    }
+    // Everything from here on is synchronous: scans above ran alongside writes, and a commit that
+    // finished meanwhile may have deleted (acked) or condemned some of what was read.
+    const reportIds = [...this.reports].filter(([, r]) => !r.leased).map(([id]) => id)
+    const lease: LeaseState = { id: this.nextLeaseId, keys: [], reportIds, settling: false }
+    const events: Uint8Array[] = []
+    let firstStoreSeq = Infinity
+    let lastStoreSeq = 0
+    let leasedBytes = 0
+    for (const { priority, e } of picked) {
+      const leased = this.leased[priority] as Set<number>
+      if (leased.has(e.seq) || this.condemned.has(priority, e.seq)) continue
+      leased.add(e.seq)
+      lease.keys.push({ priority, seq: e.seq, bytes: EVENT_KEY_BYTES + e.value.byteLength, raw: e.raw })
+      events.push(e.value)
+      if (e.seq < firstStoreSeq) firstStoreSeq = e.seq
+      if (e.seq > lastStoreSeq) lastStoreSeq = e.seq
+      leasedBytes += e.value.byteLength
+    }
+    if (events.length === 0 && reportIds.length === 0) return null
+    this.nextLeaseId++
+    const reports = reportIds.map(rid => this.reports.get(rid) as { data: EvictionReportData, leased: boolean })
+    for (const r of reports) r.leased = true
+    this.leases.set(lease.id, lease)
+    return {
+      id: lease.id,
+      events,
+      batch: concatBatch(events),
+      firstStoreSeq: events.length > 0 ? firstStoreSeq : 0,
+      lastStoreSeq,
+      bytes: leasedBytes,
+      report: reports.length > 0 ? mergeReports(reports.map(r => r.data)) : undefined
+    }
+  }
+
+  async ack (leaseId: number): Promise<void> {
+    this.assertOpen()
+    const lease = this.settle(leaseId)
+    await new Promise<void>((resolve, reject) => {
+      this.pendingAcks.push({ lease, resolve, reject })
+      this.scheduleFlush(false)
+    })
+  }
+
+  nack (leaseId: number): void {
+    this.assertOpen()
+    const lease = this.settle(leaseId)
+    this.leases.delete(leaseId)
+    this.nackEpoch++
+    for (const k of lease.keys) {
+      this.leased[k.priority]?.delete(k.seq)
+      // Returned events go back to the head of the queue: move both cursors back below them.
+      this.drainCursor[k.priority] = Math.min(this.drainCursor[k.priority] ?? 0, k.seq - 1)
+      this.evictCursor[k.priority] = Math.min(this.evictCursor[k.priority] ?? 0, k.seq - 1)
+    }
+    for (const rid of lease.reportIds) {
+      const r = this.reports.get(rid)
+      if (r !== undefined) r.leased = false
+    }
+  }
+
+  private settle (leaseId: number): LeaseState {
+    const lease = this.leases.get(leaseId)
+    if (lease === undefined || lease.settling) {
+      throw new EdgefwdError('EDGEFWD_ERR_STORE_UNKNOWN_LEASE', `lease ${leaseId} is not held (already acked or nacked, or from before a restart)`)
+    }
+    lease.settling = true
+    return lease
+  }
+
+  // ── damage found while running ───────────────────────────────────────────────────────────────
+
+  /**
+   * Runs `fn` (in the write lane); if it finds the database damaged, repairs it and runs `fn` once
+   * more. `onRepair` lets the caller drop work that referred to the forgotten leases.
+   */
+  private async repairing<T> (fn: () => Promise<T>, onRepair?: () => void): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      if (!isEdgefwdError(err, 'EDGEFWD_ERR_STORE_CORRUPT')) throw err
+      await this.repair(err)
+      onRepair?.()
+      return await fn()
+    }
+  }
+
+  /**
+   * Repairs the database in place, recounts, and forgets every lease: their events are delivered
+   * again (duplicates, never loss). Called in the write lane; waits for the lease lane to be idle
+   * (the lease lane never waits for the write lane, so this cannot deadlock).
+   */
+  private async repair (cause: unknown): Promise<void> {
+    await this.leasing.run(async () => { await this.repairNow(cause) })
+  }
+
+  private async repairNow (cause: unknown): Promise<void> {
+    if (this.backend.repair === undefined) throw cause
+    await this.backend.repair()
+    this.meta = await this.recount(this.meta)
+    this.meta.nextSeq = this.seqCounter
+    this.leases.clear()
+    for (const s of this.leased) s.clear()
+    this.drainCursor.fill(undefined)
+    this.evictCursor.fill(undefined)
+    this.nackEpoch++
+    for (const r of this.reports.values()) r.leased = false
+    // Report records may have been lost with the damage: write back every one still pending.
+    const reportPuts = [...this.reports].map(([id, r]) => ({ id, value: encodeEvictionReport(r.data) }))
+    await this.backend.write({ puts: [], dels: [], reportPuts, reportDels: [], meta: encodeMeta(this.meta) }, true)
+  }
+
+  // ── expiry, compaction, disk recovery ────────────────────────────────────────────────────────
+
+  async expire (): Promise<number> {
+    this.assertOpen()
+    if (!this.hasTtl()) return 0
+    return await this.writes.run(async () => await this.commit({ expire: true }))
+  }
+
+  private hasTtl (): boolean {
+    return Object.values(this.opt.ttlMs ?? {}).some(v => v !== undefined)
+  }
+
+  async compact (): Promise<void> {
+    this.assertOpen()
+    await this.compaction
+    await this.writes.run(async () => { await this.backend.compact() })
+  }
+
+  private maybeCompact (deletes: number): void {
+    this.deletesSinceCompact += deletes
+    if (this.opt.compactAfterDeletes === 0 || this.deletesSinceCompact < this.opt.compactAfterDeletes || this.compaction !== undefined) return
+    this.deletesSinceCompact = 0
+    // Deletes free no disk until compaction (measured: 1M deletes, ~0.5 s to compact). It runs on
+    // LevelDB's own thread, so writes go on meanwhile.
+    this.compaction = this.backend.compact()
+      .catch(err => this.logger?.warn({ err }, 'store compaction failed'))
+      .finally(() => { this.compaction = undefined })
+  }
+
+  private tryRecoverDisk (): void {
+    if (this.fallback?.degraded !== true || this.state !== 'open') return
+    this.writes.run(async () => await this.leasing.run(async () => await this.fallback?.recover()))
+      .catch(err => this.logger?.error({ err }, 'store disk recovery failed'))
+  }
+
+  // ── stats ────────────────────────────────────────────────────────────────────────────────────
+
+  stats (): StoreStats {
+    const perPriority = PRIORITIES.map((name, p) => ({
+      priority: name, events: this.meta.live[p]?.count ?? 0, bytes: this.meta.live[p]?.bytes ?? 0, leased: this.leased[p]?.size ?? 0
+    }))
+    const liveBytes = perPriority.reduce((n, p) => n + p.bytes, 0)
+    return {
+      state: this.state,
+      mode: this.fallback?.degraded === true ? 'memory' : 'disk',
+      capacityBytes: this.opt.capacityBytes,
+      usedBytes: Math.ceil(liveBytes * this.opt.overheadFactor),
+      events: perPriority.reduce((n, p) => n + p.events, 0),
+      perPriority,
+      leases: this.leases.size,
+      leasedEvents: perPriority.reduce((n, p) => n + p.leased, 0),
+      memoryBytes: this.backend.memoryBytes(),
+      pendingAppends: this.pendingEventCount,
+      pendingReports: this.reports.size,
+      nextSeq: this.seqCounter,
+      drops: [...this.meta.drops].map(([k, v]) => {
+        const [p, reason] = k.split(':') as [string, DropReasonName]
+        return { priority: PRIORITIES[Number(p)] as typeof PRIORITIES[number], reason, count: v.count, bytes: v.bytes }
+      })
+    }
+  }
+
+  private assertOpen (): void {
+    if (this.state !== 'open') throw new EdgefwdError('EDGEFWD_ERR_STORE_NOT_OPEN', `store is ${this.state}`)
+  }
+}
+
+function validate (e: EventRecord): string | undefined {
+  if (typeof e.deviceId !== 'string' || e.deviceId.length === 0 || Buffer.byteLength(e.deviceId) > 64) return 'deviceId must be 1-64 bytes'
+  if (!isPriority(e.priority)) return `priority must be 0-3, got ${String(e.priority)}`
+  if (!Number.isSafeInteger(e.deviceSeq) || e.deviceSeq < 0) return `deviceSeq must be a non-negative safe integer, got ${String(e.deviceSeq)}`
+  if (!Number.isFinite(e.gatewayTimeMs) || e.gatewayTimeMs < 0) return 'gatewayTimeMs must be a non-negative number'
+  if (typeof e.stream !== 'string') return 'stream must be a string'
+  return undefined
+}
