@@ -39,7 +39,30 @@ export interface ScanOptions {
   limit: number
 }
 
+/** Inclusive seq bounds within one priority. */
+export interface SeqSpan { priority: Priority, first: number, last: number }
+
 export interface ScannedEvent { seq: number, value: Uint8Array, raw?: Uint8Array }
+
+/** A forward reader over one priority's events, on a snapshot taken when it was opened. */
+export interface BackendReader {
+  /** Up to `limit` events in ascending seq; fewer means the end of the snapshot. */
+  next (limit: number): Promise<ScannedEvent[]>
+  close (): Promise<void>
+}
+
+/** A reader made of scans, for backends without snapshots (it sees every change at once). */
+export class ScanReader implements BackendReader {
+  constructor (private readonly backend: Pick<StoreBackend, 'scan'>, private readonly priority: Priority, private position: number | undefined) {}
+
+  async next (limit: number): Promise<ScannedEvent[]> {
+    const events = await this.backend.scan(this.priority, { from: this.position, reverse: false, limit })
+    this.position = events[events.length - 1]?.seq ?? this.position
+    return events
+  }
+
+  async close (): Promise<void> {}
+}
 
 export interface WriteOutcome {
   /** false when the write went to an in-memory fallback instead of disk. */
@@ -50,11 +73,16 @@ export interface StoreBackend {
   open (): Promise<BackendContent>
   write (w: BackendWrite, sync: boolean): Promise<WriteOutcome>
   scan (priority: Priority, opts: ScanOptions): Promise<ScannedEvent[]>
-  /** Reclaims space held by deleted records; may be a no-op. */
-  compact (): Promise<void>
+  /**
+   * Reclaims space held by deleted records, within the given seq spans per priority (all events
+   * when omitted); may be a no-op.
+   */
+  compact (spans?: SeqSpan[]): Promise<void>
   close (): Promise<void>
   /** Bytes of events held in memory rather than on disk (0 for a healthy disk backend). */
   memoryBytes (): number
+  /** A forward reader from just after `after` (undefined = the start); ScanReader if absent. */
+  openReader?: (priority: Priority, after: number | undefined) => BackendReader
   /** Repairs damage found while running and reopens; content as open() gives it. */
   repair?: () => Promise<BackendContent>
   /** Free bytes on the file system holding the store, where that means something. */

@@ -2,7 +2,8 @@ import { EdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { Priority } from '../types.js'
 import { PRIORITY_COUNT } from '../types.js'
-import type { BackendContent, BackendWrite, EventKey, ScanOptions, ScannedEvent, StoreBackend, WriteOutcome } from './backend.js'
+import { ScanReader } from './backend.js'
+import type { BackendContent, BackendReader, BackendWrite, EventKey, ScanOptions, ScannedEvent, SeqSpan, StoreBackend, WriteOutcome } from './backend.js'
 import { isDiskFull } from './level-backend.js'
 import { MemoryBackend } from './memory-backend.js'
 
@@ -84,6 +85,9 @@ export class FallbackBackend implements StoreBackend {
     return [...fromMemory, ...fromDisk].slice(0, opts.limit)
   }
 
+  readonly openReader = (priority: Priority, after: number | undefined): BackendReader =>
+    this.mode === 'disk' && this.disk.openReader !== undefined ? this.disk.openReader(priority, after) : new ScanReader(this, priority, after)
+
   /** Tries to move the overlay to disk; true when back in disk mode. */
   async recover (): Promise<boolean> {
     if (this.mode === 'disk') return true
@@ -139,8 +143,8 @@ export class FallbackBackend implements StoreBackend {
     return await this.disk.repair()
   }
 
-  async compact (): Promise<void> {
-    if (this.mode === 'disk') await this.disk.compact()
+  async compact (spans?: SeqSpan[]): Promise<void> {
+    if (this.mode === 'disk') await this.disk.compact(spans)
   }
 
   async close (): Promise<void> {

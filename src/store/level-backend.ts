@@ -5,10 +5,28 @@ import { EdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { Priority } from '../types.js'
 import { PRIORITY_COUNT } from '../types.js'
-import type { BackendContent, BackendWrite, ScanOptions, ScannedEvent, StoreBackend, WriteOutcome } from './backend.js'
+import type { BackendContent, BackendReader, BackendWrite, ScanOptions, ScannedEvent, SeqSpan, StoreBackend, WriteOutcome } from './backend.js'
 import { EVENT_KEY_BYTES, META_KEY, REPORT_RANGE, eventKey, idOfReportKey, priorityRange, reportKey, seqOfEventKey } from './keys.js'
 
 type Db = ClassicLevel<Buffer, Buffer>
+/** The part of classic-level's iterator used here. */
+interface Iterator { nextv (size: number): Promise<Array<[Buffer, Buffer]>>, close (): Promise<void> }
+
+/** Bytes one nextv() may gather natively before handing entries to JS. */
+const NEXTV_BYTES = 1024 * 1024
+
+/**
+ * Closes an iterator and frees what it read. classic-level keeps an iterator's last nextv() batch
+ * in native memory until V8 collects the iterator object, and V8 does not know that memory exists:
+ * draining 1M events with an iterator per lease grew RSS by ~280 MB. Reading one more entry first
+ * replaces the batch (measured: 300 → 124 MB anonymous at the peak of a raw drain loop).
+ */
+async function release (it: Iterator): Promise<void> {
+  try {
+    await it.nextv(1)
+  } catch {}
+  await it.close().catch(() => {})
+}
 
 export interface LevelBackendOptions {
   path: string
@@ -147,22 +165,32 @@ export class LevelBackend implements StoreBackend {
   }
 
   async scan (priority: Priority, opts: ScanOptions): Promise<ScannedEvent[]> {
-    const range: { gt?: Buffer, gte?: Buffer, lt?: Buffer, reverse: boolean, limit: number, highWaterMarkBytes: number } = {
-      ...priorityRange(priority), reverse: opts.reverse, limit: opts.limit, highWaterMarkBytes: 1024 * 1024
-    }
-    if (opts.from !== undefined) {
-      if (opts.reverse) range.lt = eventKey(priority, opts.from)
-      else { delete range.gte; range.gt = eventKey(priority, opts.from) }
-    }
-    const it = this.live().iterator(range)
+    const it = this.live().iterator({ ...this.range(priority, opts.from, opts.reverse), reverse: opts.reverse, limit: opts.limit, highWaterMarkBytes: NEXTV_BYTES })
     try {
-      const entries = await it.nextv(opts.limit)
+      return await this.read(it, opts.limit)
+    } finally {
+      await release(it)
+    }
+  }
+
+  readonly openReader = (priority: Priority, after: number | undefined): BackendReader => {
+    const it = this.live().iterator({ ...this.range(priority, after, false), highWaterMarkBytes: NEXTV_BYTES })
+    return { next: async (limit: number) => await this.read(it, limit), close: async () => { await release(it) } }
+  }
+
+  private range (priority: Priority, from: number | undefined, reverse: boolean): { gt?: Buffer, gte?: Buffer, lt: Buffer } {
+    const { gte, lt } = priorityRange(priority)
+    if (from === undefined) return { gte, lt }
+    return reverse ? { gte, lt: eventKey(priority, from) } : { gt: eventKey(priority, from), lt }
+  }
+
+  private async read (it: Iterator, limit: number): Promise<ScannedEvent[]> {
+    try {
+      const entries = await it.nextv(limit)
       return entries.map(([key, value]) => ({ seq: seqOfEventKey(key), value, raw: key }))
     } catch (err) {
       if (isCorruption(err)) throw new EdgefwdError('EDGEFWD_ERR_STORE_CORRUPT', `store ${this.opts.path} is damaged: ${messageOf(err)}`, { cause: err })
       throw err
-    } finally {
-      await it.close().catch(() => {})
     }
   }
 
@@ -184,10 +212,13 @@ export class LevelBackend implements StoreBackend {
     }
   }
 
-  async compact (): Promise<void> {
+  async compact (spans?: SeqSpan[]): Promise<void> {
     const db = this.db
     if (db?.status !== 'open') return
-    await db.compactRange(priorityRange(0).gte, priorityRange(3).lt)
+    if (spans === undefined) { await db.compactRange(priorityRange(0).gte, priorityRange(3).lt); return }
+    // Deletes happen at the old end of each priority (acks, evictions, expiry): compacting just
+    // those spans rewrites the few files that hold them, not the whole store.
+    for (const s of spans) await db.compactRange(eventKey(s.priority, s.first), eventKey(s.priority, s.last))
   }
 
   async close (): Promise<void> {

@@ -5,37 +5,13 @@ import type { BackendWrite, EventKey, EventPut, ScannedEvent, StoreBackend } fro
 import { mergeReports, reportFromDrops } from './drop-ledger.js'
 import type { Drop } from './drop-ledger.js'
 import type { AppendResult } from './event-store.js'
+import type { DeletionGuard } from './deletion-guard.js'
 import { EVENT_KEY_BYTES } from './keys.js'
 import { dropKey, encodeMeta } from './meta.js'
 import type { StoreMeta } from './meta.js'
 
 export interface PlannedPut extends EventPut { record: EventRecord, bytes: number, dead: boolean }
 export interface Victim { seq: number, bytes: number, value: Uint8Array, raw?: Uint8Array, put?: PlannedPut }
-
-/**
- * Events that a commit has chosen to evict or expire, per priority. A lease must not hand them
- * out: neither while the commit is planned or being written, nor afterwards from an iterator
- * snapshot taken before the delete landed. `written` entries are forgotten when the next lease
- * starts, since its snapshot no longer holds them.
- */
-export class Condemned {
-  private readonly byPriority: Array<Map<number, boolean>>
-
-  constructor (priorities: number) {
-    this.byPriority = Array.from({ length: priorities }, () => new Map())
-  }
-
-  add (priority: Priority, seq: number): void { this.byPriority[priority]?.set(seq, false) }
-  has (priority: Priority, seq: number): boolean { return this.byPriority[priority]?.has(seq) === true }
-  /** The commit that condemned these failed: they stay. */
-  release (priority: Priority, seq: number): void { this.byPriority[priority]?.delete(seq) }
-  written (priority: Priority, seq: number): void { if (this.has(priority, seq)) this.byPriority[priority]?.set(seq, true) }
-
-  /** Called when a lease is about to open its iterators. */
-  forgetWritten (): void {
-    for (const m of this.byPriority) for (const [seq, done] of m) if (done) m.delete(seq)
-  }
-}
 
 /** One commit's worth of changes, computed before anything is written. */
 export class Plan {
@@ -152,7 +128,7 @@ export class VictimSource {
 
   /** `cursor`: every event of this priority at or below it is gone or leased. */
   constructor (private readonly backend: StoreBackend, private readonly priority: Priority,
-    public cursor: number | undefined, private readonly leased: Set<number>, private readonly condemned: Condemned) {
+    public cursor: number | undefined, private readonly leased: Set<number>, private readonly guard: DeletionGuard) {
     this.scanFrom = cursor
   }
 
@@ -171,7 +147,7 @@ export class VictimSource {
         if (accept !== undefined && !accept(v)) return undefined
         this.index++
         this.cursor = e.seq
-        this.condemned.add(this.priority, e.seq)
+        this.guard.plan(this.priority, e.seq)
         return v
       }
       if (this.exhausted) break
