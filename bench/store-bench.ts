@@ -19,13 +19,26 @@ import type { EventStore, RingBufferOptions } from '../src/store/index.js'
 import type { EventRecord, Priority } from '../src/types.js'
 
 const N = Number(process.env.BENCH_EVENTS ?? 1_000_000)
-const APPENDERS = Number(process.env.BENCH_APPENDERS ?? 64)
+const APPENDERS = Number(process.env.BENCH_APPENDERS ?? 128)
 const PER_APPEND = Number(process.env.BENCH_PER_APPEND ?? 8)
 const root = process.env.BENCH_DIR ?? mkdtempSync(join(tmpdir(), 'edgefwd-bench-'))
 const logger = createLogger({ level: 'warn' })
 
 let rssPeak = 0
-const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, process.memoryUsage.rss()) }, 20)
+let anonPeak = 0
+/** Anonymous resident memory (heap, native allocations); the rest of RSS is file pages (code, mmapped tables). */
+function rssAnon (): number {
+  try {
+    const line = readFileSync('/proc/self/status', 'utf8').split('\n').find(l => l.startsWith('RssAnon:'))
+    return Number(/\d+/.exec(line ?? '')?.[0] ?? 0) * 1024
+  } catch {
+    return 0
+  }
+}
+const sampler = setInterval(() => {
+  rssPeak = Math.max(rssPeak, process.memoryUsage.rss())
+  anonPeak = Math.max(anonPeak, rssAnon())
+}, 20)
 /** With BENCH_MEMORY=1, prints memory after each phase (to see which one grows). */
 function memory (phase: string): void {
   if (process.env.BENCH_MEMORY !== '1') return
@@ -73,7 +86,7 @@ async function main (): Promise<void> {
   memory('open')
   const appendEps = await fill(durable, N)
   memory('append')
-  rows.push(['append (sync, 64 appenders × 8 events)', `${Math.round(appendEps).toLocaleString()} events/s`])
+  rows.push([`append (sync, ${APPENDERS} appenders × ${PER_APPEND} events)`, `${Math.round(appendEps).toLocaleString()} events/s`])
   const stats = durable.stats()
   const bytesPerEvent = stats.perPriority.reduce((n, p) => n + p.bytes, 0) / stats.events
   rows.push(['stored bytes per event (key + value)', bytesPerEvent.toFixed(1)])
@@ -114,10 +127,11 @@ async function main (): Promise<void> {
 
   clearInterval(sampler)
   rssPeak = Math.max(rssPeak, process.memoryUsage.rss())
-  rows.push(['RSS peak', `${(rssPeak / 1024 / 1024).toFixed(1)} MB`])
+  anonPeak = Math.max(anonPeak, rssAnon())
+  rows.push(['RSS peak (of which anonymous)', `${(rssPeak / 1024 / 1024).toFixed(1)} MB (${(anonPeak / 1024 / 1024).toFixed(1)} MB)`])
 
   const width = Math.max(...rows.map(r => r[0].length))
-  console.log(`edgefwd store benchmark — ${N.toLocaleString()} events, Node ${process.version}, ${join(root)}`)
+  console.log(`edgefwd store benchmark — ${N.toLocaleString()} events, Node ${process.version} ${process.execArgv.join(' ')}, ${root}`)
   for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`)
   console.log(JSON.stringify({
     append_eps: Math.round(appendEps),
@@ -125,6 +139,7 @@ async function main (): Promise<void> {
     drain_eps: Math.round(drainEps),
     evict_eps: Math.round(evictEps),
     rss_mb_peak: Number((rssPeak / 1024 / 1024).toFixed(1)),
+    rss_anon_mb_peak: Number((anonPeak / 1024 / 1024).toFixed(1)),
     bytes_per_event_stored: Number(bytesPerEvent.toFixed(1)),
     events: N
   }))
