@@ -1,3 +1,67 @@
+/**
+ * # The store: a LevelDB ring buffer with eviction priorities
+ *
+ * A bounded, durable, priority-aware event queue over a StoreBackend (LevelDB in production, memory
+ * in tests and simulation). All policy lives here; backends only store.
+ *
+ * ## Layout (see keys.ts)
+ * Events are keyed `e | priority | seq`, value = encoded protobuf Event (so a Batch is a
+ * concatenation). `seq` is one global counter, monotonic across restarts (persisted in meta).
+ * The meta record holds live count/bytes per priority, the next seq and report id, and cumulative
+ * drop counters. Report records (`r | id`) hold drops not yet delivered upstream.
+ *
+ * ## Invariants
+ * 1. Every backend write is one atomic batch that carries the meta record describing the state
+ *    after it: meta always equals what a full scan would count, so open needs no scan.
+ * 2. used bytes × overheadFactor ≤ capacityBytes after every commit (key + value bytes counted).
+ * 3. An event leaves the store only by ack (delivered), eviction or expiry; every eviction and
+ *    expiry, and every incoming event refused, is counted per priority and reason in meta and
+ *    written as a report record in the same batch. A report record is deleted only when a lease
+ *    that carried it is acked. So no loss is silent, even across a crash.
+ * 4. Leased (in flight) events are never evicted or expired. Leases live in memory only: after a
+ *    restart every event is leasable again (at-least-once delivery).
+ * 5. Two lanes. Writes (append groups, acks, expiry) run one at a time, each planned against the
+ *    state it writes over. Leases run one at a time too, alongside writes, so reading the next
+ *    batch overlaps writing the last. A plan marks what it evicts or expires in the same
+ *    synchronous step that checks it is not leased; a lease marks what it takes as leased in the
+ *    same step that checks it is not planned or deleted (DeletionGuard): no event is both
+ *    delivered and dropped, and none is delivered after its delete.
+ *
+ * ## When full
+ * An incoming event of priority P that does not fit evicts the oldest non-leased events of the
+ * lowest priority first, among priorities ≤ P (events accepted earlier in the same group count as
+ * stored). If only higher priorities (or leased events) remain, the incoming event is refused with
+ * reason `rejected_full`. An event larger than the capacity or maxEventBytes is a caller error.
+ *
+ * ## Group commit and durability
+ * Appends that arrive within `groupCommit.windowMs` (or while a write is in flight) become one
+ * write; `sync` fsyncs each group. append() resolves only after its group's write, so a caller can
+ * acknowledge a device truthfully (`durable` says whether it reached the disk). Acks ride in the
+ * same groups.
+ *
+ * ## What a crash can lose
+ * With `sync`: nothing whose append resolved with durable=true. With `relaxed`: the groups the OS
+ * had not written back. Appends made while the disk was full (durable=false, in-memory fallback).
+ * Acks not yet written: those events are delivered again (duplicates, never loss).
+ *
+ * ## Modules
+ * ring-buffer.ts (policy, lifecycle, lanes) · commit-planner.ts + plan.ts (one commit, computed
+ * before it is written) · drain.ts (long-lived readers for leases) · deletion-guard.ts (reads that
+ * overlap writes) · level-backend.ts, memory-backend.ts, fallback-backend.ts (storage; disk-full
+ * fallback) · keys.ts, meta.ts, drop-ledger.ts (formats) · compaction.ts, recount.ts.
+ *
+ * ## Drain
+ * Priorities from critical down; within one, oldest first (one long-lived reader per priority, so
+ * reading never restarts at the range start and walks delete markers) or newest first. Only groups
+ * that add events are fsynced: a lost ack or expiry brings events back (duplicates), never loses.
+ *
+ * ## Faults
+ * A full disk (ENOSPC) switches to a bounded in-memory queue (appends resolve durable=false;
+ * beyond the bound, refused as memory_queue_full) and back to disk once there is room. A damaged
+ * database is repaired in place, or moved aside when repair fails; the totals are then recounted
+ * and the error is logged with the path; it never stops the store from opening. A second process
+ * gets EDGEFWD_ERR_STORE_LOCKED.
+ */
 import type { Config } from '../config/index.js'
 import type { Logger } from '../observe/log.js'
 import type { EventStore, RingBufferOptions } from './event-store.js'

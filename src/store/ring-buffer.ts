@@ -1,82 +1,33 @@
 /**
- * # The ring buffer
- *
- * A bounded, durable, priority-aware event queue over a StoreBackend (LevelDB in production, memory
- * in tests and simulation). All policy lives here; backends only store.
- *
- * ## Layout (see keys.ts)
- * Events are keyed `e | priority | seq`, value = encoded protobuf Event (so a Batch is a
- * concatenation). `seq` is one global counter, monotonic across restarts (persisted in meta).
- * The meta record holds live count/bytes per priority, the next seq and report id, and cumulative
- * drop counters. Report records (`r | id`) hold drops not yet delivered upstream.
- *
- * ## Invariants
- * 1. Every backend write is one atomic batch that carries the meta record describing the state
- *    after it: meta always equals what a full scan would count, so open needs no scan.
- * 2. used bytes × overheadFactor ≤ capacityBytes after every commit (key + value bytes counted).
- * 3. An event leaves the store only by ack (delivered), eviction or expiry; every eviction and
- *    expiry, and every incoming event refused, is counted per priority and reason in meta and
- *    written as a report record in the same batch. A report record is deleted only when a lease
- *    that carried it is acked. So no loss is silent, even across a crash.
- * 4. Leased (in flight) events are never evicted or expired. Leases live in memory only: after a
- *    restart every event is leasable again (at-least-once delivery).
- * 5. Two lanes. Writes (append groups, acks, expiry) run one at a time, each planned against the
- *    state it writes over. Leases run one at a time too, alongside writes, so reading the next
- *    batch overlaps writing the last. A plan marks what it evicts or expires in the same
- *    synchronous step that checks it is not leased; a lease marks what it takes as leased in the
- *    same step that checks it is not planned or deleted (DeletionGuard): no event is both
- *    delivered and dropped, and none is delivered after its delete.
- *
- * ## When full
- * An incoming event of priority P that does not fit evicts the oldest non-leased events of the
- * lowest priority first, among priorities ≤ P (events accepted earlier in the same group count as
- * stored). If only higher priorities (or leased events) remain, the incoming event is refused with
- * reason `rejected_full`. An event larger than the capacity or maxEventBytes is a caller error.
- *
- * ## Group commit and durability
- * Appends that arrive within `groupCommit.windowMs` (or while a write is in flight) become one
- * write; `sync` fsyncs each group. append() resolves only after its group's write, so a caller can
- * acknowledge a device truthfully (`durable` says whether it reached the disk). Acks ride in the
- * same groups.
- *
- * ## What a crash can lose
- * With `sync`: nothing whose append resolved with durable=true. With `relaxed`: the groups the OS
- * had not written back. Appends made while the disk was full (durable=false, in-memory fallback).
- * Acks not yet written: those events are delivered again (duplicates, never loss).
- *
- * ## Drain
- * Priorities from critical down; within one, oldest first (a cursor per priority, so a scan starts
- * just past the last leased key instead of walking delete markers) or newest first. Only groups
- * that add events are fsynced: a lost ack or expiry brings events back (duplicates), never loses.
+ * RingBuffer: the store's policy (capacity, eviction, leases, group commit, faults) over a
+ * StoreBackend. The design, invariants and crash guarantees are written at the top of index.ts.
  */
 import { EdgefwdError, isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
-import { concatBatch, decodeEvictionReport, encodeEvent, encodeEvictionReport, readGatewayTimeMs } from '../proto/codec.js'
+import { concatBatch, decodeEvictionReport, encodeEvent, encodeEvictionReport } from '../proto/codec.js'
 import type { EvictionReportData } from '../proto/codec.js'
 import { PRIORITIES, PRIORITY_COUNT, isPriority } from '../types.js'
 import type { DropReasonName, EventRecord, Priority } from '../types.js'
-import type { EventKey, SeqSpan, StoreBackend } from './backend.js'
+import type { EventKey, StoreBackend } from './backend.js'
 import { mergeReports } from './drop-ledger.js'
 import type { AppendResult, EventStore, Lease, RingBufferOptions, StoreState, StoreStats } from './event-store.js'
 import { DiskFullError, FallbackBackend } from './fallback-backend.js'
 import { EVENT_KEY_BYTES } from './keys.js'
 import { decodeMeta, emptyMeta, encodeMeta } from './meta.js'
 import type { StoreMeta } from './meta.js'
+import { CompactionSchedule } from './compaction.js'
 import { DeletionGuard } from './deletion-guard.js'
 import { Drain, LeaseBudget } from './drain.js'
-import { Plan, VictimSource } from './plan.js'
-import type { PlannedPut } from './plan.js'
+import { recountMeta } from './recount.js'
+import type { Plan } from './plan.js'
+import { planCommit } from './commit-planner.js'
+import type { Encoded } from './commit-planner.js'
 import { SerialLane } from './serial-lane.js'
 
-interface Encoded { record: EventRecord, seq: number, value: Uint8Array }
 interface PendingAppend { events: Encoded[], resolve: (r: AppendResult) => void, reject: (e: unknown) => void }
 interface PendingAck { lease: LeaseState, resolve: () => void, reject: (e: unknown) => void }
 interface LeaseState { id: number, keys: Array<EventKey & { bytes: number }>, reportIds: number[], settling: boolean }
 
-/** Pending report records beyond which a commit folds them into its own. */
-const MAX_PENDING_REPORTS = 32
-/** One lease reads its events with one iterator where it can: each new iterator costs a seek. */
-const LEASE_SCAN_MAX = 4096
 const DEFAULTS = { overheadFactor: 1, maxEventBytes: 64 * 1024, windowMs: 5, maxEvents: 1000, retryIntervalMs: 1000, memoryMaxBytes: 16 * 1024 * 1024 }
 
 type Options = Required<Omit<RingBufferOptions, 'ttlMs' | 'groupCommit' | 'memoryFallback' | 'now'>> & {
@@ -106,10 +57,7 @@ export class RingBuffer implements EventStore {
   private readonly writes = new SerialLane()
   private readonly leasing = new SerialLane()
   private readonly timers: NodeJS.Timeout[] = []
-  private deletesSinceCompact = 0
-  private compaction: Promise<void> | undefined
-  /** Where deletes happened since the last compaction, per priority. */
-  private readonly deletedSpans: Array<SeqSpan | undefined> = new Array(PRIORITY_COUNT).fill(undefined)
+  private readonly compaction: CompactionSchedule
   private readonly fallback: FallbackBackend | undefined
   private readonly opt: Options
   private readonly now: () => number
@@ -133,6 +81,7 @@ export class RingBuffer implements EventStore {
     }
     if (!(this.opt.capacityBytes > 0)) throw new EdgefwdError('EDGEFWD_ERR_CONFIG_INVALID', 'store capacity must be positive')
     this.drain = new Drain(backend, this.leased, this.guard, this.opt.drainOrder === 'newest-first', PRIORITY_COUNT)
+    this.compaction = new CompactionSchedule(backend, this.opt.compactAfterDeletes, PRIORITY_COUNT, logger)
   }
 
   // ── lifecycle ────────────────────────────────────────────────────────────────────────────────
@@ -145,7 +94,7 @@ export class RingBuffer implements EventStore {
       const meta = content.repaired === true ? undefined : decodeMeta(content.meta)
       if (meta === undefined && (content.meta !== undefined || content.repaired === true)) {
         this.logger?.warn({ code: 'EDGEFWD_ERR_STORE_CORRUPT' }, 'store meta record missing or damaged; recounting from a full scan')
-        this.meta = await this.recount(decodeMeta(content.meta))
+        this.meta = await recountMeta(this.backend, decodeMeta(content.meta))
       } else {
         this.meta = meta ?? emptyMeta()
       }
@@ -172,29 +121,6 @@ export class RingBuffer implements EventStore {
     }
   }
 
-  /** When the meta cannot be trusted (damage, repair): count what is really there. */
-  private async recount (previous: StoreMeta | undefined): Promise<StoreMeta> {
-    const meta = emptyMeta()
-    if (previous !== undefined) meta.drops = previous.drops
-    let maxSeq = 0
-    for (let p = 0; p < PRIORITY_COUNT; p++) {
-      const live = meta.live[p] as { count: number, bytes: number }
-      for (let from: number | undefined, done = false; !done;) {
-        const chunk = await this.backend.scan(p as Priority, { from, reverse: false, limit: LEASE_SCAN_MAX })
-        for (const e of chunk) {
-          live.count++
-          live.bytes += EVENT_KEY_BYTES + e.value.byteLength
-          maxSeq = Math.max(maxSeq, e.seq)
-        }
-        done = chunk.length < LEASE_SCAN_MAX
-        from = chunk[chunk.length - 1]?.seq
-      }
-    }
-    meta.nextSeq = Math.max(previous?.nextSeq ?? 1, maxSeq + 1)
-    meta.nextReportId = previous?.nextReportId ?? 1
-    return meta
-  }
-
   async close (): Promise<void> {
     if (this.state === 'closed' || this.state === 'closing') return
     this.state = 'closing'
@@ -203,7 +129,7 @@ export class RingBuffer implements EventStore {
     await this.leasing.run(async () => { await this.drain.closeAll() })
     while (this.pendingAppends.length > 0 || this.pendingAcks.length > 0) await this.writes.run(async () => await this.commit())
     await this.writes.idle()
-    await this.compaction
+    await this.compaction.idle()
     await this.backend.close()
     this.leases.clear()
     this.state = 'closed'
@@ -314,7 +240,7 @@ export class RingBuffer implements EventStore {
       for (const a of appends) a.reject(failure)
       return 0
     }
-    this.maybeCompact(plan.write.dels)
+    this.compaction.deleted(plan.write.dels)
     return plan.expired
   }
 
@@ -328,87 +254,21 @@ export class RingBuffer implements EventStore {
   }
 
   private async plan (appends: PendingAppend[], acks: PendingAck[], expire: boolean, degraded: boolean): Promise<Plan> {
-    const plan = new Plan(this.meta)
-    const victims = Array.from({ length: PRIORITY_COUNT }, (_, p) =>
-      new VictimSource(this.backend, p as Priority, this.evictCursor[p], this.leased[p] as Set<number>, this.guard))
-
-    for (const { lease } of acks) {
-      plan.removeDelivered(lease.keys)
-      plan.write.reportDels.push(...lease.reportIds)
-      plan.settledLeases.push(lease.id)
-    }
-
-    if (expire) {
-      const cutoffs = PRIORITIES.map(name => this.opt.ttlMs?.[name])
-      const now = this.now()
-      for (let p = 0; p < PRIORITY_COUNT; p++) {
-        const ttl = cutoffs[p]
-        if (ttl === undefined) continue
-        const source = victims[p] as VictimSource
-        const isExpired = (v: { value: Uint8Array }): boolean => readGatewayTimeMs(v.value) < now - ttl
-        for (let v = await source.next(isExpired); v !== undefined; v = await source.next(isExpired)) {
-          plan.drop(p as Priority, v, 'expired_ttl')
-          plan.expired++
-        }
-      }
-    }
-
-    let memoryBytes = this.backend.memoryBytes()
-    for (const a of appends) {
-      const result: Omit<AppendResult, 'durable'> = { accepted: 0, rejected: [], evicted: 0 }
-      for (let index = 0; index < a.events.length; index++) {
-        const e = a.events[index] as Encoded
-        const bytes = EVENT_KEY_BYTES + e.value.byteLength
-        if (degraded && memoryBytes + e.value.byteLength > this.opt.memoryMaxBytes) {
-          plan.refuse(e.record, bytes, 'memory_queue_full')
-          result.rejected.push({ index, reason: 'memory_queue_full' })
-          continue
-        }
-        // The common case, room to spare, stays synchronous: no await per event.
-        const evicted = this.fits(plan, bytes) ? 0 : await this.makeRoom(plan, victims, e.record.priority, bytes)
-        if (evicted === undefined) {
-          plan.refuse(e.record, bytes, 'rejected_full')
-          result.rejected.push({ index, reason: 'rejected_full' })
-          continue
-        }
-        result.evicted += evicted
-        const put: PlannedPut = { priority: e.record.priority, seq: e.seq, value: e.value, record: e.record, bytes, dead: false }
-        plan.add(put)
-        victims[e.record.priority]?.addGroupPut(put)
-        if (degraded) memoryBytes += e.value.byteLength
-        result.accepted++
-      }
-      plan.results.push(result)
-    }
-    // Fold pending reports into this one once there are many. They are marked leased meanwhile,
-    // so no lease carries one that this commit replaces (apply deletes them, release frees them).
-    const pending = [...this.reports].filter(([, r]) => !r.leased)
-    const absorb = pending.length >= MAX_PENDING_REPORTS ? pending.map(([id, r]) => ({ id, data: r.data })) : []
-    plan.finish(this.seqCounter, absorb)
+    const plan = await planCommit({
+      meta: this.meta,
+      backend: this.backend,
+      evictCursor: this.evictCursor,
+      leased: this.leased,
+      guard: this.guard,
+      limits: this.opt,
+      now: this.now(),
+      nextSeq: this.seqCounter,
+      pendingReports: [...this.reports].filter(([, r]) => !r.leased).map(([id, r]) => ({ id, data: r.data }))
+    }, appends.map(a => a.events), acks.map(a => a.lease), { expire, degraded })
+    // Folded reports are marked leased meanwhile, so no lease carries one this commit replaces
+    // (apply deletes them, release frees them).
     for (const id of plan.absorbed) (this.reports.get(id) as { leased: boolean }).leased = true
-    for (const [p, v] of victims.entries()) plan.evictCursor[p] = v.cursor
     return plan
-  }
-
-  private fits (plan: Plan, bytes: number): boolean {
-    return (plan.usedBytes() + bytes) * this.opt.overheadFactor <= this.opt.capacityBytes
-  }
-
-  /** Evicts until `bytes` more fit; the number evicted, or undefined when it cannot fit. */
-  private async makeRoom (plan: Plan, victims: VictimSource[], priority: Priority, bytes: number): Promise<number | undefined> {
-    let evicted = 0
-    while (!this.fits(plan, bytes)) {
-      let found = false
-      for (let q = 0; q <= priority && !found; q++) {
-        const victim = await victims[q]?.next()
-        if (victim === undefined) continue
-        plan.drop(q as Priority, victim, 'evicted_for_space')
-        evicted++
-        found = true
-      }
-      if (!found) return undefined
-    }
-    return evicted
   }
 
   private apply (plan: Plan, epoch: number): void {
@@ -561,7 +421,7 @@ export class RingBuffer implements EventStore {
   private async repairNow (cause: unknown): Promise<void> {
     if (this.backend.repair === undefined) throw cause
     await this.backend.repair()
-    this.meta = await this.recount(this.meta)
+    this.meta = await recountMeta(this.backend, this.meta)
     this.meta.nextSeq = this.seqCounter
     this.leases.clear()
     for (const s of this.leased) s.clear()
@@ -588,28 +448,8 @@ export class RingBuffer implements EventStore {
 
   async compact (): Promise<void> {
     this.assertOpen()
-    await this.compaction
+    await this.compaction.idle()
     await this.writes.run(async () => { await this.backend.compact() })
-  }
-
-  private maybeCompact (dels: readonly EventKey[]): void {
-    for (const d of dels) {
-      const span = this.deletedSpans[d.priority]
-      if (span === undefined) this.deletedSpans[d.priority] = { priority: d.priority, first: d.seq, last: d.seq }
-      else { span.first = Math.min(span.first, d.seq); span.last = Math.max(span.last, d.seq) }
-    }
-    this.deletesSinceCompact += dels.length
-    if (this.opt.compactAfterDeletes === 0 || this.deletesSinceCompact < this.opt.compactAfterDeletes || this.compaction !== undefined) return
-    this.deletesSinceCompact = 0
-    const spans = this.deletedSpans.filter((s): s is SeqSpan => s !== undefined)
-    this.deletedSpans.fill(undefined)
-    // Deletes free no disk until compaction (measured: 1M deletes, ~0.5 s to compact the whole
-    // store), and reads slow down as they step over delete markers (appends into a full store:
-    // 32k events/s without compaction, 47k compacting every 20k deletes). It runs on LevelDB's
-    // own thread, so writes go on meanwhile.
-    this.compaction = this.backend.compact(spans)
-      .catch(err => this.logger?.warn({ err }, 'store compaction failed'))
-      .finally(() => { this.compaction = undefined })
   }
 
   private tryRecoverDisk (): void {
