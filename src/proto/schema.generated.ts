@@ -45,6 +45,13 @@ message DeviceFrame {
   map<string, string> tags = 11;
 }
 
+// What a device may send once after connecting (frame type 0x04, firmware-bridge/PROTOCOL.md).
+message DeviceHello {
+  string device_id = 1;
+  string firmware_version = 2;
+  uint32 capabilities = 3;           // bit 0: the device wants acks
+}
+
 // One event as stored by the gateway and delivered upstream.
 message Event {
   string device_id = 1;
