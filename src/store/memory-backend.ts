@@ -80,7 +80,6 @@ export class MemoryVolume {
   readonly reports = new Map<number, Uint8Array>()
   meta: Uint8Array | undefined
   bytes = 0
-  locked = false
 }
 
 /** A non-durable backend: for tests, for simulation, and as the disk-full fallback. */
