@@ -46,6 +46,7 @@ export const wireTypes = {
   Event: messageType('Event'),
   Batch: messageType('Batch'),
   DeviceFrame: messageType('DeviceFrame'),
+  DeviceHello: messageType('DeviceHello'),
   EvictionReport: messageType('EvictionReport'),
   Envelope: messageType('Envelope'),
   Heartbeat: messageType('Heartbeat')
