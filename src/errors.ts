@@ -19,6 +19,7 @@ export const errorCodes = {
   EDGEFWD_ERR_STORE_IO: 'A read or write of the store failed for a reason other than a full disk.',
   EDGEFWD_ERR_STORE_DISK_FULL: 'A store write failed because the disk is full; the store switched to its in-memory fallback (logged, not thrown).',
   EDGEFWD_ERR_STORE_UNKNOWN_LEASE: 'ack() or nack() named a lease the store does not hold (already settled, or from before a restart).',
+  EDGEFWD_ERR_INGEST_LISTEN: 'An ingest listener could not start: address in use, no permission, a unix socket path held by a live process.',
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

@@ -5,6 +5,7 @@
  * To add a section (ingest, uplink, tls, ...): declare it with `section({...})` below and add it
  * to `configSchema`. Environment variables and `--set` pick it up from the schema's shape.
  */
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { checkedSection, duration, section, size } from './fields.js'
 import { defaultGatewayId, GATEWAY_ID_MAX_LENGTH, GATEWAY_ID_PATTERN } from './gateway-id.js'
@@ -60,10 +61,99 @@ const log = section({
   redact: z.array(z.string().min(1)).readonly().default([]),
 })
 
+/*
+ * ingest: what devices may send and where the gateway listens (docs/config.md "ingest").
+ * Device ids and the patterns that match them share one alphabet (PROTOCOL.md section 3), with
+ * `*` and `?` read as wildcards; listeners are off unless configured.
+ */
+export const PRIORITY_NAMES = ['low', 'normal', 'high', 'critical'] as const
+export const TCP_FORMATS = ['frames', 'jsonl'] as const
+/** The rates stty(1) on Linux accepts by number. */
+export const SERIAL_BAUDS = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800,
+  500000, 576000, 921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000] as const
+
+const devicePattern = z.string()
+  .regex(GATEWAY_ID_PATTERN, { error: 'must be a device id or pattern: printable ASCII without spaces, "/", "+" or "#"' })
+  .max(64, { error: 'must be at most 64 characters long' })
+const streamPattern = z.string().max(64)
+  .regex(/^[\x21-\x7e]*$/, { error: 'must be printable ASCII without spaces' })
+// A refine (a "custom" issue) rather than .regex(): the error message then does not echo the
+// value, which for a near-miss typo would be most of a secret key.
+const hexKey = z.string()
+  .refine(k => /^(?:[0-9a-fA-F]{2}){16,64}$/.test(k), { error: 'must be an even number of hex digits, 32 to 128 (a 16 to 64 byte key); the value is not shown' })
+const eventsPerSecond = z.number().min(0).max(10_000_000)
+const burst = duration({ min: 1, max: 3_600_000 })
+const listenAddress = z.string().refine(a => isIP(a) !== 0, { error: 'must be an IPv4 or IPv6 address' })
+const port = z.number().int().min(0).max(65535)
+
+const ingest = checkedSection({
+  maxFrameSize: size({ min: 64, max: MiB }).default(16 * KiB),
+  maxClockSkew: duration({ min: 1 }).default(5 * 60_000),
+  allowUnknownDevices: z.boolean().default(true),
+  devices: z.record(z.string(), z.strictObject({
+    key: hexKey.optional(),
+    rateLimit: z.strictObject({
+      eventsPerSecond: eventsPerSecond.optional(),
+      bytesPerSecond: size().optional(),
+      burst: burst.optional(),
+    }).readonly().optional(),
+  }).readonly()).readonly().default({}),
+  rateLimit: section({
+    eventsPerSecond: eventsPerSecond.default(1000),
+    bytesPerSecond: size().default(MiB),
+    burst: burst.default(1000),
+  }),
+  rules: z.array(z.strictObject({
+    device: devicePattern.optional(),
+    stream: streamPattern.optional(),
+    priority: z.enum(PRIORITY_NAMES),
+  }).readonly()).readonly().default([]),
+  maxTrackedDevices: z.number().int().min(16).max(1_000_000).default(1024),
+  backpressure: section({
+    connectionEvents: z.number().int().min(1).max(1_000_000).default(4096),
+    pendingEvents: z.number().int().min(1).max(10_000_000).default(16_384),
+  }),
+  ackTimeout: duration({ min: 10 }).default(10_000),
+  udp: z.strictObject({
+    address: listenAddress.default('0.0.0.0'),
+    port,
+    receiveBufferSize: size({ min: 4 * KiB }).optional(),
+  }).readonly().optional(),
+  tcp: z.array(z.strictObject({
+    address: listenAddress.default('0.0.0.0'),
+    port,
+    format: z.enum(TCP_FORMATS).default('frames'),
+  }).readonly()).readonly().default([]),
+  unix: z.strictObject({ path: z.string().min(1) }).readonly().optional(),
+  serial: z.array(z.strictObject({
+    path: z.string().min(1),
+    baud: z.number().refine(b => (SERIAL_BAUDS as readonly number[]).includes(b),
+      { error: `must be one of ${SERIAL_BAUDS.join(', ')}` }).default(115200),
+  }).readonly()).readonly().default([]),
+  stdin: z.boolean().default(false),
+}, (ingest, ctx) => {
+  // Checked here rather than as the record's key schema: zod reports a bad record key only as
+  // "Invalid key in record", without saying what a key must look like.
+  for (const id of Object.keys(ingest.devices)) {
+    const checked = devicePattern.safeParse(id)
+    if (!checked.success) {
+      ctx.addIssue({ code: 'custom', path: ['devices', id], message: `${checked.error.issues[0]?.message ?? 'invalid'}, got ${JSON.stringify(id)}` })
+    }
+  }
+  if (!ingest.allowUnknownDevices && Object.keys(ingest.devices).length === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['allowUnknownDevices'],
+      message: 'is false but ingest.devices lists no device: every frame would be rejected',
+    })
+  }
+})
+
 export const configSchema = z.strictObject({
   gateway,
   store,
   log,
+  ingest,
 }).readonly()
 
 export type Config = z.output<typeof configSchema>

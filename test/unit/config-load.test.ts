@@ -36,6 +36,20 @@ t.test('no sources at all: every default', async t => {
       compactAfterDeletes: 100_000,
     },
     log: { level: 'info', redact: [] },
+    ingest: {
+      maxFrameSize: 16384,
+      maxClockSkew: 300_000,
+      allowUnknownDevices: true,
+      devices: {},
+      rateLimit: { eventsPerSecond: 1000, bytesPerSecond: MiB, burst: 1000 },
+      rules: [],
+      maxTrackedDevices: 1024,
+      backpressure: { connectionEvents: 4096, pendingEvents: 16384 },
+      ackTimeout: 10_000,
+      tcp: [],
+      serial: [],
+      stdin: false,
+    },
   })
   t.match(config.gateway.id, /^(?:(?![/+#])[\x21-\x7e]){1,64}$/, 'the host name, made a valid gateway id')
   t.same(parseConfigText('', 'empty.yaml'), config, 'an empty file is all defaults')
@@ -126,7 +140,7 @@ t.test('unknown keys in the file, with the line and a suggestion', async t => {
   t.same(lines, [
     'config.yaml:4: store.capacty: unknown key (did you mean "capacity"?)',
     'config.yaml:6: store.groupCommit.windw: unknown key (did you mean "window"?)',
-    'config.yaml:7: uplink: unknown key; the keys here are "gateway", "store", "log"',
+    'config.yaml:7: uplink: unknown key; the keys here are "gateway", "store", "log", "ingest"',
     'config.yaml:9: store.capacity: unknown key (write dotted keys as nested mappings)',
   ])
 })
@@ -216,7 +230,7 @@ t.test('a missing or unreadable file is EDGEFWD_ERR_CONFIG_READ', async t => {
 
 t.test('a __proto__ key is an unknown key, not a prototype', async t => {
   t.same(await issueLines(t, () => parseConfigText('__proto__:\n  polluted: 1\nstore:\n  __proto__: {capacity: 1}\n', 'p.yaml')), [
-    'p.yaml:1: __proto__: unknown key; the keys here are "gateway", "store", "log"',
+    'p.yaml:1: __proto__: unknown key; the keys here are "gateway", "store", "log", "ingest"',
     'p.yaml:4: store.__proto__: unknown key; the keys here are "path", "capacity", "overheadFactor", "maxEventSize", "durability", "groupCommit", "drainOrder", "ttl", "expiryInterval", "memoryFallback", "compactAfterDeletes"',
   ])
   t.equal(({} as Record<string, unknown>).polluted, undefined)

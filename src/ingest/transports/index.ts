@@ -1,0 +1,54 @@
+/**
+ * Builds the configured ingest transports (listeners are off unless configured) and re-exports
+ * the pieces. The forwarder starts them after the store is open and stops them before closing it.
+ */
+import type { Readable, Writable } from 'node:stream'
+import type { Config } from '../../config/index.js'
+import { SerialTransport } from './serial.js'
+import { StdinTransport } from './stdin.js'
+import { StreamServerTransport } from './stream-server.js'
+import type { Transport, TransportContext } from './transport.js'
+import { UdpTransport } from './udp.js'
+
+export type { Transport, TransportContext } from './transport.js'
+export { within } from './transport.js'
+export { StreamServerTransport, type StreamListen } from './stream-server.js'
+export { StreamConnection, type StreamConnectionOptions, type StreamFormat } from './stream-connection.js'
+export { UdpTransport, type UdpListen } from './udp.js'
+export { SerialTransport, sttyRaw, type ConfigureTty, type SerialPortOptions } from './serial.js'
+export { StdinTransport, type StdinIo } from './stdin.js'
+export { AckWriter } from './ack-writer.js'
+export { JsonLineSplitter } from './line-splitter.js'
+
+export interface TransportIo {
+  /** process.stdin, passed in by the CLI; required when ingest.stdin is true. */
+  stdin?: Readable
+  /** Where stdin acks go; none when absent (stdout usually carries logs). */
+  stdinAcks?: Writable
+}
+
+/** Context for transports from the `ingest` section (the pipeline comes from ingestOptions()). */
+export function transportContext (ingest: Config['ingest'], base: Pick<TransportContext, 'pipeline' | 'logger'>): TransportContext {
+  return { ...base, connectionEvents: ingest.backpressure.connectionEvents, pendingEvents: ingest.backpressure.pendingEvents, ackTimeoutMs: ingest.ackTimeout }
+}
+
+export function createTransports (ingest: Config['ingest'], ctx: TransportContext, io: TransportIo = {}): Transport[] {
+  const transports: Transport[] = []
+  if (ingest.udp !== undefined) {
+    const listen: ConstructorParameters<typeof UdpTransport>[0] = {
+      address: ingest.udp.address, port: ingest.udp.port, maxPendingEvents: ingest.backpressure.pendingEvents
+    }
+    if (ingest.udp.receiveBufferSize !== undefined) listen.receiveBufferSize = ingest.udp.receiveBufferSize
+    transports.push(new UdpTransport(listen, ctx))
+  }
+  for (const tcp of ingest.tcp) {
+    transports.push(new StreamServerTransport({ kind: 'tcp', address: tcp.address, port: tcp.port }, tcp.format, ctx))
+  }
+  if (ingest.unix !== undefined) transports.push(new StreamServerTransport({ kind: 'unix', path: ingest.unix.path }, 'frames', ctx))
+  for (const port of ingest.serial) transports.push(new SerialTransport(port, ctx))
+  if (ingest.stdin) {
+    if (io.stdin === undefined) throw new Error('ingest.stdin is on but no stdin stream was passed to createTransports')
+    transports.push(new StdinTransport(io.stdinAcks === undefined ? { input: io.stdin } : { input: io.stdin, acks: io.stdinAcks }, ctx))
+  }
+  return transports
+}

@@ -1,0 +1,144 @@
+/**
+ * The stream plumbing between transports and the pipeline, with in-memory streams (aedes-style
+ * blocked stream pairs): ack writes that wait for 'drain' with a timeout, JSON line splitting,
+ * and pausing a connection while its events are in flight.
+ */
+import { PassThrough, Writable } from 'node:stream'
+import t from 'tap'
+import type { FrameResult } from '../../src/ingest/frame.js'
+import { encodeJsonAck } from '../../src/ingest/json-line.js'
+import { loadConfig } from '../../src/config/index.js'
+import { AckWriter, createTransports, JsonLineSplitter, StreamConnection, transportContext } from '../../src/ingest/transports/index.js'
+import { silentLogger } from '../helpers/logger.js'
+import { setup } from '../integration/helpers/conformance.js'
+import { encode, event } from '../integration/helpers/device.js'
+import { FakeSink, waitFor } from '../integration/helpers/sinks.js'
+
+/** A Writable whose writes complete only when `release()` is called: write() soon returns false. */
+class StuckWritable extends Writable {
+  readonly chunks: Buffer[] = []
+  private held: Array<() => void> = []
+  constructor () { super({ highWaterMark: 8 }) }
+  override _write (chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.chunks.push(chunk)
+    this.held.push(done)
+  }
+
+  release (): void {
+    const held = this.held
+    this.held = []
+    for (const done of held) done()
+  }
+
+  text (): string { return Buffer.concat(this.chunks).toString() }
+}
+
+const jsonAck = (id: string, seq: number): Uint8Array => Buffer.from(encodeJsonAck(id, seq))
+
+t.test('AckWriter: one write per batch; while blocked, acks coalesce per device; drain flushes the latest', async t => {
+  const out = new StuckWritable()
+  let sent = 0
+  const writer = new AckWriter(out, { encode: jsonAck, timeoutMs: 5000, onTimeout: () => t.fail('no timeout'), onSent: (n) => { sent += n }, onError: (err) => t.error(err) })
+  writer.send([{ deviceId: 'a', seq: 1 }, { deviceId: 'b', seq: 1 }])
+  t.equal(out.chunks.length, 1, 'one write for the batch')
+  writer.send([{ deviceId: 'a', seq: 2 }])
+  writer.send([{ deviceId: 'a', seq: 3 }, { deviceId: 'c', seq: 9 }])
+  t.equal(out.chunks.length, 1, 'nothing written while waiting for drain')
+  out.release()
+  await waitFor(() => out.chunks.length === 2, 1000, 'the coalesced write')
+  t.equal(out.chunks[1]?.toString(), '{"ack":"a","seq":3}\n{"ack":"c","seq":9}\n')
+  t.equal(sent, 4)
+  out.release()
+  t.ok(await writer.flushed(1000))
+  writer.close()
+})
+
+t.test('AckWriter: no drain within the timeout calls onTimeout; the queue stays bounded', async t => {
+  const out = new StuckWritable()
+  let timeouts = 0
+  const writer = new AckWriter(out, { encode: jsonAck, timeoutMs: 50, onTimeout: () => { timeouts++ }, onSent: () => {}, onError: () => {} })
+  writer.send([{ deviceId: 'a', seq: 1 }])
+  for (let i = 0; i < 5000; i++) writer.send([{ deviceId: `dev-${i}`, seq: i }])
+  await waitFor(() => timeouts === 1, 1000, 'the timeout')
+  t.equal(await writer.flushed(20), false, 'flushed() is bounded too')
+  out.release()
+  await waitFor(() => out.chunks.length === 2, 1000, 'a late drain still flushes')
+  t.equal((out.chunks[1]?.toString() ?? '').split('\n').length - 1, 1024, 'at most 1024 devices queued; the oldest dropped')
+  writer.close()
+})
+
+t.test('JsonLineSplitter: any chunking, CRLF, empty lines, oversize across chunks, last line at end()', async t => {
+  const results: FrameResult[] = []
+  const text = '{"id":"a","seq":1}\r\n\n{"id":"a","seq":2}\n' + 'y'.repeat(150) + '\n{"id":"a","seq":3}'
+  for (const size of [1, 3, 7, 64, 1000]) {
+    results.length = 0
+    const s = new JsonLineSplitter({ maxFrameSize: 100 }, (r) => results.push(r))
+    for (let i = 0; i < text.length; i += size) s.push(Buffer.from(text.slice(i, i + size)))
+    s.end()
+    t.same(results.map(r => r.ok ? r.kind === 'event' && r.event.seq : r.reason), [1, 2, 'oversize', 3], `chunks of ${size}`)
+  }
+  const exact = new JsonLineSplitter({ maxFrameSize: 20 }, (r) => results.push(r))
+  results.length = 0
+  exact.push(Buffer.from('{"id":"ab","seq":12}\n{"id":"ab","seq":123}\n'))
+  t.same(results.map(r => r.ok || r.reason), [true, 'oversize'], 'the limit is inclusive: 20 bytes pass, 21 do not')
+})
+
+t.test('StreamConnection pauses its source above connectionEvents in flight and resumes at half', async t => {
+  const sink = new FakeSink()
+  sink.block()
+  const { pipeline, ctx } = setup(sink, {}, { connectionEvents: 10 })
+  const source = new PassThrough()
+  const conn = new StreamConnection(source, { transport: 'test', format: 'frames', ctx })
+  source.write(Buffer.concat(Array.from({ length: 6 }, (_, i) => encode('stream', event('d', i + 1)))))
+  await waitFor(() => pipeline.pendingEvents === 6, 1000, 'first read submitted')
+  t.notOk(source.isPaused(), '6 in flight: still reading')
+  source.write(Buffer.concat(Array.from({ length: 6 }, (_, i) => encode('stream', event('d', i + 7)))))
+  await waitFor(() => pipeline.pendingEvents === 12, 1000, 'second read submitted')
+  t.ok(source.isPaused() && conn.isPaused, '12 in flight > 10: paused')
+  t.equal(conn.eventsInFlight, 12)
+  sink.release()
+  await waitFor(() => !source.isPaused(), 1000, 'resumed after the appends settled')
+  t.equal(conn.eventsInFlight, 0)
+  await conn.stop(1000)
+  t.equal(sink.events.length, 12)
+})
+
+t.test('the global bound pauses every connection, also one with nothing of its own in flight, and the pipeline wakes it', async t => {
+  const sink = new FakeSink()
+  sink.block()
+  const { pipeline, ctx } = setup(sink, {}, { connectionEvents: 1000, pendingEvents: 8 })
+  const busy = new PassThrough()
+  const quiet = new PassThrough()
+  const busyConn = new StreamConnection(busy, { transport: 'test', format: 'frames', ctx })
+  const quietConn = new StreamConnection(quiet, { transport: 'test', format: 'frames', ctx })
+  busy.write(Buffer.concat(Array.from({ length: 9 }, (_, i) => encode('stream', event('busy', i + 1)))))
+  await waitFor(() => pipeline.pendingEvents === 9, 1000, 'the busy device over the global bound')
+  t.ok(busy.isPaused(), 'the busy connection is paused')
+  quiet.write(encode('stream', event('quiet', 1)))
+  await waitFor(() => pipeline.pendingEvents === 10, 1000, 'the quiet one submitted')
+  t.ok(quiet.isPaused() && quietConn.isPaused, 'the quiet one is paused too: the bound is global')
+  sink.release()
+  await waitFor(() => !busy.isPaused() && !quiet.isPaused(), 1000, 'both resumed')
+  await Promise.all([busyConn.stop(1000), quietConn.stop(1000)])
+  t.equal(sink.events.length, 10)
+})
+
+t.test('createTransports: only what is configured, in a fixed order; stdin needs a stream', async t => {
+  const { pipeline } = setup(new FakeSink())
+  const none = await loadConfig({})
+  t.same(createTransports(none.ingest, transportContext(none.ingest, { pipeline, logger: silentLogger() })), [], 'listeners are off by default')
+  const config = await loadConfig({
+    overrides: [
+      'ingest.udp.port=0',
+      'ingest.tcp=[{ port: 0 }, { port: 0, format: jsonl }]',
+      'ingest.unix.path=/tmp/x.sock',
+      'ingest.serial=[{ path: /dev/ttyUSB0 }]',
+      'ingest.stdin=true',
+      'ingest.backpressure.connectionEvents=7'
+    ]
+  })
+  const ctx = transportContext(config.ingest, { pipeline, logger: silentLogger() })
+  t.match(ctx, { connectionEvents: 7, pendingEvents: 16384, ackTimeoutMs: 10_000 })
+  t.same(createTransports(config.ingest, ctx, { stdin: new PassThrough() }).map(x => x.name), ['udp', 'tcp', 'tcp-jsonl', 'unix', 'serial', 'stdin'])
+  t.throws(() => createTransports(config.ingest, ctx), /no stdin stream/)
+})
