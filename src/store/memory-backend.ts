@@ -125,16 +125,8 @@ export class MemoryBackend implements StoreBackend {
     return true
   }
 
-  has (priority: Priority, seq: number): boolean {
-    return this.volume.events[priority]?.get(seq) !== undefined
-  }
-
   async scan (priority: Priority, opts: ScanOptions): Promise<ScannedEvent[]> {
     return this.volume.events[priority]?.scan(opts) ?? []
-  }
-
-  eventCount (): number {
-    return this.volume.events.reduce((n, idx) => n + idx.size, 0)
   }
 
   * entries (priority: Priority): Generator<ScannedEvent> {
