@@ -33,6 +33,11 @@ export interface EventRecord {
   value?: EventValue
   tags?: Record<string, string>
   clockSkewed?: boolean
+  /**
+   * Gateway time (Unix ms) after which the store drops the event as `expired_ttl` if it has not
+   * been delivered; set by a TTL rule. Independent of the priority TTL: whichever comes first.
+   */
+  expiresAtMs?: number
 }
 
 /** Why an event was dropped; mirrors the protobuf DropReason enum values 1..6. */

@@ -1,7 +1,7 @@
 /**
  * Hand-written decoder for edgefwd.v1.Event and Batch, the counterpart of event-encode.ts.
  *
- * Presence: device_time_ms and device_uptime_ms are proto3 `optional`, so an absent field stays
+ * Presence: device_time_ms, device_uptime_ms and expires_at_ms are proto3 `optional`, so an absent field stays
  * absent and 0 stays 0. Other scalars have no presence on the wire; the decoded event always
  * has deviceId, deviceSeq, gatewayTimeMs, priority, stream and storeSeq, and has `value` only when
  * one was sent, `tags` only when non-empty and `clockSkewed` only when true. Unknown fields are
@@ -83,6 +83,7 @@ function readEvent (r: WireReader): StoredEvent {
   let tags: Record<string, string> | undefined
   let storeSeq = 0
   let clockSkewed = false
+  let expiresAtMs: number | undefined
   while (r.pos < r.end) {
     const tag = r.tag()
     switch (tag) {
@@ -103,6 +104,7 @@ function readEvent (r: WireReader): StoredEvent {
         break
       case 0x68: storeSeq = r.uint64('store_seq'); break
       case 0x70: clockSkewed = r.varint() !== 0; break
+      case 0x78: expiresAtMs = r.uint64('expires_at_ms'); break
       default: r.skip(tag)
     }
   }
@@ -112,6 +114,7 @@ function readEvent (r: WireReader): StoredEvent {
   if (value !== undefined) event.value = value
   if (tags !== undefined) event.tags = tags
   if (clockSkewed) event.clockSkewed = true
+  if (expiresAtMs !== undefined) event.expiresAtMs = expiresAtMs
   return event
 }
 
@@ -150,6 +153,23 @@ export function decodeBatch (bytes: Uint8Array): StoredEvent[] {
  * tags and length prefixes are read. Returns the first occurrence; encodeEvent writes it once.
  * Throws EdgefwdError EDGEFWD_ERR_PROTO_DECODE on bad bytes.
  */
+/**
+ * expires_at_ms of encoded Event bytes, or undefined when absent, without decoding the rest. The
+ * store reads it for every event it leases or evicts: its expiry-index entry goes with the event.
+ */
+export function readExpiresAtMs (eventBytes: Uint8Array): number | undefined {
+  return decodeGuard('Event', eventBytes, (b) => {
+    const r = new WireReader(b)
+    let expiresAtMs: number | undefined
+    while (r.pos < b.length) {
+      const tag = r.tag()
+      if (tag === 0x78) expiresAtMs = r.uint64('expires_at_ms')
+      else r.skip(tag)
+    }
+    return expiresAtMs
+  })
+}
+
 export function readGatewayTimeMs (eventBytes: Uint8Array): number {
   return decodeGuard('Event', eventBytes, (b) => {
     const r = new WireReader(b)

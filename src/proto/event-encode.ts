@@ -26,6 +26,7 @@ const T_RAW = 0x5a
 const T_TAGS = 0x62
 const T_STORE_SEQ = 0x68
 const T_CLOCK_SKEWED = 0x70
+const T_EXPIRES_AT = 0x78
 const T_MAP_KEY = 0x0a
 const T_MAP_DOUBLE = 0x11
 const T_MAP_STRING = 0x12
@@ -60,6 +61,7 @@ function checkFields (e: EventRecord, storeSeq: number): void {
   checkUint64(storeSeq, 'storeSeq')
   if (e.deviceTimeMs !== undefined) checkUint64(e.deviceTimeMs, 'deviceTimeMs')
   if (e.deviceUptimeMs !== undefined) checkUint64(e.deviceUptimeMs, 'deviceUptimeMs')
+  if (e.expiresAtMs !== undefined) checkUint64(e.expiresAtMs, 'expiresAtMs')
   if (!isPriority(e.priority)) throw invalid(`priority must be 0..3, got ${String(e.priority)}`)
 }
 
@@ -135,9 +137,10 @@ export function encodeEvent (e: EventRecord, storeSeq: number): Uint8Array {
   if (e.stream !== '') { w.byte(T_STREAM); w.string(e.stream) }
   if (e.value !== undefined) writeValue(w, e.value)
   if (e.tags !== undefined) writeTags(w, e.tags)
-  w.ensure(12)
+  w.ensure(24)
   if (storeSeq !== 0) { w.byte(T_STORE_SEQ); w.varint(storeSeq) }
   if (e.clockSkewed === true) { w.byte(T_CLOCK_SKEWED); w.byte(1) }
+  if (e.expiresAtMs !== undefined) { w.byte(T_EXPIRES_AT); w.varint(e.expiresAtMs) }
   return w.finish()
 }
 

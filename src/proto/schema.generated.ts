@@ -70,6 +70,7 @@ message Event {
   map<string, string> tags = 12;
   uint64 store_seq = 13;             // the gateway store's global sequence
   bool clock_skewed = 14;            // device time too far from gateway time
+  optional uint64 expires_at_ms = 15; // set by a TTL rule: the gateway drops it after this (Unix ms)
 }
 
 // A list of events. Encoded as the concatenation of (0x0a, varint length, Event bytes).
@@ -80,7 +81,7 @@ message Batch {
 enum DropReason {
   DROP_REASON_UNSPECIFIED = 0;
   DROP_REASON_EVICTED_FOR_SPACE = 1;   // an older stored event removed to make room
-  DROP_REASON_EXPIRED_TTL = 2;         // a stored event older than its priority's TTL
+  DROP_REASON_EXPIRED_TTL = 2;         // a stored event past its priority's TTL or its own expires_at_ms
   DROP_REASON_REJECTED_FULL = 3;       // an incoming event refused: the store held only higher priorities
   DROP_REASON_MEMORY_QUEUE_FULL = 4;   // disk full and the in-memory fallback queue full
   DROP_REASON_REJECTED_RATE_LIMIT = 5; // a device exceeded its rate limit

@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { EdgefwdError } from '../../src/errors.js'
 import {
   concatBatch, decodeBatch, decodeDeviceFrame, decodeEnvelope, decodeEvent, decodeEvictionReport, decodeHeartbeat,
-  encodeDeviceFrame, encodeEnvelope, encodeEvent, encodeHeartbeat, readGatewayTimeMs
+  encodeDeviceFrame, encodeEnvelope, encodeEvent, encodeHeartbeat, readExpiresAtMs, readGatewayTimeMs
 } from '../../src/proto/codec.js'
 import { u64 } from '../../src/proto/wire-fields.js'
 
@@ -11,6 +11,7 @@ const decoders: Record<string, (b: Uint8Array) => unknown> = {
   decodeEvent,
   decodeBatch,
   readGatewayTimeMs,
+  readExpiresAtMs,
   decodeDeviceFrame,
   decodeEnvelope,
   decodeEvictionReport,

@@ -1,7 +1,7 @@
 import assert from 'node:assert'
 import t from 'tap'
 import fc from 'fast-check'
-import { concatBatch, decodeBatch, decodeEvent, encodeEvent, readGatewayTimeMs, type StoredEvent } from '../../src/proto/codec.js'
+import { concatBatch, decodeBatch, decodeEvent, encodeEvent, readExpiresAtMs, readGatewayTimeMs, type StoredEvent } from '../../src/proto/codec.js'
 import { wireTypes } from '../../src/proto/schema.js'
 import type { EventRecord, EventValue, Priority } from '../../src/types.js'
 
@@ -30,6 +30,7 @@ function expected (e: EventRecord, storeSeq: number): StoredEvent {
   if (e.value !== undefined) out.value = e.value
   if (e.tags !== undefined && Object.keys(e.tags).length > 0) out.tags = { ...e.tags }
   if (e.clockSkewed === true) out.clockSkewed = true
+  if (e.expiresAtMs !== undefined) out.expiresAtMs = e.expiresAtMs
   return out
 }
 
@@ -51,6 +52,7 @@ function reflectionObject (e: EventRecord, storeSeq: number): Record<string, unk
   if (e.tags !== undefined && Object.keys(e.tags).length > 0) o.tags = e.tags
   if (storeSeq !== 0) o.storeSeq = storeSeq
   if (e.clockSkewed === true) o.clockSkewed = true
+  if (e.expiresAtMs !== undefined) o.expiresAtMs = e.expiresAtMs
   return o
 }
 
@@ -193,6 +195,14 @@ t.test('readGatewayTimeMs scans without decoding, 0 when absent', async t => {
   t.throws(() => readGatewayTimeMs(Uint8Array.of(0x0a, 0x05, 0x41)), { code: 'EDGEFWD_ERR_PROTO_DECODE' })
 })
 
+t.test('readExpiresAtMs scans without decoding; undefined when absent, 0 kept as 0', async t => {
+  t.equal(readExpiresAtMs(encodeEvent(sample({ expiresAtMs: 1_700_000_060_000 }), 1)), 1_700_000_060_000)
+  t.equal(readExpiresAtMs(encodeEvent(sample({ expiresAtMs: 0 }), 1)), 0)
+  t.equal(readExpiresAtMs(encodeEvent(sample(), 1)), undefined)
+  t.throws(() => readExpiresAtMs(Uint8Array.of(0x0a, 0x05, 0x41)), { code: 'EDGEFWD_ERR_PROTO_DECODE' })
+  t.throws(() => encodeEvent(sample({ expiresAtMs: -1 }), 1), { code: 'EDGEFWD_ERR_EVENT_INVALID' })
+})
+
 t.test('unknown fields are skipped; a repeated field keeps its last value', async t => {
   const known = encodeEvent(sample(), 3)
   // field 99 varint, field 100 fixed32, field 101 fixed64, field 102 bytes, field 103 group
@@ -221,7 +231,8 @@ const arbEvent: fc.Arbitrary<EventRecord> = fc.record({
   stream: text,
   value: arbValue,
   tags: fc.dictionary(text, text, { maxKeys: 5 }),
-  clockSkewed: fc.boolean()
+  clockSkewed: fc.boolean(),
+  expiresAtMs: uint64
 }, { requiredKeys: ['deviceId', 'deviceSeq', 'gatewayTimeMs', 'priority', 'stream'] })
 
 t.test('property: bytes equal protobufjs, and decode gives the event back', async t => {
@@ -231,6 +242,7 @@ t.test('property: bytes equal protobufjs, and decode gives the event back', asyn
     assert.equal(hex(bytes), hex(wireTypes.Event.encode(reflectionObject(e, storeSeq))))
     assert.deepEqual(decodeEvent(bytes), expected(e, storeSeq))
     assert.equal(readGatewayTimeMs(bytes), e.gatewayTimeMs)
+    assert.equal(readExpiresAtMs(bytes), e.expiresAtMs)
   }), { numRuns: 500 })
   t.pass('500 generated events')
 })

@@ -41,7 +41,8 @@ const event: EventRecord = {
   stream: 'telemetry',
   value: { kind: 'numbers', numbers: { temp: 21.5, rh: 40, a: -0.125 } },
   tags: { site: 'plant-7', fw: '1.4.2' },
-  clockSkewed: true
+  clockSkewed: true,
+  expiresAtMs: 1_700_000_600_456
 }
 
 const eventText = `
@@ -74,7 +75,8 @@ const eventText = `
     value: "plant-7"
   }
   store_seq: 1099511627784
-  clock_skewed: true`
+  clock_skewed: true
+  expires_at_ms: 1700000600456`
 
 t.test('protoc is installed', async t => {
   t.doesNotThrow(() => protoc('decode', 'Event', new Uint8Array(0)), 'protoc runs')
