@@ -1,4 +1,7 @@
 import type { Priority } from '../types.js'
+import type { ExpiryEntry } from './keys.js'
+
+export type { ExpiryEntry } from './keys.js'
 
 /**
  * The dumb half of the store: durable, ordered storage of event records, report records and one
@@ -21,8 +24,11 @@ export interface BackendWrite {
   dels: EventKey[]
   reportPuts: ReportRecord[]
   reportDels: number[]
-  /** The meta record describing the state after this write. */
-  meta: Uint8Array
+  /** Expiry index entries to add and remove (see keys.ts); the events themselves are in puts/dels. */
+  expiryPuts: ExpiryEntry[]
+  expiryDels: ExpiryEntry[]
+  /** The meta record describing the state after this write; omitted when the write leaves it as is. */
+  meta?: Uint8Array
 }
 
 export interface BackendContent {
@@ -73,6 +79,10 @@ export interface StoreBackend {
   open (): Promise<BackendContent>
   write (w: BackendWrite, sync: boolean): Promise<WriteOutcome>
   scan (priority: Priority, opts: ScanOptions): Promise<ScannedEvent[]>
+  /** Up to `limit` expiry index entries due before `before`, ascending, after `after` when given. */
+  scanExpiry (before: number, after: ExpiryEntry | undefined, limit: number): Promise<ExpiryEntry[]>
+  /** The stored values of these events, in order; undefined where there is none. */
+  getEvents (keys: readonly EventKey[]): Promise<Array<Uint8Array | undefined>>
   /**
    * Reclaims space held by deleted records, within the given seq spans per priority (all events
    * when omitted); may be a no-op.

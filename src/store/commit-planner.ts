@@ -2,10 +2,10 @@ import { readGatewayTimeMs } from '../proto/codec.js'
 import type { EvictionReportData } from '../proto/codec.js'
 import { PRIORITIES, PRIORITY_COUNT } from '../types.js'
 import type { EventRecord, Priority, PriorityName } from '../types.js'
-import type { EventKey, StoreBackend } from './backend.js'
+import type { EventKey, ExpiryEntry, StoreBackend } from './backend.js'
 import type { DeletionGuard } from './deletion-guard.js'
 import type { AppendResult } from './event-store.js'
-import { EVENT_KEY_BYTES } from './keys.js'
+import { storedBytes } from './keys.js'
 import type { StoreMeta } from './meta.js'
 import { Plan, VictimSource } from './plan.js'
 import type { PlannedPut } from './plan.js'
@@ -14,7 +14,7 @@ import type { PlannedPut } from './plan.js'
 export interface Encoded { record: EventRecord, seq: number, value: Uint8Array }
 
 /** A lease being acked: its keys are deleted, its reports delivered. */
-export interface AckedLease { id: number, keys: ReadonlyArray<EventKey & { bytes: number }>, reportIds: readonly number[] }
+export interface AckedLease { id: number, keys: ReadonlyArray<EventKey & { bytes: number, expiresAt?: number | undefined }>, reportIds: readonly number[] }
 
 /** What a commit is planned against; read only. */
 export interface PlannerState {
@@ -32,9 +32,12 @@ export interface PlannerState {
 
 /** Pending report records beyond which a commit folds them into its own. */
 const MAX_PENDING_REPORTS = 32
+/** Expiry index entries read per step of the sweep. */
+const EXPIRY_CHUNK = 512
 
 /**
- * Plans one commit: acks first (they free room), then TTL expiry, then each appended event in
+ * Plans one commit: acks first (they free room), then TTL expiry (by priority, then by each
+ * event's own deadline), then each appended event in
  * order, evicting the oldest unleased events of the lowest priority ≤ its own until it fits, or
  * refusing it. Nothing is written or changed here beyond marking victims in the guard.
  */
@@ -63,6 +66,7 @@ export async function planCommit (state: PlannerState, appends: ReadonlyArray<re
         plan.expired++
       }
     }
+    await expireDeadlines(state, plan)
   }
 
   /** Evicts until `bytes` more fit; the number evicted, or undefined when it cannot fit. */
@@ -87,7 +91,7 @@ export async function planCommit (state: PlannerState, appends: ReadonlyArray<re
     const result: Omit<AppendResult, 'durable'> = { accepted: 0, rejected: [], evicted: 0 }
     for (let index = 0; index < events.length; index++) {
       const e = events[index] as Encoded
-      const bytes = EVENT_KEY_BYTES + e.value.byteLength
+      const bytes = storedBytes(e.value.byteLength, e.record.expiresAtMs !== undefined)
       if (options.degraded && memoryBytes + e.value.byteLength > limits.memoryMaxBytes) {
         plan.refuse(e.record, bytes, 'memory_queue_full')
         result.rejected.push({ index, reason: 'memory_queue_full' })
@@ -113,4 +117,33 @@ export async function planCommit (state: PlannerState, appends: ReadonlyArray<re
   plan.finish(state.nextSeq, state.pendingReports.length >= MAX_PENDING_REPORTS ? state.pendingReports : [])
   for (const [p, v] of victims.entries()) plan.evictCursor[p] = v.cursor
   return plan
+}
+
+/**
+ * Events whose own deadline (expires_at_ms, set by a TTL rule) has passed, read from the expiry
+ * index in deadline order: only due entries are read, however large the store. Leased events
+ * stay (as with the priority TTL) and are looked at again by the next sweep if they come back.
+ */
+async function expireDeadlines (state: PlannerState, plan: Plan): Promise<void> {
+  const { backend, guard, leased } = state
+  const takeable = (e: ExpiryEntry): boolean => leased[e.priority]?.has(e.seq) !== true && !guard.blocks(e.priority, e.seq)
+  let after: ExpiryEntry | undefined
+  for (let more = true; more;) {
+    const due = await backend.scanExpiry(state.now, after, EXPIRY_CHUNK)
+    more = due.length === EXPIRY_CHUNK
+    after = due[due.length - 1]
+    const candidates = due.filter(takeable)
+    if (candidates.length === 0) continue
+    const values = await backend.getEvents(candidates)
+    // After the last await: check again and mark in one synchronous step, as VictimSource does,
+    // so a lease running meanwhile and this plan never both take an event.
+    for (const [i, e] of candidates.entries()) {
+      const value = values[i]
+      if (value === undefined) { plan.removeStaleExpiry(e); continue }
+      if (!takeable(e)) continue
+      guard.plan(e.priority, e.seq)
+      plan.drop(e.priority, { seq: e.seq, bytes: storedBytes(value.byteLength, true), value }, 'expired_ttl')
+      plan.expired++
+    }
+  }
 }

@@ -15,7 +15,7 @@ export interface BatchSource {
 
 export interface EventStore extends EventSink, BatchSource {
   open (): Promise<void>
-  /** Deletes events past their priority's TTL now (a timer also does this); returns how many. */
+  /** Deletes events past their priority's TTL or their own deadline now (a timer also does this); returns how many. */
   expire (): Promise<number>
   /** Reclaims disk held by deleted events now (it also runs after compactAfterDeletes deletes). */
   compact (): Promise<void>

@@ -3,7 +3,8 @@ import type { Logger } from '../observe/log.js'
 import type { Priority } from '../types.js'
 import { PRIORITY_COUNT } from '../types.js'
 import { ScanReader } from './backend.js'
-import type { BackendContent, BackendReader, BackendWrite, EventKey, ScanOptions, ScannedEvent, SeqSpan, StoreBackend, WriteOutcome } from './backend.js'
+import type { BackendContent, BackendReader, BackendWrite, EventKey, ExpiryEntry, ScanOptions, ScannedEvent, SeqSpan, StoreBackend, WriteOutcome } from './backend.js'
+import { compareExpiry, expiryKey } from './keys.js'
 import { isDiskFull } from './level-backend.js'
 import { MemoryBackend } from './memory-backend.js'
 
@@ -22,7 +23,8 @@ export class DiskFullError extends EdgefwdError {
  *              within the memory bound.
  * memory mode: puts go to the overlay; deletes of overlay events remove them, deletes of disk
  *              events are remembered and hidden from scans; the latest meta is kept. Scans merge
- *              disk and overlay (overlay seqs are always newer within a priority).
+ *              disk and overlay (overlay seqs are always newer within a priority). The expiry
+ *              index is handled the same way: overlay entries, hidden disk entries, merged scans.
  * recover():   once the file system has room, reopens the database and writes overlay +
  *              remembered deletes + meta in one batch. On success the overlay is cleared and disk
  *              mode resumes; until then scans may fail if the reopen did.
@@ -34,6 +36,8 @@ export class FallbackBackend implements StoreBackend {
   private readonly hiddenDels: Array<Set<number>> = Array.from({ length: PRIORITY_COUNT }, () => new Set())
   private readonly reportPuts = new Map<number, Uint8Array>()
   private readonly reportDels = new Set<number>()
+  /** Disk expiry entries deleted in memory mode, by their key in hex. */
+  private readonly hiddenExpiry = new Map<string, ExpiryEntry>()
   private meta: Uint8Array | undefined
 
   constructor (private readonly disk: StoreBackend, private readonly logger: Logger) {}
@@ -56,15 +60,18 @@ export class FallbackBackend implements StoreBackend {
         throw new DiskFullError(err)
       }
     }
-    this.overlay.applySync({ puts: w.puts, dels: [], reportPuts: [], reportDels: [], meta: w.meta })
+    this.overlay.applySync({ puts: w.puts, dels: [], reportPuts: [], reportDels: [], expiryPuts: w.expiryPuts, expiryDels: [] })
     for (const d of w.dels) {
       if (!this.overlay.deleteEvent(d.priority, d.seq)) this.hiddenDels[d.priority]?.add(d.seq)
+    }
+    for (const e of w.expiryDels) {
+      if (!this.overlay.deleteExpiry(e)) this.hiddenExpiry.set(expiryKey(e).toString('hex'), e)
     }
     for (const r of w.reportPuts) this.reportPuts.set(r.id, r.value)
     for (const id of w.reportDels) {
       if (!this.reportPuts.delete(id)) this.reportDels.add(id)
     }
-    this.meta = w.meta
+    if (w.meta !== undefined) this.meta = w.meta
     return { durable: false }
   }
 
@@ -83,6 +90,27 @@ export class FallbackBackend implements StoreBackend {
     }
     const fromMemory = await this.overlay.scan(priority, opts)
     return [...fromMemory, ...fromDisk].slice(0, opts.limit)
+  }
+
+  async scanExpiry (before: number, after: ExpiryEntry | undefined, limit: number): Promise<ExpiryEntry[]> {
+    if (this.mode === 'disk') return await this.disk.scanExpiry(before, after, limit)
+    // As in scan(): ask the disk for enough to fill the page after hidden entries are removed;
+    // then the first `limit` of the merge are the first `limit` overall.
+    const fromDisk = (await this.disk.scanExpiry(before, after, limit + this.hiddenExpiry.size))
+      .filter(e => !this.hiddenExpiry.has(expiryKey(e).toString('hex')))
+    const fromMemory = await this.overlay.scanExpiry(before, after, limit)
+    return [...fromDisk, ...fromMemory].sort(compareExpiry).slice(0, limit)
+  }
+
+  async getEvents (keys: readonly EventKey[]): Promise<Array<Uint8Array | undefined>> {
+    if (this.mode === 'disk') return await this.disk.getEvents(keys)
+    const out: Array<Uint8Array | undefined> = keys.map(k => this.overlay.get(k.priority, k.seq))
+    const fromDisk = keys.map((k, i) => ({ k, i })).filter(({ k, i }) => out[i] === undefined && this.hiddenDels[k.priority]?.has(k.seq) !== true)
+    if (fromDisk.length > 0) {
+      const values = await this.disk.getEvents(fromDisk.map(({ k }) => k))
+      for (const [j, { i }] of fromDisk.entries()) out[i] = values[j]
+    }
+    return out
   }
 
   readonly openReader = (priority: Priority, after: number | undefined): BackendReader =>
@@ -125,7 +153,9 @@ export class FallbackBackend implements StoreBackend {
       dels,
       reportPuts: [...this.reportPuts].map(([id, value]) => ({ id, value })),
       reportDels: [...this.reportDels],
-      meta: this.meta ?? new Uint8Array()
+      expiryPuts: this.overlay.expiryEntries(),
+      expiryDels: [...this.hiddenExpiry.values()],
+      meta: this.meta
     }
   }
 
@@ -134,6 +164,8 @@ export class FallbackBackend implements StoreBackend {
       for (const e of [...this.overlay.entries(p as Priority)]) this.overlay.deleteEvent(p as Priority, e.seq)
       this.hiddenDels[p]?.clear()
     }
+    for (const e of this.overlay.expiryEntries()) this.overlay.deleteExpiry(e)
+    this.hiddenExpiry.clear()
     this.reportPuts.clear()
     this.reportDels.clear()
   }

@@ -8,7 +8,9 @@
  * Events are keyed `e | priority | seq`, value = encoded protobuf Event (so a Batch is a
  * concatenation). `seq` is one global counter, monotonic across restarts (persisted in meta).
  * The meta record holds live count/bytes per priority, the next seq and report id, and cumulative
- * drop counters. Report records (`r | id`) hold drops not yet delivered upstream.
+ * drop counters. Report records (`r | id`) hold drops not yet delivered upstream. An event with its
+ * own deadline (expires_at_ms, from a TTL rule) also has an expiry index record
+ * (`x | deadline | priority | seq`), written and deleted in the same batch as the event.
  *
  * ## Invariants
  * 1. Every backend write is one atomic batch that carries the meta record describing the state
@@ -32,6 +34,12 @@
  * lowest priority first, among priorities ≤ P (events accepted earlier in the same group count as
  * stored). If only higher priorities (or leased events) remain, the incoming event is refused with
  * reason `rejected_full`. An event larger than the capacity or maxEventBytes is a caller error.
+ *
+ * ## Expiry
+ * Two kinds, both counted as `expired_ttl`: a TTL per priority (`store.ttl`), swept by walking each
+ * priority oldest first until the first event still young enough; and a deadline per event, swept
+ * by reading the expiry index up to now, so the sweep reads only what is due. Leased events are
+ * never expired. A sweep that finds nothing writes nothing.
  *
  * ## Group commit and durability
  * Appends that arrive within `groupCommit.windowMs` (or while a write is in flight) become one

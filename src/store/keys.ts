@@ -1,3 +1,4 @@
+import { readExpiresAtMs } from '../proto/codec.js'
 import type { Priority } from '../types.js'
 
 /**
@@ -5,13 +6,26 @@ import type { Priority } from '../types.js'
  *   'e' | priority (1 byte) | store seq (8 bytes)   an event; value = protobuf Event bytes
  *   'm'                                             the meta record (JSON, see meta.ts)
  *   'r' | report id (8 bytes)                       a pending eviction report (protobuf EvictionReport)
+ *   'x' | expires at ms (8) | priority (1) | seq (8) the expiry index: one empty record per event
+ *                                                   that carries expires_at_ms, in the same batch
  * Ascending order of event keys is "lowest priority first, oldest first": eviction reads forward
- * from 'e'|0, draining reads each priority's range from 3 down.
+ * from 'e'|0, draining reads each priority's range from 3 down. The expiry index is in deadline
+ * order, so the TTL sweep reads only the entries already due.
  */
 
 export const EVENT_KEY_BYTES = 10
+export const EXPIRY_KEY_BYTES = 18
 const E = 0x65
 const R = 0x72
+const X = 0x78
+
+/**
+ * Bytes an event is counted as: its key, its value and, when it carries a deadline, its expiry
+ * index entry (so the capacity bounds the index too).
+ */
+export function storedBytes (valueBytes: number, hasDeadline: boolean): number {
+  return EVENT_KEY_BYTES + valueBytes + (hasDeadline ? EXPIRY_KEY_BYTES : 0)
+}
 export const META_KEY = Buffer.from('m')
 
 export function eventKey (priority: Priority, seq: number): Buffer {
@@ -53,3 +67,48 @@ export function idOfReportKey (key: Uint8Array): number {
 }
 
 export const REPORT_RANGE = { gte: Buffer.from([R]), lt: Buffer.from([R + 1]) }
+
+/**
+ * The deadline (expires_at_ms) of stored Event bytes, if any. Bytes that do not parse count as
+ * having none, so one damaged value cannot stop leasing, eviction or a recount.
+ */
+export function deadlineOf (value: Uint8Array): number | undefined {
+  try {
+    return readExpiresAtMs(value)
+  } catch {
+    return undefined
+  }
+}
+
+/** One expiry index entry: the event (priority, seq) is due at expiresAt. */
+export interface ExpiryEntry { expiresAt: number, priority: Priority, seq: number }
+
+export function expiryKey (e: ExpiryEntry): Buffer {
+  const k = Buffer.allocUnsafe(EXPIRY_KEY_BYTES)
+  k[0] = X
+  writeU64(k, 1, e.expiresAt)
+  k[9] = e.priority
+  writeU64(k, 10, e.seq)
+  return k
+}
+
+export function entryOfExpiryKey (key: Uint8Array): ExpiryEntry {
+  return {
+    expiresAt: u32(key, 1) * 0x1_0000_0000 + u32(key, 5),
+    priority: key[9] as Priority,
+    seq: u32(key, 10) * 0x1_0000_0000 + u32(key, 14)
+  }
+}
+
+/** Entries due strictly before `before`, after `after` (exclusive) when given. */
+export function expiryRange (before: number, after: ExpiryEntry | undefined): { gt?: Buffer, gte?: Buffer, lt: Buffer } {
+  const lt = expiryKey({ expiresAt: before, priority: 0, seq: 0 })
+  return after === undefined ? { gte: Buffer.from([X]), lt } : { gt: expiryKey(after), lt }
+}
+
+export const EXPIRY_RANGE = { gte: Buffer.from([X]), lt: Buffer.from([X + 1]) }
+
+/** Total order of expiry entries, the same as their keys' byte order. */
+export function compareExpiry (a: ExpiryEntry, b: ExpiryEntry): number {
+  return a.expiresAt - b.expiresAt || a.priority - b.priority || a.seq - b.seq
+}

@@ -5,8 +5,13 @@ import { EdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { Priority } from '../types.js'
 import { PRIORITY_COUNT } from '../types.js'
-import type { BackendContent, BackendReader, BackendWrite, ScanOptions, ScannedEvent, SeqSpan, StoreBackend, WriteOutcome } from './backend.js'
-import { EVENT_KEY_BYTES, META_KEY, REPORT_RANGE, eventKey, idOfReportKey, priorityRange, reportKey, seqOfEventKey } from './keys.js'
+import type { BackendContent, BackendReader, BackendWrite, EventKey, ExpiryEntry, ScanOptions, ScannedEvent, SeqSpan, StoreBackend, WriteOutcome } from './backend.js'
+import {
+  EVENT_KEY_BYTES, EXPIRY_RANGE, META_KEY, REPORT_RANGE, entryOfExpiryKey, eventKey, expiryKey, expiryRange, idOfReportKey, priorityRange,
+  reportKey, seqOfEventKey
+} from './keys.js'
+
+const EMPTY = Buffer.alloc(0)
 
 type Db = ClassicLevel<Buffer, Buffer>
 /** The part of classic-level's iterator used here. */
@@ -159,7 +164,9 @@ export class LevelBackend implements StoreBackend {
     for (const d of w.dels) batch.del((d.raw as Buffer | undefined) ?? eventKey(d.priority, d.seq))
     for (const r of w.reportPuts) batch.put(reportKey(r.id), r.value as Buffer)
     for (const id of w.reportDels) batch.del(reportKey(id))
-    batch.put(META_KEY, w.meta as Buffer)
+    for (const e of w.expiryPuts) batch.put(expiryKey(e), EMPTY)
+    for (const e of w.expiryDels) batch.del(expiryKey(e))
+    if (w.meta !== undefined) batch.put(META_KEY, w.meta as Buffer)
     await batch.write({ sync })
     return { durable: true }
   }
@@ -171,6 +178,15 @@ export class LevelBackend implements StoreBackend {
     } finally {
       await release(it)
     }
+  }
+
+  async scanExpiry (before: number, after: ExpiryEntry | undefined, limit: number): Promise<ExpiryEntry[]> {
+    const keys = await this.guarded(async () => await this.live().keys({ ...expiryRange(before, after), limit }).all())
+    return keys.map(entryOfExpiryKey)
+  }
+
+  async getEvents (keys: readonly EventKey[]): Promise<Array<Uint8Array | undefined>> {
+    return await this.guarded(async () => await this.live().getMany(keys.map(k => (k.raw as Buffer | undefined) ?? eventKey(k.priority, k.seq))))
   }
 
   readonly openReader = (priority: Priority, after: number | undefined): BackendReader => {
@@ -185,9 +201,14 @@ export class LevelBackend implements StoreBackend {
   }
 
   private async read (it: Iterator, limit: number): Promise<ScannedEvent[]> {
+    const entries = await this.guarded(async () => await it.nextv(limit))
+    return entries.map(([key, value]) => ({ seq: seqOfEventKey(key), value, raw: key }))
+  }
+
+  /** Runs a read; damage it finds becomes EDGEFWD_ERR_STORE_CORRUPT (the store then repairs). */
+  private async guarded<T> (read: () => Promise<T>): Promise<T> {
     try {
-      const entries = await it.nextv(limit)
-      return entries.map(([key, value]) => ({ seq: seqOfEventKey(key), value, raw: key }))
+      return await read()
     } catch (err) {
       if (isCorruption(err)) throw new EdgefwdError('EDGEFWD_ERR_STORE_CORRUPT', `store ${this.opts.path} is damaged: ${messageOf(err)}`, { cause: err })
       throw err
@@ -212,13 +233,24 @@ export class LevelBackend implements StoreBackend {
     }
   }
 
+  /** Every expiry index entry: for recovery checks and tests, never on the hot path. */
+  async * allExpiry (): AsyncGenerator<ExpiryEntry> {
+    for await (const key of this.live().keys(EXPIRY_RANGE)) yield entryOfExpiryKey(key)
+  }
+
   async compact (spans?: SeqSpan[]): Promise<void> {
     const db = this.db
     if (db?.status !== 'open') return
-    if (spans === undefined) { await db.compactRange(priorityRange(0).gte, priorityRange(3).lt); return }
-    // Deletes happen at the old end of each priority (acks, evictions, expiry): compacting just
-    // those spans rewrites the few files that hold them, not the whole store.
-    for (const s of spans) await db.compactRange(eventKey(s.priority, s.first), eventKey(s.priority, s.last))
+    if (spans === undefined) {
+      await db.compactRange(priorityRange(0).gte, priorityRange(3).lt)
+    } else {
+      // Deletes happen at the old end of each priority (acks, evictions, expiry): compacting just
+      // those spans rewrites the few files that hold them, not the whole store.
+      for (const s of spans) await db.compactRange(eventKey(s.priority, s.first), eventKey(s.priority, s.last))
+    }
+    // The expiry index: small keys without values, cheap to compact whole (and a no-op when
+    // empty); its sweep reads from the range start, so its delete markers must not pile up.
+    await db.compactRange(EXPIRY_RANGE.gte, EXPIRY_RANGE.lt)
   }
 
   async close (): Promise<void> {
@@ -278,6 +310,7 @@ async function recoveryDamage (path: string): Promise<string | undefined> {
 async function probe (db: Db): Promise<void> {
   await db.get(META_KEY)
   for await (const _ of db.keys({ ...REPORT_RANGE, limit: 1 })) break
+  for await (const _ of db.keys({ ...EXPIRY_RANGE, limit: 1 })) break
   for (let p = 0; p < PRIORITY_COUNT; p++) {
     for (const reverse of [false, true]) {
       for await (const _ of db.iterator({ ...priorityRange(p as Priority), reverse, limit: 1 })) break

@@ -1,6 +1,7 @@
 import type { Priority } from '../types.js'
 import { PRIORITY_COUNT } from '../types.js'
-import type { BackendContent, BackendWrite, ScanOptions, ScannedEvent, StoreBackend, WriteOutcome } from './backend.js'
+import type { BackendContent, BackendWrite, EventKey, ExpiryEntry, ScanOptions, ScannedEvent, StoreBackend, WriteOutcome } from './backend.js'
+import { compareExpiry } from './keys.js'
 
 /**
  * One priority's events: an ascending array of seqs plus a map of live values. Deleting only
@@ -74,10 +75,57 @@ class SeqIndex {
   }
 }
 
+/**
+ * The expiry index: entries in deadline order in one array. Inserts are mostly at the end (one
+ * TTL gives rising deadlines) and deletes mostly near the front (oldest delivered first).
+ */
+class ExpiryIndex {
+  private readonly entries: ExpiryEntry[] = []
+
+  get size (): number { return this.entries.length }
+
+  put (e: ExpiryEntry): void {
+    const i = this.lowerBound(e)
+    const at = this.entries[i]
+    if (at !== undefined && compareExpiry(at, e) === 0) return
+    if (i === this.entries.length) this.entries.push({ ...e })
+    else this.entries.splice(i, 0, { ...e })
+  }
+
+  delete (e: ExpiryEntry): boolean {
+    const i = this.lowerBound(e)
+    const at = this.entries[i]
+    if (at === undefined || compareExpiry(at, e) !== 0) return false
+    this.entries.splice(i, 1)
+    return true
+  }
+
+  due (before: number, after: ExpiryEntry | undefined, limit: number): ExpiryEntry[] {
+    const out: ExpiryEntry[] = []
+    let i = after === undefined ? 0 : this.lowerBound(after)
+    if (after !== undefined && this.entries[i] !== undefined && compareExpiry(this.entries[i] as ExpiryEntry, after) === 0) i++
+    for (; i < this.entries.length && out.length < limit; i++) {
+      const e = this.entries[i] as ExpiryEntry
+      if (e.expiresAt >= before) break
+      out.push({ ...e })
+    }
+    return out
+  }
+
+  all (): ExpiryEntry[] { return this.entries.map(e => ({ ...e })) }
+
+  private lowerBound (e: ExpiryEntry): number {
+    let lo = 0; let hi = this.entries.length
+    while (lo < hi) { const mid = (lo + hi) >>> 1; if (compareExpiry(this.entries[mid] as ExpiryEntry, e) < 0) lo = mid + 1; else hi = mid }
+    return lo
+  }
+}
+
 /** The state a MemoryBackend keeps; sharing one across backends simulates a restart. */
 export class MemoryVolume {
   readonly events: SeqIndex[] = Array.from({ length: PRIORITY_COUNT }, () => new SeqIndex())
   readonly reports = new Map<number, Uint8Array>()
+  readonly expiry = new ExpiryIndex()
   meta: Uint8Array | undefined
   bytes = 0
 }
@@ -112,8 +160,16 @@ export class MemoryBackend implements StoreBackend {
     for (const d of w.dels) this.deleteEvent(d.priority, d.seq)
     for (const r of w.reportPuts) v.reports.set(r.id, r.value)
     for (const id of w.reportDels) v.reports.delete(id)
-    v.meta = w.meta
+    for (const e of w.expiryPuts) v.expiry.put(e)
+    for (const e of w.expiryDels) v.expiry.delete(e)
+    if (w.meta !== undefined) v.meta = w.meta
   }
+
+  /** Removes one expiry entry; false when it is not held here. */
+  deleteExpiry (e: ExpiryEntry): boolean { return this.volume.expiry.delete(e) }
+
+  /** Every expiry entry held here, in deadline order. */
+  expiryEntries (): ExpiryEntry[] { return this.volume.expiry.all() }
 
   /** Removes one event; false when it is not held here. */
   deleteEvent (priority: Priority, seq: number): boolean {
@@ -128,6 +184,16 @@ export class MemoryBackend implements StoreBackend {
   async scan (priority: Priority, opts: ScanOptions): Promise<ScannedEvent[]> {
     return this.volume.events[priority]?.scan(opts) ?? []
   }
+
+  async scanExpiry (before: number, after: ExpiryEntry | undefined, limit: number): Promise<ExpiryEntry[]> {
+    return this.volume.expiry.due(before, after, limit)
+  }
+
+  async getEvents (keys: readonly EventKey[]): Promise<Array<Uint8Array | undefined>> {
+    return keys.map(k => this.get(k.priority, k.seq))
+  }
+
+  get (priority: Priority, seq: number): Uint8Array | undefined { return this.volume.events[priority]?.get(seq) }
 
   * entries (priority: Priority): Generator<ScannedEvent> {
     yield * this.volume.events[priority]?.entries() ?? []

@@ -1,12 +1,12 @@
 import { decodeEvent, encodeEvictionReport } from '../proto/codec.js'
 import type { EvictionReportData } from '../proto/codec.js'
 import type { DropReasonName, EventRecord, Priority } from '../types.js'
-import type { BackendWrite, EventKey, EventPut, ScannedEvent, StoreBackend } from './backend.js'
+import type { BackendWrite, EventKey, EventPut, ExpiryEntry, ScannedEvent, StoreBackend } from './backend.js'
 import { mergeReports, reportFromDrops } from './drop-ledger.js'
 import type { Drop } from './drop-ledger.js'
 import type { AppendResult } from './event-store.js'
 import type { DeletionGuard } from './deletion-guard.js'
-import { EVENT_KEY_BYTES } from './keys.js'
+import { deadlineOf, storedBytes } from './keys.js'
 import { dropKey, encodeMeta } from './meta.js'
 import type { StoreMeta } from './meta.js'
 
@@ -15,7 +15,7 @@ export interface Victim { seq: number, bytes: number, value: Uint8Array, raw?: U
 
 /** One commit's worth of changes, computed before anything is written. */
 export class Plan {
-  readonly write: BackendWrite = { puts: [], dels: [], reportPuts: [], reportDels: [], meta: new Uint8Array() }
+  readonly write: BackendWrite = { puts: [], dels: [], reportPuts: [], reportDels: [], expiryPuts: [], expiryDels: [] }
   readonly meta: StoreMeta
   readonly results: Array<Omit<AppendResult, 'durable'>> = []
   readonly settledLeases: number[] = []
@@ -48,11 +48,12 @@ export class Plan {
   }
 
   /** Deletes delivered events: the keys are the lease's own objects, counted in one step. */
-  removeDelivered (keys: ReadonlyArray<EventKey & { bytes: number }>): void {
+  removeDelivered (keys: ReadonlyArray<EventKey & { bytes: number, expiresAt?: number | undefined }>): void {
     const count = [0, 0, 0, 0]
     const bytes = [0, 0, 0, 0]
     for (const k of keys) {
       this.write.dels.push(k)
+      if (k.expiresAt !== undefined) this.write.expiryDels.push({ expiresAt: k.expiresAt, priority: k.priority, seq: k.seq })
       count[k.priority] = (count[k.priority] ?? 0) + 1
       bytes[k.priority] = (bytes[k.priority] ?? 0) + k.bytes
     }
@@ -70,7 +71,18 @@ export class Plan {
     this.remove(priority, v.seq, v.bytes, v.raw)
     this.condemned.push({ priority, seq: v.seq })
     const e = decodeEvent(v.value)
+    if (e.expiresAtMs !== undefined) this.write.expiryDels.push({ expiresAt: e.expiresAtMs, priority, seq: v.seq })
     this.count(priority, reason, v.bytes, e.gatewayTimeMs, e.deviceId, e.deviceSeq)
+  }
+
+  /** An expiry index entry whose event is gone (left behind by a repair). */
+  removeStaleExpiry (e: ExpiryEntry): void { this.write.expiryDels.push(e) }
+
+  /** Whether the plan changes anything but the meta record. */
+  isEmpty (): boolean {
+    const w = this.write
+    return this.puts.length === 0 && w.dels.length === 0 && w.reportPuts.length === 0 && w.reportDels.length === 0 &&
+      w.expiryDels.length === 0 && this.drops.length === 0 && this.settledLeases.length === 0
   }
 
   refuse (r: EventRecord, bytes: number, reason: DropReasonName): void {
@@ -83,7 +95,11 @@ export class Plan {
    * bounded number of records rather than one per commit.
    */
   finish (nextSeq: number, absorb: ReadonlyArray<{ id: number, data: EvictionReportData }> = []): void {
-    this.write.puts = this.puts.filter(p => !p.dead)
+    const live = this.puts.filter(p => !p.dead)
+    this.write.puts = live
+    for (const p of live) {
+      if (p.record.expiresAtMs !== undefined) this.write.expiryPuts.push({ expiresAt: p.record.expiresAtMs, priority: p.priority, seq: p.seq })
+    }
     if (this.drops.length > 0) {
       const own = reportFromDrops(this.drops)
       this.newReport = absorb.length > 0 ? mergeReports([...absorb.map(r => r.data), own]) : own
@@ -142,8 +158,9 @@ export class VictimSource {
   async next (accept?: (v: Victim) => boolean): Promise<Victim | undefined> {
     for (;;) {
       for (let e = this.chunk[this.index]; e !== undefined; e = this.chunk[this.index]) {
-        if (this.leased.has(e.seq)) { this.index++; continue }
-        const v = { seq: e.seq, bytes: EVENT_KEY_BYTES + e.value.byteLength, value: e.value, raw: e.raw }
+        // Leased, or already condemned by this plan (the expiry sweep takes events from anywhere).
+        if (this.leased.has(e.seq) || this.guard.blocks(this.priority, e.seq)) { this.index++; continue }
+        const v = { seq: e.seq, bytes: storedBytes(e.value.byteLength, deadlineOf(e.value) !== undefined), value: e.value, raw: e.raw }
         if (accept !== undefined && !accept(v)) return undefined
         this.index++
         this.cursor = e.seq

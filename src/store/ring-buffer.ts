@@ -12,7 +12,7 @@ import type { EventKey, StoreBackend } from './backend.js'
 import { mergeReports } from './drop-ledger.js'
 import type { AppendResult, EventStore, Lease, RingBufferOptions, StoreState, StoreStats } from './event-store.js'
 import { DiskFullError, FallbackBackend } from './fallback-backend.js'
-import { EVENT_KEY_BYTES } from './keys.js'
+import { deadlineOf, storedBytes } from './keys.js'
 import { decodeMeta, emptyMeta, encodeMeta } from './meta.js'
 import type { StoreMeta } from './meta.js'
 import { CompactionSchedule } from './compaction.js'
@@ -26,7 +26,7 @@ import { SerialLane } from './serial-lane.js'
 
 interface PendingAppend { events: Encoded[], resolve: (r: AppendResult) => void, reject: (e: unknown) => void }
 interface PendingAck { lease: LeaseState, resolve: () => void, reject: (e: unknown) => void }
-interface LeaseState { id: number, keys: Array<EventKey & { bytes: number }>, reportIds: number[], settling: boolean }
+interface LeaseState { id: number, keys: Array<EventKey & { bytes: number, expiresAt: number | undefined }>, reportIds: number[], settling: boolean }
 
 const DEFAULTS = { overheadFactor: 1, maxEventBytes: 64 * 1024, windowMs: 5, maxEvents: 1000, retryIntervalMs: 1000, memoryMaxBytes: 16 * 1024 * 1024 }
 
@@ -113,7 +113,8 @@ export class RingBuffer implements EventStore {
       throw err
     }
     this.state = 'open'
-    if (this.opt.expiryIntervalMs > 0 && this.hasTtl()) {
+    // Always: besides the priority TTLs, events may carry their own deadline (TTL rules).
+    if (this.opt.expiryIntervalMs > 0) {
       this.timers.push(setInterval(() => { this.expire().catch(err => this.logger?.error({ err }, 'store expiry failed')) }, this.opt.expiryIntervalMs).unref())
     }
     if (this.fallback !== undefined) {
@@ -153,10 +154,10 @@ export class RingBuffer implements EventStore {
     if (problem !== undefined) throw new EdgefwdError('EDGEFWD_ERR_EVENT_INVALID', `event ${index}: ${problem}`)
     const seq = this.seqCounter++
     const value = encodeEvent(record, seq)
-    const size = EVENT_KEY_BYTES + value.byteLength
-    if (value.byteLength > this.opt.maxEventBytes || size * this.opt.overheadFactor > this.opt.capacityBytes) {
+    const overhead = storedBytes(0, record.expiresAtMs !== undefined)
+    if (value.byteLength > this.opt.maxEventBytes || (overhead + value.byteLength) * this.opt.overheadFactor > this.opt.capacityBytes) {
       throw new EdgefwdError('EDGEFWD_ERR_EVENT_TOO_LARGE',
-        `event ${index} from ${record.deviceId} encodes to ${value.byteLength} bytes; the store takes at most ${Math.min(this.opt.maxEventBytes, Math.floor(this.opt.capacityBytes / this.opt.overheadFactor) - EVENT_KEY_BYTES)}`)
+        `event ${index} from ${record.deviceId} encodes to ${value.byteLength} bytes; the store takes at most ${Math.min(this.opt.maxEventBytes, Math.floor(this.opt.capacityBytes / this.opt.overheadFactor) - overhead)}`)
     }
     return { record, seq, value }
   }
@@ -220,6 +221,8 @@ export class RingBuffer implements EventStore {
     let plan: Plan | undefined
     try {
       plan = await this.repairing(async () => await this.plan(appends, ackedLeases, options.expire === true, this.fallback?.degraded === true), () => { ackedLeases = [] })
+      // A sweep that found nothing writes nothing (it runs every expiryInterval).
+      if (appends.length === 0 && ackedLeases.length === 0 && plan.isEmpty()) return 0
       let durable: boolean
       try {
         durable = (await this.backend.write(plan.write, this.needsSync(plan))).durable
@@ -335,7 +338,8 @@ export class RingBuffer implements EventStore {
     let lastStoreSeq = 0
     let leasedBytes = 0
     for (const { priority, e } of picked) {
-      lease.keys.push({ priority, seq: e.seq, bytes: EVENT_KEY_BYTES + e.value.byteLength, raw: e.raw })
+      const expiresAt = deadlineOf(e.value)
+      lease.keys.push({ priority, seq: e.seq, bytes: storedBytes(e.value.byteLength, expiresAt !== undefined), raw: e.raw, expiresAt })
       events.push(e.value)
       if (e.seq < firstStoreSeq) firstStoreSeq = e.seq
       if (e.seq > lastStoreSeq) lastStoreSeq = e.seq
@@ -431,19 +435,14 @@ export class RingBuffer implements EventStore {
     for (const r of this.reports.values()) r.leased = false
     // Report records may have been lost with the damage: write back every one still pending.
     const reportPuts = [...this.reports].map(([id, r]) => ({ id, value: encodeEvictionReport(r.data) }))
-    await this.backend.write({ puts: [], dels: [], reportPuts, reportDels: [], meta: encodeMeta(this.meta) }, true)
+    await this.backend.write({ puts: [], dels: [], reportPuts, reportDels: [], expiryPuts: [], expiryDels: [], meta: encodeMeta(this.meta) }, true)
   }
 
   // ── expiry, compaction, disk recovery ────────────────────────────────────────────────────────
 
   async expire (): Promise<number> {
     this.assertOpen()
-    if (!this.hasTtl()) return 0
     return await this.writes.run(async () => await this.commit({ expire: true }))
-  }
-
-  private hasTtl (): boolean {
-    return Object.values(this.opt.ttlMs ?? {}).some(v => v !== undefined)
   }
 
   async compact (): Promise<void> {
@@ -500,5 +499,6 @@ function validate (e: EventRecord): string | undefined {
   if (!Number.isSafeInteger(e.deviceSeq) || e.deviceSeq < 0) return `deviceSeq must be a non-negative safe integer, got ${String(e.deviceSeq)}`
   if (!Number.isFinite(e.gatewayTimeMs) || e.gatewayTimeMs < 0) return 'gatewayTimeMs must be a non-negative number'
   if (typeof e.stream !== 'string') return 'stream must be a string'
+  if (e.expiresAtMs !== undefined && (!Number.isSafeInteger(e.expiresAtMs) || e.expiresAtMs < 0)) return 'expiresAtMs must be a non-negative safe integer'
   return undefined
 }

@@ -169,6 +169,117 @@ export function storeConformance (t: Test, name: string, factory: StoreFactory):
     await store.close()
   })
 
+  t.test(`${name}: an event's own deadline expires it wherever it sits in the queue, counted and reported`, async t => {
+    let now = 1_000_000
+    const { store } = await factory.make(t, { ...BIG, expiryIntervalMs: 0, now: () => now })
+    await store.append([
+      ev(1, 1, { gatewayTimeMs: now }),
+      ev(2, 1, { gatewayTimeMs: now, expiresAtMs: now + 5000 }),
+      ev(3, 1, { gatewayTimeMs: now, expiresAtMs: now + 100 }),
+      ev(4, 2, { gatewayTimeMs: now, expiresAtMs: now + 100 }),
+      ev(5, 1, { gatewayTimeMs: now })
+    ])
+    now += 100
+    t.equal(await store.expire(), 0, 'due strictly after the deadline, as the priority TTL')
+    now += 1
+    t.equal(await store.expire(), 2, 'the two short deadlines, behind an older long-lived event')
+    t.equal(await store.expire(), 0, 'a sweep that finds nothing changes nothing')
+    const lease = await store.lease(100, 1 << 20)
+    const events = decodeBatch(lease!.batch)
+    t.same(events.map(e => e.deviceSeq), [1, 2, 5])
+    t.equal(events[1]?.expiresAtMs, 1_005_000, 'the deadline travels upstream with the event')
+    t.same(lease!.report!.counts.map(c => [c.priority, c.reason, c.count]), [[1, 'expired_ttl', 1], [2, 'expired_ttl', 1]])
+    t.same(lease!.report!.ranges.map(r => [r.deviceId, r.firstSeq, r.lastSeq, r.priority]), [['dev-1', 3, 3, 1], ['dev-1', 4, 4, 2]])
+    await store.ack(lease!.id)
+    now += 10_000
+    t.equal(await store.expire(), 0, 'acked events leave the index with them')
+    t.equal(store.stats().events, 0)
+    t.equal(store.stats().usedBytes, 0, 'index entries are counted in used bytes and freed with their events')
+    await store.close()
+  })
+
+  t.test(`${name}: the deadline and the priority TTL both apply: whichever comes first`, async t => {
+    let now = 1_000_000
+    const { store } = await factory.make(t, { ...BIG, ttlMs: { normal: 1000 }, expiryIntervalMs: 0, now: () => now })
+    await store.append([ev(1, 1, { gatewayTimeMs: now, expiresAtMs: now + 5000 }), ev(2, 1, { gatewayTimeMs: now, expiresAtMs: now + 10 })])
+    now += 11
+    t.equal(await store.expire(), 1, 'the short deadline')
+    now += 1000
+    t.equal(await store.expire(), 1, 'the priority TTL, before the long deadline')
+    now += 10_000
+    t.equal(await store.expire(), 0, 'and its index entry went with it')
+    t.equal(store.stats().events, 0)
+    t.same(store.stats().drops.map(d => [d.priority, d.reason, d.count]), [['normal', 'expired_ttl', 2]])
+    await store.close()
+  })
+
+  t.test(`${name}: a leased event outlives its deadline until nacked; evicted events leave the index`, async t => {
+    let now = 1_000_000
+    const probe = await factory.make(t, BIG)
+    await probe.store.append([ev(1, 1, { expiresAtMs: now + 10 })])
+    const size = probe.store.stats().usedBytes
+    await probe.store.close()
+    const { store } = await factory.make(t, { ...BIG, capacityBytes: size * 3, expiryIntervalMs: 0, now: () => now })
+    await store.append([ev(1, 1, { expiresAtMs: now + 10 }), ev(2, 0, { expiresAtMs: now + 10 }), ev(3, 0, { expiresAtMs: now + 10 })])
+    const leased = await store.lease(1, 1 << 20)
+    t.same(decodeBatch(leased!.batch).map(e => e.deviceSeq), [1])
+    const r = await store.append([ev(4, 1)])
+    t.equal(r.evicted, 1, 'room made by evicting the oldest low event, which had a deadline')
+    now += 100
+    t.equal(await store.expire(), 1, 'only ev3: ev1 is in flight, ev2 was evicted')
+    store.nack(leased!.id)
+    t.equal(await store.expire(), 1, 'back in the queue, ev1 expires at the next sweep')
+    const lease = await store.lease(100, 1 << 20)
+    t.same(decodeBatch(lease!.batch).map(e => e.deviceSeq), [4])
+    const counts = Object.fromEntries(lease!.report!.counts.map(c => [`${c.priority}:${c.reason}`, c.count]))
+    t.same(counts, { '0:evicted_for_space': 1, '0:expired_ttl': 1, '1:expired_ttl': 1 })
+    await store.close()
+  })
+
+  t.test(`${name}: an append that lands in the same commit as a sweep never evicts what the sweep expired`, async t => {
+    let now = 1_000_000
+    const first = (): EventRecord[] => [ev(1, 0, { expiresAtMs: now + 10 }), ev(2, 0), ev(3, 0)]
+    const probe = await factory.make(t, BIG)
+    await probe.store.append(first())
+    const full = probe.store.stats().usedBytes
+    await probe.store.close()
+    const { store } = await factory.make(t, { ...BIG, capacityBytes: full, groupCommit: { windowMs: 50, maxEvents: 1000 }, expiryIntervalMs: 0, now: () => now })
+    await store.append(first())
+    now += 100
+    // The append waits out its group window; the sweep starts at once and takes it along.
+    const [appended, expired] = await Promise.all([store.append([ev(4, 0, { value: { kind: 'raw', raw: new Uint8Array(250) } })]), store.expire()])
+    t.equal(expired, 1)
+    t.equal(appended.evicted, 1, 'one eviction beyond the room the expiry freed')
+    const lease = await store.lease(100, 1 << 20)
+    t.same(decodeBatch(lease!.batch).map(e => e.deviceSeq), [3, 4])
+    t.same(Object.fromEntries(lease!.report!.counts.map(c => [c.reason, c.count])), { evicted_for_space: 1, expired_ttl: 1 })
+    await store.ack(lease!.id)
+    t.same([store.stats().events, store.stats().usedBytes], [0, 0], 'counts stayed exact')
+    await store.close()
+  })
+
+  t.test(`${name}: deadlines survive a restart`, async t => {
+    let now = 1_000_000
+    const options = { ...BIG, expiryIntervalMs: 0, now: () => now }
+    const { store, reopen } = await factory.make(t, options)
+    await store.append([ev(1, 1, { expiresAtMs: now + 10 }), ev(2, 1)])
+    await store.close()
+    const again = await reopen(options)
+    now += 11
+    t.equal(await again.expire(), 1)
+    t.same((await drainAll(again)).map(e => e.deviceSeq), [2])
+    await again.close()
+  })
+
+  t.test(`${name}: the expiry timer sweeps deadlines without any priority TTL configured`, async t => {
+    const { store } = await factory.make(t, { ...BIG, expiryIntervalMs: 20 })
+    await store.append([ev(1, 1, { expiresAtMs: Date.now() + 30 }), ev(2, 1)])
+    for (let i = 0; i < 200 && store.stats().events > 1; i++) await new Promise(resolve => setTimeout(resolve, 10))
+    t.equal(store.stats().events, 1)
+    t.same(store.stats().drops.map(d => [d.priority, d.reason, d.count]), [['normal', 'expired_ttl', 1]])
+    await store.close()
+  })
+
   t.test(`${name}: concurrent appends are grouped into few writes and all resolve`, async t => {
     const { store } = await factory.make(t, { ...BIG, groupCommit: { windowMs: 5, maxEvents: 10_000 } })
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => store.append([ev(i + 1)])))
@@ -183,6 +294,7 @@ export function storeConformance (t: Test, name: string, factory: StoreFactory):
     await t.rejects(store.append([ev(1), { ...ev(2), deviceId: '' }]), { code: 'EDGEFWD_ERR_EVENT_INVALID' })
     await t.rejects(store.append([{ ...ev(2), priority: 7 as Priority }]), { code: 'EDGEFWD_ERR_EVENT_INVALID' })
     await t.rejects(store.append([{ ...ev(2), deviceSeq: -1 }]), { code: 'EDGEFWD_ERR_EVENT_INVALID' })
+    await t.rejects(store.append([{ ...ev(2), expiresAtMs: 1.5 }]), { code: 'EDGEFWD_ERR_EVENT_INVALID' })
     await t.rejects(store.append([ev(3, 1, { value: { kind: 'raw', raw: new Uint8Array(2000) } })]), { code: 'EDGEFWD_ERR_EVENT_TOO_LARGE' })
     t.equal(store.stats().events, 0)
     t.same(await store.append([]), { accepted: 0, rejected: [], evicted: 0, durable: true })

@@ -1,7 +1,7 @@
 /**
  * Model-based test of the ring buffer: random sequences of append, lease, ack, nack, expire and
- * restart run against the real store and against a plain model of priorities, capacity, leases
- * and TTL; after every step the two must agree. Failing cases found here are kept as named
+ * restart run against the real store and against a plain model of priorities, capacity, leases,
+ * the priority TTL and per-event deadlines; after every step the two must agree. Failing cases found here are kept as named
  * regression tests at the bottom of this file.
  */
 import fc from 'fast-check'
@@ -13,10 +13,12 @@ import type { EventRecord, Priority } from '../../src/types.js'
 import { silentLogger } from '../helpers/logger.js'
 
 const KEY = 10
+/** An event with a deadline also has an expiry index record, counted with it. */
+const EXPIRY_KEY = 18
 const CAPACITY = 3000
 const TTL_LOW = 1000
 
-interface ModelEvent { seq: number, priority: Priority, bytes: number, time: number, leased: number | undefined, device: string, deviceSeq: number }
+interface ModelEvent { seq: number, priority: Priority, bytes: number, time: number, deadline: number | undefined, leased: number | undefined, device: string, deviceSeq: number }
 
 class Model {
   events: ModelEvent[] = []
@@ -47,19 +49,21 @@ class Model {
 interface Real { store: EventStore, reopen: () => Promise<EventStore>, clock: { now: number } }
 
 let deviceSeq = 0
-function record (priority: Priority, size: number, now: number, device: string): EventRecord {
-  return { deviceId: device, deviceSeq: ++deviceSeq, gatewayTimeMs: now, priority, stream: 's', value: { kind: 'raw', raw: new Uint8Array(size) } }
+function record (priority: Priority, size: number, now: number, device: string, ttl: number | undefined): EventRecord {
+  const r: EventRecord = { deviceId: device, deviceSeq: ++deviceSeq, gatewayTimeMs: now, priority, stream: 's', value: { kind: 'raw', raw: new Uint8Array(size) } }
+  if (ttl !== undefined) r.expiresAtMs = now + ttl
+  return r
 }
 
 class AppendCommand implements fc.AsyncCommand<Model, Real> {
-  constructor (readonly items: Array<{ priority: Priority, size: number, device: string }>) {}
+  constructor (readonly items: Array<{ priority: Priority, size: number, device: string, ttl: number | undefined }>) {}
   check (): boolean { return true }
   async run (m: Model, r: Real): Promise<void> {
-    const records = this.items.map(i => record(i.priority, i.size, r.clock.now, i.device))
+    const records = this.items.map(i => record(i.priority, i.size, r.clock.now, i.device, i.ttl))
     const expectedRejected: number[] = []
     records.forEach((rec, index) => {
       const seq = m.seq++
-      const bytes = KEY + encodeEvent(rec, seq).byteLength
+      const bytes = KEY + encodeEvent(rec, seq).byteLength + (rec.expiresAtMs !== undefined ? EXPIRY_KEY : 0)
       while (m.used() + bytes > CAPACITY) {
         const v = m.victim(rec.priority)
         if (v === undefined) break
@@ -67,7 +71,7 @@ class AppendCommand implements fc.AsyncCommand<Model, Real> {
         m.drop(v.priority, 'evicted_for_space')
       }
       if (m.used() + bytes > CAPACITY) { expectedRejected.push(index); m.drop(rec.priority, 'rejected_full'); return }
-      m.events.push({ seq, priority: rec.priority, bytes, time: rec.gatewayTimeMs, leased: undefined, device: rec.deviceId, deviceSeq: rec.deviceSeq })
+      m.events.push({ seq, priority: rec.priority, bytes, time: rec.gatewayTimeMs, deadline: rec.expiresAtMs, leased: undefined, device: rec.deviceId, deviceSeq: rec.deviceSeq })
     })
     const result = await r.store.append(records)
     if (JSON.stringify(result.rejected.map(x => x.index)) !== JSON.stringify(expectedRejected)) {
@@ -131,9 +135,11 @@ class ExpireCommand implements fc.AsyncCommand<Model, Real> {
   async run (m: Model, r: Real): Promise<void> {
     r.clock.now += this.advanceMs
     m.now += this.advanceMs
-    const expired = m.events.filter(e => e.priority === 0 && e.leased === undefined && e.time < m.now - TTL_LOW)
+    // Low has a priority TTL; any event may carry its own deadline; leased events never expire.
+    const expired = m.events.filter(e => e.leased === undefined &&
+      ((e.priority === 0 && e.time < m.now - TTL_LOW) || (e.deadline !== undefined && e.deadline < m.now)))
     m.events = m.events.filter(e => !expired.includes(e))
-    if (expired.length > 0) m.drop(0, 'expired_ttl', expired.length)
+    for (const e of expired) m.drop(e.priority, 'expired_ttl')
     const n = await r.store.expire()
     if (n !== expired.length) throw new Error(`expired ${n}, model expected ${expired.length}`)
     checkState(m, r)
@@ -187,7 +193,12 @@ async function drainAndCheckReports (m: Model, r: Real): Promise<void> {
 
 const priority = fc.constantFrom<Priority>(0, 1, 2, 3)
 const commands = fc.commands([
-  fc.array(fc.record({ priority, size: fc.integer({ min: 0, max: 300 }), device: fc.constantFrom('a', 'b', 'c') }), { minLength: 1, maxLength: 8 }).map(items => new AppendCommand(items)),
+  fc.array(fc.record({
+    priority,
+    size: fc.integer({ min: 0, max: 300 }),
+    device: fc.constantFrom('a', 'b', 'c'),
+    ttl: fc.option(fc.integer({ min: 0, max: 2000 }), { nil: undefined })
+  }), { minLength: 1, maxLength: 8 }).map(items => new AppendCommand(items)),
   fc.integer({ min: 1, max: 6 }).map(n => new LeaseCommand(n)),
   fc.tuple(fc.nat(), fc.boolean()).map(([pick, ack]) => new SettleCommand(pick, ack)),
   fc.integer({ min: 0, max: 1500 }).map(ms => new ExpireCommand(ms)),
