@@ -106,8 +106,10 @@ const ingest = checkedSection({
   rules: z.array(z.strictObject({
     device: devicePattern.optional(),
     stream: streamPattern.optional(),
-    priority: z.enum(PRIORITY_NAMES),
-  }).readonly()).readonly().default([]),
+    priority: z.enum(PRIORITY_NAMES).optional(),
+    ttl: duration({ min: 1 }).optional(),
+  }).refine(r => r.priority !== undefined || r.ttl !== undefined, { error: 'a rule must set priority, ttl or both' })
+    .readonly()).readonly().default([]),
   maxTrackedDevices: z.number().int().min(16).max(1_000_000).default(1024),
   backpressure: section({
     connectionEvents: z.number().int().min(1).max(1_000_000).default(4096),

@@ -15,10 +15,12 @@ export interface DeviceEntry {
   rateLimit?: Partial<RateLimit>
 }
 
-export interface PriorityRule {
+/** One `ingest.rules` entry; sets a priority, a TTL, or both (classify.ts). */
+export interface IngestRule {
   device?: string
   stream?: string
-  priority: Priority
+  priority?: Priority
+  ttlMs?: number
 }
 
 export interface IngestOptions {
@@ -28,8 +30,8 @@ export interface IngestOptions {
   /** Exact ids win over patterns; patterns are tried in this order. */
   devices: readonly DeviceEntry[]
   rateLimit: RateLimit
-  /** First match wins; a frame no rule matches keeps the device's priority. */
-  rules: readonly PriorityRule[]
+  /** Per attribute, the first matching rule that sets it wins; no match keeps the device's priority and sets no deadline. */
+  rules: readonly IngestRule[]
   /** Bound of the per-device table (counters, buckets): the least recently seen is forgotten. */
   maxTrackedDevices: number
   /** At most one log line per reason per this interval; default 10 s. */
@@ -60,9 +62,11 @@ export function ingestOptions (ingest: Config['ingest']): IngestOptions {
       burstMs: ingest.rateLimit.burst
     },
     rules: ingest.rules.map(r => {
-      const rule: PriorityRule = { priority: PRIORITIES.indexOf(r.priority) as Priority }
+      const rule: IngestRule = {}
       if (r.device !== undefined) rule.device = r.device
       if (r.stream !== undefined) rule.stream = r.stream
+      if (r.priority !== undefined) rule.priority = PRIORITIES.indexOf(r.priority) as Priority
+      if (r.ttl !== undefined) rule.ttlMs = r.ttl
       return rule
     }),
     maxTrackedDevices: ingest.maxTrackedDevices

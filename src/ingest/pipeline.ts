@@ -13,8 +13,9 @@
  *    refuses JSON lines from keyed devices, which cannot carry a tag);
  * 4. a hello is counted and logged; an event must fit its device's token buckets
  *    (`rate_limited`: dropped, never queued);
- * 5. the event gets its priority from the rules, `gatewayTimeMs = now()`, `clockSkewed` when
- *    its device time is more than maxClockSkew away from now, and becomes an EventRecord.
+ * 5. the event gets its priority and deadline from the rules (classify.ts), `gatewayTimeMs =
+ *    now()`, `clockSkewed` when its device time is more than maxClockSkew away from now, and
+ *    becomes an EventRecord.
  *
  * All events of one submit() go to the sink in ONE append (group commit then batches further).
  * The promise resolves with, per device, the highest seq that the sink accepted with
@@ -31,13 +32,13 @@
 import { isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { EventSink } from '../store/event-store.js'
-import type { EventRecord, Priority } from '../types.js'
+import type { EventRecord } from '../types.js'
 import { bump, IngestCounters, newDeviceCounters, type DeviceCounters, type IngestCounterSnapshot, type TransportDropReason } from './counters.js'
 import { DevicePolicies, type DevicePolicy } from './device-policy.js'
 import type { DeviceEvent, FrameResult } from './frame.js'
 import { LruMap } from './lru-map.js'
 import type { IngestOptions } from './options.js'
-import { applyRules, PriorityRules, type DeviceRule } from './priority-rules.js'
+import { applyRules, Classifier, type DeviceRule, type RuleOutcome } from './classify.js'
 import { TokenBucket } from './rate-limit.js'
 import type { RejectReason } from './reasons.js'
 import { ThrottledLog } from './throttled-log.js'
@@ -69,7 +70,7 @@ const NOTHING: SubmitResult = Object.freeze({ accepted: 0, acks: Object.freeze([
 export class IngestPipeline {
   readonly frameOptions: FrameParseOptions
   private readonly policies: DevicePolicies
-  private readonly rules: PriorityRules
+  private readonly rules: Classifier
   private readonly devices: LruMap<string, DeviceState>
   private readonly stats = new IngestCounters()
   private readonly log: ThrottledLog
@@ -79,7 +80,7 @@ export class IngestPipeline {
   constructor (private readonly sink: EventSink, private readonly options: IngestOptions,
     logger: Logger, private readonly now: () => number = Date.now) {
     this.policies = new DevicePolicies(options)
-    this.rules = new PriorityRules(options.rules)
+    this.rules = new Classifier(options.rules)
     this.devices = new LruMap(options.maxTrackedDevices)
     this.log = new ThrottledLog(logger, options.logIntervalMs ?? 10_000, now)
     this.frameOptions = { maxFrameSize: options.maxFrameSize, keyFor: this.policies.keyFor }
@@ -203,8 +204,9 @@ export class IngestPipeline {
     this.log.warn(`reject:${reason}`, () => ({ transport, reason, deviceId, detail }), 'frame rejected')
   }
 
-  private toRecord (e: DeviceEvent, priority: Priority, now: number): EventRecord {
+  private toRecord (e: DeviceEvent, { priority, ttlMs }: RuleOutcome, now: number): EventRecord {
     const r: EventRecord = { deviceId: e.deviceId, deviceSeq: e.seq, gatewayTimeMs: now, priority, stream: e.stream }
+    if (ttlMs !== undefined) r.expiresAtMs = now + ttlMs
     if (e.deviceTimeMs !== undefined) {
       r.deviceTimeMs = e.deviceTimeMs
       if (Math.abs(e.deviceTimeMs - now) > this.options.maxClockSkewMs) {

@@ -235,3 +235,9 @@ t.test('a __proto__ key is an unknown key, not a prototype', async t => {
   ])
   t.equal(({} as Record<string, unknown>).polluted, undefined)
 })
+
+t.test('the example configuration in examples/ is valid and means what its comments say', async t => {
+  const config = await loadConfig({ file: join(import.meta.dirname, '../../examples/edgefwd.yaml') })
+  t.equal(config.store.capacity, 512 * MiB)
+  t.same(config.ingest.rules, [{ stream: 'alarm', priority: 'critical' }, { stream: 'debug/*', priority: 'low', ttl: 3_600_000 }])
+})

@@ -146,6 +146,46 @@ t.test('hello frames are counted and logged, never stored', async t => {
   t.match(records().find(r => r.msg === 'device hello'), { hello: { deviceId: 'h1', firmwareVersion: '1.2.3' } })
 })
 
+t.test('rules: per attribute the first matching rule that sets it wins; a TTL becomes the event deadline', async t => {
+  const sink = new FakeSink()
+  const p = new IngestPipeline(sink, options({
+    rules: [
+      { stream: 'debug/*', ttlMs: 3_600_000 },
+      { device: 'plc-*', priority: 3 },
+      { device: 'plc-*', stream: 'debug/*', priority: 0, ttlMs: 1000 },
+      { device: 'cam', priority: 0, ttlMs: 60_000 }
+    ]
+  }), silentLogger(), () => T0)
+  await p.submit('tcp', [
+    ev('plc-1', 1, { stream: 'debug/trace' }),
+    ev('plc-1', 2, { stream: 'alarm' }),
+    ev('pump', 1, { stream: 'debug/x', priority: 2 }),
+    ev('pump', 2, { stream: 'telemetry', priority: 2 }),
+    ev('cam', 1, { stream: 'frames', priority: 3 })
+  ])
+  t.same(sink.events.map(e => [e.deviceId, e.priority, e.expiresAtMs]), [
+    ['plc-1', 3, T0 + 3_600_000],
+    ['plc-1', 3, undefined],
+    ['pump', 2, T0 + 3_600_000],
+    ['pump', 2, undefined],
+    ['cam', 0, T0 + 60_000]
+  ])
+  t.notOk('expiresAtMs' in (sink.events[1] ?? {}), 'no TTL rule: no deadline at all')
+})
+
+t.test('a rule TTL is enforced by the store: the debug stream expires, the rest stays', async t => {
+  const c = clock()
+  const store = await openMemoryStore({ capacityBytes: 1 << 20, expiryIntervalMs: 0, now: c.now })
+  t.teardown(async () => { await store.close() })
+  const p = new IngestPipeline(store, options({ rules: [{ stream: 'debug', ttlMs: 60_000 }] }), silentLogger(), c.now)
+  await p.submit('tcp', [ev('d', 1, { stream: 'debug' }), ev('d', 2, { stream: 'telemetry' })])
+  c.advance(60_001)
+  t.equal(await store.expire(), 1)
+  const lease = await store.lease(10, 1 << 20)
+  t.same(lease?.events.length, 1)
+  t.same(lease?.report?.counts.map(x => [x.reason, x.count]), [['expired_ttl', 1]])
+})
+
 t.test('priority rules: first match wins, by device and stream pattern; no match keeps the device priority', async t => {
   const sink = new FakeSink()
   const p = new IngestPipeline(sink, options({
@@ -259,7 +299,7 @@ t.test('options from the configuration section', async t => {
   const config = await loadConfig({
     overrides: [
       'ingest.devices={ pump-1: { key: "000102030405060708090a0b0c0d0e0f", rateLimit: { eventsPerSecond: 5 } }, "s-*": {} }',
-      'ingest.rules=[{ stream: alarm, priority: critical }]',
+      'ingest.rules=[{ stream: alarm, priority: critical }, { device: "cam-*", stream: "debug/*", ttl: 2h }, { device: x, priority: low, ttl: 500ms }]',
       'ingest.allowUnknownDevices=false'
     ]
   })
@@ -268,7 +308,9 @@ t.test('options from the configuration section', async t => {
     { pattern: 'pump-1', key: Uint8Array.from({ length: 16 }, (_, i) => i), rateLimit: { eventsPerSecond: 5 } },
     { pattern: 's-*' }
   ])
-  t.same(o.rules, [{ stream: 'alarm', priority: 3 }])
+  t.same(o.rules, [{ stream: 'alarm', priority: 3 }, { device: 'cam-*', stream: 'debug/*', ttlMs: 7_200_000 }, { device: 'x', priority: 0, ttlMs: 500 }])
+  await t.rejects(loadConfig({ overrides: ['ingest.rules=[{ stream: alarm }]'] }), { message: /ingest\.rules\.0: a rule must set priority, ttl or both/ })
+  await t.rejects(loadConfig({ overrides: ['ingest.rules=[{ stream: alarm, ttl: 0s }]'] }), { code: 'EDGEFWD_ERR_CONFIG_INVALID' })
   t.same(o.rateLimit, { eventsPerSecond: 1000, bytesPerSecond: 1024 * 1024, burstMs: 1000 })
   t.equal(o.maxFrameSize, 16384)
   t.equal(o.maxClockSkewMs, 300_000)
