@@ -34,6 +34,12 @@ export interface PlannerState {
 const MAX_PENDING_REPORTS = 32
 /** Expiry index entries read per step of the sweep. */
 const EXPIRY_CHUNK = 512
+/**
+ * Most events one commit expires: a plan holds its victims in memory, and a backlog (a day of
+ * events passing their TTL at once after a restart) must not become one huge write. expire()
+ * commits again until a commit expires fewer.
+ */
+export const MAX_EXPIRED_PER_COMMIT = 20_000
 
 /**
  * Plans one commit: acks first (they free room), then TTL expiry (by priority, then by each
@@ -60,7 +66,7 @@ export async function planCommit (state: PlannerState, appends: ReadonlyArray<re
       const ttl = limits.ttlMs?.[PRIORITIES[p] as PriorityName]
       if (ttl === undefined) continue
       const source = victims[p] as VictimSource
-      const isExpired = (v: { value: Uint8Array }): boolean => readGatewayTimeMs(v.value) < state.now - ttl
+      const isExpired = (v: { value: Uint8Array }): boolean => plan.expired < MAX_EXPIRED_PER_COMMIT && readGatewayTimeMs(v.value) < state.now - ttl
       for (let v = await source.next(isExpired); v !== undefined; v = await source.next(isExpired)) {
         plan.drop(p as Priority, v, 'expired_ttl')
         plan.expired++
@@ -128,8 +134,8 @@ async function expireDeadlines (state: PlannerState, plan: Plan): Promise<void> 
   const { backend, guard, leased } = state
   const takeable = (e: ExpiryEntry): boolean => leased[e.priority]?.has(e.seq) !== true && !guard.blocks(e.priority, e.seq)
   let after: ExpiryEntry | undefined
-  for (let more = true; more;) {
-    const due = await backend.scanExpiry(state.now, after, EXPIRY_CHUNK)
+  for (let more = plan.expired < MAX_EXPIRED_PER_COMMIT; more;) {
+    const due = await backend.scanExpiry(state.now, after, Math.min(EXPIRY_CHUNK, MAX_EXPIRED_PER_COMMIT - plan.expired))
     more = due.length === EXPIRY_CHUNK
     after = due[due.length - 1]
     const candidates = due.filter(takeable)
@@ -145,5 +151,6 @@ async function expireDeadlines (state: PlannerState, plan: Plan): Promise<void> 
       plan.drop(e.priority, { seq: e.seq, bytes: storedBytes(value.byteLength, true), value }, 'expired_ttl')
       plan.expired++
     }
+    more &&= plan.expired < MAX_EXPIRED_PER_COMMIT
   }
 }

@@ -20,7 +20,7 @@ import { DeletionGuard } from './deletion-guard.js'
 import { Drain, LeaseBudget } from './drain.js'
 import { recountMeta } from './recount.js'
 import type { Plan } from './plan.js'
-import { planCommit } from './commit-planner.js'
+import { MAX_EXPIRED_PER_COMMIT, planCommit } from './commit-planner.js'
 import type { Encoded } from './commit-planner.js'
 import { SerialLane } from './serial-lane.js'
 
@@ -442,7 +442,14 @@ export class RingBuffer implements EventStore {
 
   async expire (): Promise<number> {
     this.assertOpen()
-    return await this.writes.run(async () => await this.commit({ expire: true }))
+    let total = 0
+    // One commit expires at most MAX_EXPIRED_PER_COMMIT (bounded memory); appends and acks get
+    // the write lane between two of them.
+    for (;;) {
+      const n = await this.writes.run(async () => await this.commit({ expire: true }))
+      total += n
+      if (n < MAX_EXPIRED_PER_COMMIT || this.state !== 'open') return total
+    }
   }
 
   async compact (): Promise<void> {

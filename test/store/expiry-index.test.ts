@@ -157,3 +157,25 @@ t.test('disk full: deadlines expire from disk and overlay alike, and the index m
   t.same(disk.inner.expiryEntries(), [])
   await store.close()
 })
+
+t.test('a backlog of expiries is written in bounded commits, priority TTL and deadlines alike', async t => {
+  const clock = { now: START }
+  const writes: number[] = []
+  class CountingBackend extends MemoryBackend {
+    override async write (w: BackendWrite): ReturnType<MemoryBackend['write']> {
+      if (w.dels.length > 0) writes.push(w.dels.length)
+      return await super.write(w)
+    }
+  }
+  const store = new RingBuffer(new CountingBackend(), { capacityBytes: 1 << 30, ttlMs: { low: 1000 }, expiryIntervalMs: 0, groupCommit: { windowMs: 0, maxEvents: 10_000 }, now: () => clock.now })
+  await store.open()
+  for (let i = 0; i < 25_000; i += 5000) {
+    await store.append(Array.from({ length: 5000 }, (_, j) => ev(i + j, 0)))
+    await store.append(Array.from({ length: 5000 }, (_, j) => ev(i + j, 1, START + 10)))
+  }
+  clock.now += 2000
+  t.equal(await store.expire(), 50_000, 'every due event, in one call')
+  t.same(writes, [20_000, 20_000, 10_000], 'in commits of at most 20000')
+  t.equal(store.stats().events, 0)
+  await store.close()
+})
