@@ -20,6 +20,21 @@ export const errorCodes = {
   EDGEFWD_ERR_STORE_DISK_FULL: 'A store write failed because the disk is full; the store switched to its in-memory fallback (logged, not thrown).',
   EDGEFWD_ERR_STORE_UNKNOWN_LEASE: 'ack() or nack() named a lease the store does not hold (already settled, or from before a restart).',
   EDGEFWD_ERR_INGEST_LISTEN: 'An ingest listener could not start: address in use, no permission, a unix socket path held by a live process.',
+  EDGEFWD_ERR_TLS_FILE_UNREADABLE: 'A TLS file (CA, certificate, key, passphrase) cannot be read: missing, a directory, no permission.',
+  EDGEFWD_ERR_TLS_KEY_PERMISSIONS: 'A private key file is readable or writable by group or others.',
+  EDGEFWD_ERR_TLS_PEM_INVALID: 'A TLS file holds no parseable certificate or key of the kind expected.',
+  EDGEFWD_ERR_TLS_KEY_PASSPHRASE: 'A private key is encrypted and its passphrase is missing or wrong.',
+  EDGEFWD_ERR_TLS_KEY_UNSUPPORTED: 'A key is of a type or size edgefwd does not use (only RSA and EC P-256/P-384).',
+  EDGEFWD_ERR_TLS_KEY_MISMATCH: 'The private key does not belong to the certificate.',
+  EDGEFWD_ERR_TLS_CERT_EXPIRED: 'A certificate is past its notAfter date.',
+  EDGEFWD_ERR_TLS_CERT_NOT_YET_VALID: 'A certificate is before its notBefore date.',
+  EDGEFWD_ERR_TLS_CERT_UNTRUSTED: 'A certificate is not signed by the configured CA.',
+  EDGEFWD_ERR_TLS_CERT_USAGE: 'A certificate lacks the key usage or extended key usage its role needs (clientAuth, serverAuth, CA).',
+  EDGEFWD_ERR_TLS_HOSTNAME: 'The broker host name is not among the names (SANs) of the broker certificate.',
+  EDGEFWD_ERR_TLS_BROKER_UNTRUSTED: 'The broker presented a certificate not signed by the configured CA.',
+  EDGEFWD_ERR_TLS_REJECTED: 'The broker refused the client certificate during the TLS handshake.',
+  EDGEFWD_ERR_CERTS_EXISTS: 'edgefwd certs would overwrite an existing file (use --force).',
+  EDGEFWD_ERR_CERTS_WRITE: 'edgefwd certs could not write a file: no permission, no such directory, no space.',
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

@@ -1,9 +1,19 @@
 /** Every CLI command, in the order `edgefwd --help` lists them. A new command is one file plus one line here. */
 import type { Command } from '../command.js'
+import { certsCsrCommand } from './certs-csr.js'
+import { certsInitCaCommand } from './certs-init-ca.js'
+import { certsInspectCommand } from './certs-inspect.js'
+import { certsIssueCommand } from './certs-issue.js'
+import { certsSignCommand } from './certs-sign.js'
 import { configCheckCommand } from './config-check.js'
 import { helpCommand } from './help.js'
 
 export const commands: readonly Command[] = [
+  certsInitCaCommand,
+  certsIssueCommand,
+  certsCsrCommand,
+  certsSignCommand,
+  certsInspectCommand,
   configCheckCommand,
   helpCommand,
 ]
