@@ -151,11 +151,38 @@ const ingest = checkedSection({
   }
 })
 
+/*
+ * tls: the gateway's client certificate, its key and the CA that verifies the broker
+ * (docs/config.md "tls"; loaded and validated by src/pki/material.ts, watched by reloader.ts).
+ * The paths are optional here: the uplink requires them when its broker URL is mqtts.
+ */
+const tlsPath = z.string().min(1).optional()
+// The name of an environment variable, not its value: the passphrase never sits in the config.
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be an environment variable name (letters, digits, "_")' })
+
+const tls = checkedSection({
+  ca: tlsPath,
+  cert: tlsPath,
+  key: tlsPath,
+  keyPassphraseFile: tlsPath,
+  keyPassphraseEnv: envName.optional(),
+  clientCa: tlsPath,
+  checkClientChain: z.boolean().default(true),
+  expiryWarning: duration({ min: 0 }).default(30 * 86_400_000),
+  watch: z.boolean().default(true),
+  reloadDebounce: duration({ min: 0, max: 60_000 }).default(500),
+}, (tls, ctx) => {
+  if (tls.keyPassphraseFile !== undefined && tls.keyPassphraseEnv !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['keyPassphraseEnv'], message: 'set either tls.keyPassphraseFile or tls.keyPassphraseEnv, not both' })
+  }
+})
+
 export const configSchema = z.strictObject({
   gateway,
   store,
   log,
   ingest,
+  tls,
 }).readonly()
 
 export type Config = z.output<typeof configSchema>

@@ -50,6 +50,7 @@ t.test('no sources at all: every default', async t => {
       serial: [],
       stdin: false,
     },
+    tls: { checkClientChain: true, expiryWarning: 30 * 86_400_000, watch: true, reloadDebounce: 500 },
   })
   t.match(config.gateway.id, /^(?:(?![/+#])[\x21-\x7e]){1,64}$/, 'the host name, made a valid gateway id')
   t.same(parseConfigText('', 'empty.yaml'), config, 'an empty file is all defaults')
@@ -140,7 +141,7 @@ t.test('unknown keys in the file, with the line and a suggestion', async t => {
   t.same(lines, [
     'config.yaml:4: store.capacty: unknown key (did you mean "capacity"?)',
     'config.yaml:6: store.groupCommit.windw: unknown key (did you mean "window"?)',
-    'config.yaml:7: uplink: unknown key; the keys here are "gateway", "store", "log", "ingest"',
+    'config.yaml:7: uplink: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls"',
     'config.yaml:9: store.capacity: unknown key (write dotted keys as nested mappings)',
   ])
 })
@@ -230,10 +231,40 @@ t.test('a missing or unreadable file is EDGEFWD_ERR_CONFIG_READ', async t => {
 
 t.test('a __proto__ key is an unknown key, not a prototype', async t => {
   t.same(await issueLines(t, () => parseConfigText('__proto__:\n  polluted: 1\nstore:\n  __proto__: {capacity: 1}\n', 'p.yaml')), [
-    'p.yaml:1: __proto__: unknown key; the keys here are "gateway", "store", "log", "ingest"',
+    'p.yaml:1: __proto__: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls"',
     'p.yaml:4: store.__proto__: unknown key; the keys here are "path", "capacity", "overheadFactor", "maxEventSize", "durability", "groupCommit", "drainOrder", "ttl", "expiryInterval", "memoryFallback", "compactAfterDeletes"',
   ])
   t.equal(({} as Record<string, unknown>).polluted, undefined)
+})
+
+t.test('tls: paths, passphrase source, durations', async t => {
+  const config = parseConfigText([
+    'tls:',
+    '  ca: /etc/edgefwd/ca.pem',
+    '  cert: client.pem',
+    '  key: client.key',
+    '  keyPassphraseEnv: EDGEFWD_TLS_KEY_PASSPHRASE',
+    '  checkClientChain: false',
+    '  expiryWarning: 14d',
+    '  watch: false',
+    '  reloadDebounce: 2s',
+  ].join('\n'), 'c.yaml')
+  t.same(config.tls, {
+    ca: '/etc/edgefwd/ca.pem', cert: 'client.pem', key: 'client.key', keyPassphraseEnv: 'EDGEFWD_TLS_KEY_PASSPHRASE',
+    checkClientChain: false, expiryWarning: 14 * 86_400_000, watch: false, reloadDebounce: 2000,
+  })
+  t.same(await issueLines(t, () => parseConfigText([
+    'tls:',
+    '  key: ""',
+    '  reloadDebounce: 2m',
+  ].join('\n'), 'c.yaml')), [
+    'c.yaml:2: tls.key: must not be empty',
+    'c.yaml:3: tls.reloadDebounce: must be at most 1m, got "2m"',
+  ])
+  t.same(await issueLines(t, () => parseConfigText('tls:\n  keyPassphraseFile: /run/credentials/pass\n  keyPassphraseEnv: MY_PASS\n', 'c.yaml')),
+    ['c.yaml:3: tls.keyPassphraseEnv: set either tls.keyPassphraseFile or tls.keyPassphraseEnv, not both'])
+  t.same(await issueLines(t, () => parseConfigText('tls: {keyPassphraseEnv: "my pass"}', 'c.yaml')),
+    ['c.yaml:1: tls.keyPassphraseEnv: must be an environment variable name (letters, digits, "_"), got "my pass"'])
 })
 
 t.test('the example configuration in examples/ is valid and means what its comments say', async t => {
