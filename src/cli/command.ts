@@ -9,9 +9,19 @@ export interface TextSink {
   write (chunk: string): unknown
 }
 
+export type SignalName = 'SIGHUP' | 'SIGINT' | 'SIGTERM'
+
+/** Process signals a long-running command may listen to; process.on in the bin, a fake in tests. */
+export interface Signals {
+  /** Calls `handler` on each `signal` until the returned function is called. */
+  on (signal: SignalName, handler: () => void): () => void
+}
+
 export interface CliIo {
   stdout: TextSink
   stderr: TextSink
+  /** Absent: the command hears no signals (one-shot runs, most tests). */
+  signals?: Signals
 }
 
 export interface CommandContext {

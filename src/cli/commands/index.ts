@@ -5,6 +5,7 @@ import { certsInitCaCommand } from './certs-init-ca.js'
 import { certsInspectCommand } from './certs-inspect.js'
 import { certsIssueCommand } from './certs-issue.js'
 import { certsSignCommand } from './certs-sign.js'
+import { certsCheckCommand } from './certs-check.js'
 import { configCheckCommand } from './config-check.js'
 import { helpCommand } from './help.js'
 
@@ -14,6 +15,7 @@ export const commands: readonly Command[] = [
   certsCsrCommand,
   certsSignCommand,
   certsInspectCommand,
+  certsCheckCommand,
   configCheckCommand,
   helpCommand,
 ]
