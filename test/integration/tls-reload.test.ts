@@ -7,7 +7,7 @@
  * - `edgefwd certs check --watch` (the built executable) re-reads on SIGHUP and exits on SIGTERM.
  * Certificates are made at test time; no PEM file is committed.
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
@@ -24,7 +24,7 @@ import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
 import { assertBuilt, distRoot } from '../helpers/built.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
-import { makeCa, makeClient, makeRsaSet, writeSet, type TlsSet } from '../helpers/test-pki.js'
+import { makeCa, makeClient, makeEcSet, makeRsaSet, writeSet, type TlsSet } from '../helpers/test-pki.js'
 
 const DAY = 86_400_000
 const ca = makeCa()
@@ -128,7 +128,9 @@ function config (dir: string, name: string, set: TlsSet, extra = ''): string {
 t.test('certs check: the configured material, and whether each broker accepts it', async t => {
   const dir = t.testdir()
   mkdirSync(join(dir, 'broker'))
-  const mosquitto = await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
+  // The broker trusts our RSA CA and an EC P-256 CA made with the openssl command line.
+  const ec = makeEcSet()
+  const mosquitto = await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem + ec.ca, cert: server.certPem, key: server.keyPem })
   t.teardown(async () => { await mosquitto.stop() })
   const embedded = await startEmbeddedBroker({ tls: { ca: ca.certPem, cert: server.certPem, key: server.keyPem } })
   t.teardown(async () => { await embedded.close() })
@@ -157,6 +159,41 @@ t.test('certs check: the configured material, and whether each broker accepts it
     t.equal(refused.code, 1, `${url}: exit 1`)
     t.match(refused.stderr, /refused .*certificate/i, `${url}: the broker refused our certificate`)
   }
+
+  // Refused locally before any connection, each with its own code.
+  const refusedLocally = [
+    ['notyet', makeRsaSet({ ca, commonName: 'gw-check', notBefore: new Date(Date.now() + DAY), notAfter: new Date(Date.now() + 30 * DAY) }), /is not valid before/],
+    ['mismatch', { ...makeRsaSet({ ca, commonName: 'gw-check' }), key: makeRsaSet({ ca }).key }, /does not match|does not belong/],
+    ['otherca', { ...makeRsaSet({ ca: otherCa, commonName: 'gw-check' }), ca: ca.certPem }, /not signed by|does not chain/],
+  ] as const
+  for (const [name, set, message] of refusedLocally) {
+    const r = await cli(['certs', 'check', config(dir, name, set), '--url', mosquitto.url])
+    t.equal(r.code, 1, `${name}: exit 1`)
+    t.match(r.stderr, message, `${name}: ${r.stderr.split('\n')[0] ?? ''}`)
+  }
+  t.equal(mosquitto.connections().length, 1, 'none of them reached the broker')
+
+  // Interop: an openssl-made EC P-256 CA and client work unchanged...
+  const ecConfig = config(dir, 'ec', { ca: ca.certPem, cert: ec.cert, key: ec.key }, `  clientCa: ${writeSet(join(dir, 'ec-ca'), ec).ca}\n`)
+  const viaEc = await cli(['certs', 'check', ecConfig, '--url', mosquitto.url])
+  t.equal(viaEc.code, 0, viaEc.stderr)
+  t.match(viaEc.stdout, /\(EC P-256, matches\)/)
+  t.equal(mosquitto.connections().at(-1)?.username, 'gw-ec')
+  // ...and a CSR made by edgefwd certs csr, signed by openssl x509 -req, works.
+  const csrDir = join(dir, 'csr')
+  mkdirSync(csrDir)
+  const made = await cli(['certs', 'csr', '--client', 'gw-csr', '--key-out', join(csrDir, 'gw.key'), '--csr-out', join(csrDir, 'gw.csr')])
+  t.equal(made.code, 0, made.stderr)
+  writeFileSync(join(csrDir, 'ca.crt'), ca.certPem)
+  writeFileSync(join(csrDir, 'ca.key'), ca.keyPem)
+  writeFileSync(join(csrDir, 'client.ext'), 'basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = clientAuth\n')
+  execFileSync('openssl', ['x509', '-req', '-in', 'gw.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-sha256',
+    '-extfile', 'client.ext', '-out', 'gw.crt'], { cwd: csrDir, stdio: 'pipe' })
+  const csrConfig = join(dir, 'csr.yaml')
+  writeFileSync(csrConfig, `gateway: { id: gw-csr }\ntls:\n  ca: ${join(csrDir, 'ca.crt')}\n  cert: ${join(csrDir, 'gw.crt')}\n  key: ${join(csrDir, 'gw.key')}\n`)
+  const viaCsr = await cli(['certs', 'check', csrConfig, '--url', mosquitto.url])
+  t.equal(viaCsr.code, 0, viaCsr.stderr)
+  t.equal(mosquitto.connections().at(-1)?.username, 'gw-csr')
 
   const rogue = config(dir, 'rogue', makeRsaSet({ ca: otherCa, commonName: 'gw-check' }))
   const untrusted = await cli(['certs', 'check', rogue, '--url', mosquitto.url])
