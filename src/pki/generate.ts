@@ -19,6 +19,7 @@ import { createPrivateKey, randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import forge from 'node-forge'
 import { EdgefwdError } from '../errors.js'
+import { CA_VALIDITY_DAYS, LEAF_VALIDITY_DAYS } from './validity.js'
 
 export type CertificateKind = 'client' | 'server'
 
@@ -61,9 +62,8 @@ export interface CsrOptions {
   keyBits?: number
 }
 
-/** Defaults: a development CA lasts 10 years, a leaf certificate 397 days (the browser limit, a common policy). */
-export const CA_VALIDITY_DAYS = 3650
-export const LEAF_VALIDITY_DAYS = 397
+export { CA_VALIDITY_DAYS, LEAF_VALIDITY_DAYS }
+
 const DAY_MS = 86_400_000
 
 export function createCa (options: CaOptions): PemPair {

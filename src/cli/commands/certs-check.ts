@@ -3,13 +3,10 @@
  * does the broker accept it? With --watch it keeps the material loaded as `run` does, re-reading
  * it when the files change or on SIGHUP, and logs each reload (or rejected set) until stopped.
  */
-import { loadConfig } from '../../config/index.js'
-import { EdgefwdError } from '../../errors.js'
-import { createLogger } from '../../observe/log.js'
 import type pino from 'pino'
-import { daysLeft, loadTlsMaterial, type TlsMaterial } from '../../pki/material.js'
-import { TlsMaterialSource, tlsSourceOptions } from '../../pki/reloader.js'
-import { parseBrokerUrl, probeBroker } from '../../uplink/connect.js'
+import { EdgefwdError } from '../../errors.js'
+import type { TlsMaterial } from '../../pki/material.js'
+import type { TlsMaterialSource } from '../../pki/reloader.js'
 import { defineCommand, type TextSink } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
 
@@ -39,6 +36,10 @@ export const certsCheckCommand = defineCommand({
   },
   positionals: [{ name: 'FILE', description: 'the configuration file (YAML or JSON); default: only EDGEFWD_* and --set', optional: true }],
   async run ({ values, positionals: [file] }, { env, io }) {
+    // Loaded here, not at the top: every command's imports would otherwise slow every CLI start.
+    const [{ loadConfig }, { createLogger }, { daysLeft, loadTlsMaterial }, { TlsMaterialSource, tlsSourceOptions }, { parseBrokerUrl, probeBroker }] = await Promise.all([
+      import('../../config/index.js'), import('../../observe/log.js'), import('../../pki/material.js'), import('../../pki/reloader.js'), import('../../uplink/connect.js')
+    ])
     const config = await loadConfig({ file, env, overrides: values.set ?? [] })
     const options = tlsSourceOptions(config.tls)
     if (values.watch === true) {
@@ -73,7 +74,7 @@ export const certsCheckCommand = defineCommand({
     }
 
     const material = await loadTlsMaterial(options, { env })
-    printSummary(io.stdout, material)
+    printSummary(io.stdout, material, daysLeft(material))
     if (values.url !== undefined) {
       const protocolVersion = parseMqttVersion(values.mqtt)
       await probeBroker(parseBrokerUrl(values.url), material, { clientId: config.gateway.id, protocolVersion, files: material.info.files })
@@ -90,13 +91,13 @@ function parseMqttVersion (value: string | undefined): 4 | 5 {
   throw new EdgefwdError('EDGEFWD_ERR_USAGE', `certs check: --mqtt must be 5 or 3.1.1, got "${value}"`)
 }
 
-function printSummary (out: TextSink, m: TlsMaterial): void {
+function printSummary (out: TextSink, m: TlsMaterial, days: number): void {
   const i = m.info
   const lines = [
     `certificate:  ${i.files.cert}`,
     `  subject:    ${i.subject}`,
     `  issuer:     ${i.issuer}`,
-    `  valid:      ${i.notBefore.toISOString()} to ${i.notAfter.toISOString()} (${daysLeft(m)} days left)`,
+    `  valid:      ${i.notBefore.toISOString()} to ${i.notAfter.toISOString()} (${days} days left)`,
     `  key:        ${i.files.key} (${i.keyDetail}, matches)`,
     `ca:           ${i.files.ca}`,
     ...i.warnings.map(w => `warning:      ${w}`),

@@ -1,7 +1,7 @@
 /** `edgefwd certs csr --key-out FILE --csr-out FILE`: a key that stays on this gateway and a request for the operator's CA. */
 import { dirname } from 'node:path'
 import { defaultGatewayId } from '../../config/gateway-id.js'
-import { createCsr, type CertificateKind } from '../../pki/generate.js'
+import type { CertificateKind } from '../../pki/generate.js'
 import { makeKeyDirectory, refuseExisting, writePemFiles, type PemFile } from '../../pki/pem-files.js'
 import { usageError } from '../arguments.js'
 import { defineCommand } from '../command.js'
@@ -42,6 +42,7 @@ export const certsCsrCommand = defineCommand({
     const force = values.force === true
     await refuseExisting([keyOut, csrOut], force)
 
+    const { createCsr } = await import('../../pki/generate.js') // node-forge: loaded only when used
     const request = createCsr({
       kind,
       commonName,

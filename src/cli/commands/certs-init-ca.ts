@@ -1,5 +1,5 @@
 /** `edgefwd certs init-ca --out DIR`: a development CA, DIR/ca.crt and DIR/ca.key. */
-import { CA_VALIDITY_DAYS, createCa } from '../../pki/generate.js'
+import { CA_VALIDITY_DAYS } from '../../pki/validity.js'
 import { caPaths, makeKeyDirectory, refuseExisting, writePemFiles, type PemFile } from '../../pki/pem-files.js'
 import { defineCommand } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
@@ -34,6 +34,7 @@ export const certsInitCaCommand = defineCommand({
     const paths = caPaths(dir)
     await refuseExisting([paths.cert, paths.key], force)
 
+    const { createCa } = await import('../../pki/generate.js') // node-forge: loaded only when used
     const ca = createCa({
       commonName: values.name ?? DEFAULT_CA_NAME,
       ...(values.org === undefined ? {} : { organization: values.org }),

@@ -1,5 +1,5 @@
 /** `edgefwd certs issue --ca DIR --client NAME | --server NAME [--san NAME]...`: a key and a certificate signed by the CA. */
-import { issueCertificate, LEAF_VALIDITY_DAYS } from '../../pki/generate.js'
+import { LEAF_VALIDITY_DAYS } from '../../pki/validity.js'
 import { makeKeyDirectory, readCaDirectory, refuseExisting, writePemFiles, type PemFile } from '../../pki/pem-files.js'
 import { defineCommand } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
@@ -43,6 +43,7 @@ export const certsIssueCommand = defineCommand({
     const ca = await readCaDirectory(caDir)
     await refuseExisting(leafFiles(outDir, name, '', '').map(f => f.path), force)
 
+    const { issueCertificate } = await import('../../pki/generate.js') // node-forge: loaded only when used
     const issued = issueCertificate(ca, {
       kind,
       commonName: name,

@@ -1,6 +1,7 @@
 /** `edgefwd certs sign --ca DIR CSR`: the operator's side of "certs csr". */
 import { X509Certificate } from 'node:crypto'
-import { LEAF_VALIDITY_DAYS, signCsr, type CertificateKind } from '../../pki/generate.js'
+import type { CertificateKind } from '../../pki/generate.js'
+import { LEAF_VALIDITY_DAYS } from '../../pki/validity.js'
 import { readCaDirectory, readPemFile, refuseExisting, writePemFiles, type PemFile } from '../../pki/pem-files.js'
 import { usageError } from '../arguments.js'
 import { defineCommand } from '../command.js'
@@ -40,6 +41,7 @@ export const certsSignCommand = defineCommand({
 
     const csrPem = await readPemFile(csrPath, 'certificate signing request')
     const ca = await readCaDirectory(caDir)
+    const { signCsr } = await import('../../pki/generate.js') // node-forge: loaded only when used
     const certPem = signCsr(ca, csrPem, {
       kind,
       sans: values.san ?? [],

@@ -1,5 +1,4 @@
 /** `edgefwd config check FILE [--set KEY=VALUE]...`: validate a configuration without starting anything. */
-import { loadConfig } from '../../config/index.js'
 import { ConfigError, formatConfigIssue } from '../../errors.js'
 import { defineCommand } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
@@ -23,6 +22,7 @@ export const configCheckCommand = defineCommand({
   positionals: [{ name: 'FILE', description: 'the configuration file (YAML or JSON)' }],
   async run ({ values, positionals: [file] }, { env, io }) {
     try {
+      const { loadConfig } = await import('../../config/index.js')
       await loadConfig({ file, env, overrides: values.set ?? [] })
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
