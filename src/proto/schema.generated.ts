@@ -119,8 +119,8 @@ message EvictionReport {
 
 enum Compression {
   COMPRESSION_NONE = 0;
-  COMPRESSION_GZIP = 1;
-  COMPRESSION_DEFLATE = 2;
+  COMPRESSION_GZIP = 1;               // gzip (RFC 1952)
+  COMPRESSION_DEFLATE = 2;            // zlib format (RFC 1950), as zlib.deflate / HTTP "deflate"
 }
 
 // What the uplink publishes on <prefix>/<gateway>/events.
