@@ -1,0 +1,230 @@
+// simulate/chaos-proxy.ts against a loopback TCP echo server: each mode as its module comment
+// documents it, throttling, and close() leaving no TCP handles. Only 127.0.0.1, listen(0), and a
+// timer on every wait.
+import { connect, createServer } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
+import t, { type Test } from 'tap'
+import { startChaosProxy } from '../../simulate/chaos-proxy.js'
+import type { ChaosProxy } from '../../simulate/chaos-proxy.js'
+
+const HOST = '127.0.0.1'
+
+interface EchoServer {
+  port: number
+  /** Server-side sockets, in accept order. */
+  sockets: Socket[]
+  received: () => number
+}
+
+async function startEcho (t: Test): Promise<EchoServer> {
+  const sockets: Socket[] = []
+  let received = 0
+  const server = createServer((s) => {
+    sockets.push(s)
+    s.on('error', () => {})
+    s.on('data', (chunk: Buffer) => { received += chunk.length; s.write(chunk) })
+  })
+  await new Promise<void>((resolve) => server.listen(0, HOST, resolve))
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const s of sockets) s.destroy()
+    server.close(() => resolve())
+  }))
+  return { port: (server.address() as AddressInfo).port, sockets, received: () => received }
+}
+
+async function startProxy (t: Test, port: number): Promise<ChaosProxy> {
+  const proxy = await startChaosProxy({ target: { host: HOST, port } })
+  t.teardown(() => proxy.close())
+  return proxy
+}
+
+/** A connected client that records what it receives and whether it saw end/close. */
+interface Client { socket: Socket, data: () => Buffer, ended: () => boolean, closed: () => boolean }
+
+async function connectClient (t: Test, port: number): Promise<Client> {
+  const socket = connect({ host: HOST, port })
+  socket.on('error', () => {})
+  const chunks: Buffer[] = []
+  let ended = false
+  let closed = false
+  socket.on('data', (c: Buffer) => chunks.push(c))
+  socket.on('end', () => { ended = true })
+  socket.on('close', () => { closed = true })
+  t.teardown(() => { socket.destroy() })
+  await within(2000, 'connect', new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve)
+    socket.once('close', () => reject(new Error('closed before connect')))
+  }))
+  return { socket, data: () => Buffer.concat(chunks), ended: () => ended, closed: () => closed }
+}
+
+function within<T> (ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms) })
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** Polls until cond() holds; rejects after ms. */
+async function until (ms: number, what: string, cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
+    await sleep(10)
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+function tcpHandles (): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'TCPServerWrap').length
+}
+
+t.test('pass forwards both ways and counts bytes', async t => {
+  const echo = await startEcho(t)
+  const proxy = await startProxy(t, echo.port)
+  t.equal(proxy.url('mqtts'), `mqtts://127.0.0.1:${proxy.port}`)
+  t.equal(proxy.mode(), 'pass')
+  const c = await connectClient(t, proxy.port)
+  c.socket.write('ping')
+  await until(2000, 'echo of ping', () => c.data().toString() === 'ping')
+  await until(2000, 'server socket', () => echo.sockets.length === 1)
+  echo.sockets[0]!.write('hello')
+  await until(2000, 'server write', () => c.data().toString() === 'pinghello')
+  t.same(proxy.stats(), { connections: 1, open: 1, bytesUp: 4, bytesDown: 9 })
+})
+
+t.test('blackhole: sockets stay open, nothing passes either way, held bytes arrive after pass', async t => {
+  const echo = await startEcho(t)
+  const proxy = await startProxy(t, echo.port)
+  const c = await connectClient(t, proxy.port)
+  c.socket.write('a')
+  await until(2000, 'echo before blackhole', () => c.data().toString() === 'a')
+  const server = echo.sockets[0]!
+  let serverEnded = false
+  server.on('end', () => { serverEnded = true })
+  server.on('close', () => { serverEnded = true })
+
+  proxy.setMode('blackhole')
+  t.equal(proxy.mode(), 'blackhole')
+  const receivedBefore = echo.received()
+  server.write('down-while-dark;')
+  c.socket.write('up-while-dark;')
+  // A new connection is accepted but gets nothing through.
+  const late = await connectClient(t, proxy.port)
+  late.socket.write('late')
+  await sleep(500)
+  t.equal(echo.received(), receivedBefore, 'no byte reached the target')
+  t.equal(c.data().toString(), 'a', 'no byte reached the client')
+  t.equal(late.data().length, 0, 'the new connection got nothing back')
+  t.notOk(c.ended() || c.closed(), 'client socket still open')
+  t.notOk(late.ended() || late.closed(), 'new client socket still open')
+  t.notOk(serverEnded, 'target-side socket still open')
+  t.equal(proxy.stats().open, 2)
+
+  proxy.setMode('pass')
+  await until(2000, 'held bytes after pass', () => c.data().toString() === 'adown-while-dark;up-while-dark;')
+  await until(2000, 'new connection after pass', () => late.data().toString() === 'late')
+  t.pass('bytes written during the blackhole arrive, in order, after pass')
+})
+
+t.test('blackhole holds a large write without losing it', async t => {
+  const echo = await startEcho(t)
+  const proxy = await startProxy(t, echo.port)
+  const c = await connectClient(t, proxy.port)
+  proxy.setMode('blackhole')
+  const big = Buffer.alloc(256 * 1024, 7)
+  c.socket.write(big)
+  await sleep(100)
+  t.equal(echo.received(), 0)
+  proxy.setMode('pass')
+  await until(5000, 'echo of 256 KiB', () => c.data().length === big.length)
+  t.ok(c.data().equals(big))
+})
+
+t.test('reset: both sides see the connection closed, new connections too, until another mode', async t => {
+  const echo = await startEcho(t)
+  const proxy = await startProxy(t, echo.port)
+  const c = await connectClient(t, proxy.port)
+  c.socket.write('x')
+  await until(2000, 'echo', () => c.data().length === 1)
+  const server = echo.sockets[0]!
+  let serverClosed = false
+  server.on('close', () => { serverClosed = true })
+
+  proxy.setMode('reset')
+  await until(2000, 'client close', () => c.closed())
+  await until(2000, 'target-side close', () => serverClosed)
+  t.equal(proxy.stats().open, 0)
+
+  const again = connect({ host: HOST, port: proxy.port })
+  again.on('error', () => {})
+  t.teardown(() => { again.destroy() })
+  await within(2000, 'new connection closed', new Promise((resolve) => again.once('close', resolve)))
+  t.equal(echo.sockets.length, 1, 'the target was not dialled')
+
+  proxy.setMode('pass')
+  const d = await connectClient(t, proxy.port)
+  d.socket.write('back')
+  await until(2000, 'echo after reset', () => d.data().toString() === 'back')
+})
+
+t.test('refuse: a new connection is closed, an open one keeps forwarding', async t => {
+  const echo = await startEcho(t)
+  const proxy = await startProxy(t, echo.port)
+  const c = await connectClient(t, proxy.port)
+  proxy.setMode('refuse')
+  const refused = connect({ host: HOST, port: proxy.port })
+  refused.on('error', () => {})
+  t.teardown(() => { refused.destroy() })
+  let got = 0
+  refused.on('data', (b: Buffer) => { got += b.length })
+  await within(2000, 'refused connection closed', new Promise((resolve) => refused.once('close', resolve)))
+  t.equal(got, 0)
+  t.equal(proxy.stats().connections, 2)
+  c.socket.write('still')
+  await until(2000, 'open pair still forwards', () => c.data().toString() === 'still')
+  t.equal(echo.sockets.length, 1, 'the target saw only the first connection')
+})
+
+t.test('throttle: 200 KB at 100 KB/s takes at least 1.5 s each way', async t => {
+  const echo = await startEcho(t)
+  const proxy = await startProxy(t, echo.port)
+  const c = await connectClient(t, proxy.port)
+  proxy.throttle(100_000)
+  const size = 200_000
+  const start = Date.now()
+  c.socket.write(Buffer.alloc(size, 1))
+  await until(6000, 'target received 200 KB', () => echo.received() === size)
+  const upMs = Date.now() - start
+  t.ok(upMs >= 1500, `upload took ${upMs} ms`)
+  await until(6000, 'echo of 200 KB', () => c.data().length === size)
+  t.ok(Date.now() - start >= 1500, 'download throttled too')
+
+  proxy.throttle(undefined)
+  c.socket.write(Buffer.alloc(size, 2))
+  await until(3000, 'unthrottled echo', () => c.data().length === 2 * size)
+  t.throws(() => proxy.throttle(0), RangeError)
+})
+
+t.test('close() destroys every socket and leaves no TCP handle', async t => {
+  const echo = await startEcho(t)
+  await sleep(0)
+  const baseline = tcpHandles()
+  const proxy = await startChaosProxy({ target: { host: HOST, port: echo.port } })
+  const c = await connectClient(t, proxy.port)
+  proxy.throttle(10_000)
+  c.socket.write(Buffer.alloc(50_000))
+  await sleep(50)
+  await within(2000, 'close()', proxy.close())
+  await until(2000, 'client sees close', () => c.closed())
+  // The target-side socket closes once it sees the proxy's FIN.
+  await until(2000, 'target side closes', () => echo.sockets.every((s) => s.closed || s.readableEnded))
+  for (const s of echo.sockets) s.destroy()
+  await sleep(20)
+  t.equal(tcpHandles(), baseline, 'no TCP handle left by the proxy or its client')
+  const refused = connect({ host: HOST, port: proxy.port })
+  const err = await within(2000, 'connect after close', new Promise<NodeJS.ErrnoException>((resolve) => refused.once('error', resolve)))
+  t.equal(err.code, 'ECONNREFUSED')
+  await proxy.close()
+  t.pass('close() twice is harmless')
+})
