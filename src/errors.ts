@@ -33,6 +33,7 @@ export const errorCodes = {
   EDGEFWD_ERR_TLS_HOSTNAME: 'The broker host name is not among the names (SANs) of the broker certificate.',
   EDGEFWD_ERR_TLS_BROKER_UNTRUSTED: 'The broker presented a certificate not signed by the configured CA.',
   EDGEFWD_ERR_TLS_REJECTED: 'The broker refused the client certificate during the TLS handshake.',
+  EDGEFWD_ERR_UPLINK_REFUSED: 'The broker answered the MQTT connection with a refusal (CONNACK reason code: not authorized, bad credentials, quota, busy).',
   EDGEFWD_ERR_UPLINK_CONNECT: 'The broker could not be reached, did not answer, or refused the MQTT connection for a reason other than TLS.',
   EDGEFWD_ERR_CERTS_EXISTS: 'edgefwd certs would overwrite an existing file (use --force).',
   EDGEFWD_ERR_CERTS_WRITE: 'edgefwd certs could not write a file: no permission, no such directory, no space.',

@@ -1,0 +1,326 @@
+/**
+ * The uplink session: drains the store to the broker over MQTT with mutual TLS, deleting events
+ * only on the broker's PUBACK.
+ *
+ * ## States (logged on every change)
+ * idle → connecting → online → (link lost) → backoff → connecting … ; stop() → closing → idle.
+ *
+ * ## Rules
+ * - One mqtt.js client per connection, `reconnectPeriod: 0`, clean start: mqtt.js keeps no
+ *   offline queue and never resends on its own. The store is the only queue.
+ * - At most `window` batches in flight, never more than the broker's Receive Maximum (MQTT 5).
+ * - PUBACK → ack exactly that lease. The link lost, or a publish without PUBACK for
+ *   `pubackTimeoutMs` (a dead link: no RST, keepalive not yet expired) → the socket is destroyed,
+ *   every lease in flight is nacked (sent again after reconnect) and the session backs off.
+ *   Nothing is ever deleted because it was written to a socket.
+ * - Reconnect: p-retry drives the attempts (abortable by stop()); the waits are full-jitter
+ *   exponential (backoff.ts), longer after a broker refusal; a TLS failure is logged with its
+ *   specific EDGEFWD_ERR_TLS_* code (pki/tls-errors.ts).
+ * - Status: `online` retained on connect; `offline` as the MQTT will and on a clean stop.
+ */
+import type { TLSSocket } from 'node:tls'
+import { MqttClient, type IClientOptions, type IConnackPacket } from 'mqtt'
+import pRetry, { AbortError } from 'p-retry'
+import { EdgefwdError, isEdgefwdError } from '../errors.js'
+import type { Logger } from '../observe/log.js'
+import { classifyTlsError } from '../pki/tls-errors.js'
+import type { TlsCredentials } from '../pki/tls-options.js'
+import type { BatchSource, Lease } from '../store/index.js'
+import { Backoff, type BackoffOptions } from './backoff.js'
+import { tlsStreamBuilder, type BrokerAddress } from './connect.js'
+import { encodeLeaseEnvelope, type CompressionOptions } from './envelope.js'
+
+export type UplinkState = 'idle' | 'connecting' | 'online' | 'backoff' | 'closing'
+
+export interface UplinkOptions {
+  address: BrokerAddress
+  credentials: () => TlsCredentials
+  gatewayId: string
+  protocolVersion: 4 | 5
+  topics: { events: string, status: string }
+  /** Batches in flight at most (also capped by the broker's Receive Maximum). */
+  window: number
+  batch: { maxEvents: number, maxBytes: number }
+  /** How long to wait before asking the store again when it had nothing. */
+  idlePollMs: number
+  compression: CompressionOptions
+  pubackTimeoutMs: number
+  connectTimeoutMs: number
+  keepaliveS: number
+  backoff: BackoffOptions
+  /** Batch sequence numbers: unique per gateway, increasing, never reused across restarts. */
+  nextBatchSeq: () => number
+  now?: () => number
+  random?: () => number
+  /** Waits `ms`; injectable so tests need no real sleeps. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+}
+
+export interface UplinkStats {
+  state: UplinkState
+  connects: number
+  disconnects: number
+  deadLinks: number
+  published: number
+  acked: number
+  nacked: number
+  eventsAcked: number
+  bytesSent: number
+  inFlight: number
+  lastError: string | undefined
+}
+
+interface InFlight { lease: Lease, timer: NodeJS.Timeout }
+
+export class Uplink {
+  private stateNow: UplinkState = 'idle'
+  private readonly counts = { connects: 0, disconnects: 0, deadLinks: 0, published: 0, acked: 0, nacked: 0, eventsAcked: 0, bytesSent: 0 }
+  private lastError: string | undefined
+  private readonly abort = new AbortController()
+  private loop: Promise<void> | undefined
+  private client: MqttClient | undefined
+  private readonly inFlight = new Map<number, InFlight>()
+  private readonly backoff: Backoff
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>
+
+  constructor (private readonly store: BatchSource, private readonly options: UplinkOptions, private readonly logger: Logger) {
+    this.backoff = new Backoff(options.backoff, options.random)
+    this.sleep = options.sleep ?? abortableSleep
+  }
+
+  state (): UplinkState { return this.stateNow }
+
+  stats (): UplinkStats {
+    return { state: this.stateNow, ...this.counts, inFlight: this.inFlight.size, lastError: this.lastError }
+  }
+
+  start (): void {
+    if (this.loop !== undefined) return
+    this.loop = this.run().catch(err => { this.logger.error({ err }, 'uplink stopped on an unexpected error') })
+  }
+
+  /**
+   * Stops: no new batch is leased; in-flight batches get until `deadlineMs` for their PUBACK,
+   * the rest are nacked (they stay in the store); `offline` is published; the client closes.
+   */
+  async stop (deadlineMs = 5000): Promise<void> {
+    if (this.abort.signal.aborted) { await this.loop; return }
+    this.setState('closing')
+    const until = Date.now() + deadlineMs
+    while (this.inFlight.size > 0 && Date.now() < until && this.client?.connected === true) await abortableSleep(10, new AbortController().signal)
+    this.abort.abort()
+    const client = this.client
+    if (client?.connected === true) {
+      // A clean DISCONNECT: the broker then discards the will, so `offline` is published once.
+      await client.publishAsync(this.options.topics.status, statusPayload('offline', this.now()), { qos: 1, retain: true }).catch(() => {})
+      await withTimeout(client.endAsync(false), 2000).catch(() => {})
+    }
+    this.dropConnection('stop')
+    await this.loop
+    this.setState('idle')
+  }
+
+  private stopping (): boolean { return this.stateNow === 'closing' || this.abort.signal.aborted }
+
+  private now (): number { return this.options.now?.() ?? Date.now() }
+
+  private setState (next: UplinkState, detail: object = {}): void {
+    if (next === this.stateNow) return
+    const from = this.stateNow
+    this.stateNow = next
+    this.logger.info({ from, to: next, ...detail }, `uplink ${next}`)
+  }
+
+  private async run (): Promise<void> {
+    const signal = this.abort.signal
+    while (!this.stopping()) {
+      try {
+        const client = await pRetry(async () => await this.connectOnce(), {
+          retries: Number.POSITIVE_INFINITY,
+          minTimeout: 0,
+          maxTimeout: 0,
+          signal,
+          // p-retry drives the attempts and aborts; the wait is ours: full jitter (backoff.ts).
+          onFailedAttempt: async ({ error }) => {
+            const refused = isEdgefwdError(error, 'EDGEFWD_ERR_UPLINK_REFUSED')
+            const wait = this.backoff.next(refused ? 'refused' : 'failure')
+            this.lastError = isEdgefwdError(error) ? error.code : error.message
+            this.setState('backoff')
+            this.logger.warn({ code: isEdgefwdError(error) ? error.code : undefined, err: error, waitMs: wait, failures: this.backoff.failures },
+              `uplink cannot connect: ${error.message}; next attempt in ${wait} ms`)
+            await this.sleep(wait, signal)
+          }
+        })
+        this.backoff.reset()
+        await this.pump(client)
+      } catch (err) {
+        if (this.stopping()) return
+        this.logger.error({ err }, 'uplink connection loop failed')
+        await this.sleep(this.backoff.next(), signal).catch(() => {})
+      }
+    }
+  }
+
+  /** One connection attempt: resolves online, or throws a classified error. */
+  private async connectOnce (): Promise<MqttClient> {
+    if (this.stopping()) throw new AbortError('stopping')
+    this.setState('connecting')
+    const { options } = this
+    let socket: TLSSocket | undefined
+    const client = new MqttClient(tlsStreamBuilder(options.address, options.credentials, s => { socket = s }), {
+      clientId: options.gatewayId,
+      protocolVersion: options.protocolVersion,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: options.connectTimeoutMs,
+      keepalive: options.keepaliveS,
+      queueQoSZero: false,
+      will: { topic: options.topics.status, payload: statusPayload('offline', this.now()), qos: 1, retain: true },
+    } satisfies IClientOptions)
+    try {
+      const connack = await new Promise<IConnackPacket>((resolve, reject) => {
+        client.once('connect', resolve)
+        client.once('error', reject)
+        client.once('close', () => { reject(undefined) })
+      })
+      client.removeAllListeners('error')
+      client.removeAllListeners('close')
+      this.client = client
+      this.counts.connects++
+      const receiveMaximum = connack.properties?.receiveMaximum
+      const window = Math.max(1, Math.min(options.window, receiveMaximum ?? Number.POSITIVE_INFINITY))
+      this.setState('online', { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
+      client.publish(options.topics.status, statusPayload('online', this.now()), { qos: 1, retain: true })
+      ;(client as MqttClient & { edgefwdWindow?: number }).edgefwdWindow = window
+      return client
+    } catch (err) {
+      await client.endAsync(true).catch(() => {})
+      throw this.connectError(err, socket)
+    }
+  }
+
+  private connectError (err: unknown, socket: TLSSocket | undefined): Error {
+    const context = { url: this.options.address.url, handshakeDone: socket?.authorized === true }
+    const tls = classifyTlsError(err, context)
+    if (tls !== undefined) return tls
+    const code = (err as { code?: unknown } | undefined)?.code
+    // A CONNACK refusal: MQTT 5 reason codes >= 0x80, or 3.1.1 return codes 1-5.
+    if (typeof code === 'number' && code !== 0) {
+      return new EdgefwdError('EDGEFWD_ERR_UPLINK_REFUSED', `broker ${this.options.address.url} refused the connection: ${describe(err)} (reason code ${code})`, { cause: err })
+    }
+    return new EdgefwdError('EDGEFWD_ERR_UPLINK_CONNECT', `cannot connect to ${this.options.address.url}: ${describe(err)}`, { cause: err })
+  }
+
+  /** Publishes batches while the connection lives; returns when it is lost (or on stop). */
+  private async pump (client: MqttClient): Promise<void> {
+    const { options } = this
+    const window = (client as MqttClient & { edgefwdWindow?: number }).edgefwdWindow ?? 1
+    let lost = false
+    const lostPromise = new Promise<void>(resolve => {
+      const onLost = (reason: string) => (err?: unknown): void => {
+        if (lost) return
+        lost = true
+        this.lastError = err === undefined ? reason : describe(err)
+        resolve()
+      }
+      client.once('close', onLost('connection closed'))
+      client.once('error', onLost('connection error'))
+      client.once('offline', onLost('offline'))
+    })
+    const signal = this.abort.signal
+    const aborted = new Promise<void>(resolve => { signal.addEventListener('abort', () => { resolve() }, { once: true }) })
+    let wake: (() => void) | undefined
+    while (!lost && !this.stopping()) {
+      if (this.inFlight.size >= window) {
+        await Promise.race([lostPromise, aborted, new Promise<void>(resolve => { wake = resolve })])
+        continue
+      }
+      const lease = await this.store.lease(options.batch.maxEvents, options.batch.maxBytes)
+      if (lease === null) {
+        await Promise.race([lostPromise, this.sleep(options.idlePollMs, signal).catch(() => {})])
+        continue
+      }
+      if (lost || this.stopping()) { this.store.nack(lease.id); this.counts.nacked++; break }
+      const { bytes } = encodeLeaseEnvelope(lease, { gatewayId: options.gatewayId, batchSeq: options.nextBatchSeq(), nowMs: this.now() }, options.compression)
+      const timer = setTimeout(() => { this.deadLink(client) }, options.pubackTimeoutMs)
+      this.inFlight.set(lease.id, { lease, timer })
+      this.counts.published++
+      this.counts.bytesSent += bytes.byteLength
+      client.publish(options.topics.events, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, err => {
+        const entry = this.inFlight.get(lease.id)
+        if (entry === undefined) return // already nacked with a lost connection
+        clearTimeout(entry.timer)
+        this.inFlight.delete(lease.id)
+        // mqtt.js reports success as undefined or null.
+        if (err !== undefined && err !== null) { this.store.nack(lease.id); this.counts.nacked++; this.deadLink(client); return }
+        this.store.ack(lease.id).then(() => {
+          this.counts.acked++
+          this.counts.eventsAcked += lease.events.length
+        }, (ackErr: unknown) => { this.logger.error({ err: ackErr, leaseId: lease.id }, 'store ack failed; the batch will be sent again') })
+        const w = wake
+        wake = undefined
+        w?.()
+      })
+    }
+    // Stopping: the connection stays up for the PUBACKs stop() waits for.
+    if (lost && !this.stopping()) {
+      this.counts.disconnects++
+      this.dropConnection(this.lastError ?? 'connection lost')
+    }
+  }
+
+  /** A publish got no PUBACK in time: the link is dead even if the socket says otherwise. */
+  private deadLink (client: MqttClient): void {
+    if (this.client !== client) return
+    this.counts.deadLinks++
+    this.logger.warn({ pubackTimeoutMs: this.options.pubackTimeoutMs, inFlight: this.inFlight.size }, 'no PUBACK in time: treating the link as dead')
+    // Destroying the socket makes mqtt.js emit 'close', which ends the pump and nacks what is in flight.
+    ;(client.stream as TLSSocket | undefined)?.destroy()
+  }
+
+  /** Forgets the connection: every batch in flight goes back to the store. */
+  private dropConnection (reason: string): void {
+    for (const [id, entry] of this.inFlight) {
+      clearTimeout(entry.timer)
+      this.store.nack(id)
+      this.counts.nacked++
+    }
+    if (this.inFlight.size > 0) this.logger.info({ reason, batches: this.inFlight.size }, 'batches in flight returned to the store')
+    this.inFlight.clear()
+    const client = this.client
+    this.client = undefined
+    if (client !== undefined) {
+      client.removeAllListeners()
+      client.on('error', () => {})
+      client.end(true)
+    }
+  }
+}
+
+function statusPayload (status: 'online' | 'offline', nowMs: number): string {
+  return JSON.stringify({ status, time: new Date(nowMs).toISOString() })
+}
+
+function describe (err: unknown): string {
+  if (err === undefined) return 'the connection closed before the broker answered'
+  const e = err as { code?: unknown, message?: unknown }
+  return [e.code, e.message].filter(x => typeof x === 'string' || typeof x === 'number').join(' ')
+}
+
+async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([p, new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, ms) })])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function abortableSleep (ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    if (signal.aborted) { reject(new Error('aborted')); return }
+    const timer = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
+    const onAbort = (): void => { clearTimeout(timer); reject(new Error('aborted')) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
