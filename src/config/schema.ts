@@ -177,12 +177,58 @@ const tls = checkedSection({
   }
 })
 
+export const MQTT_VERSIONS = ['5', '3.1.1'] as const
+export const COMPRESSION_MODES = ['auto', 'none', 'gzip', 'deflate'] as const
+
+const brokerUrl = z.string().refine(u => /^(mqtts|ssl|tls):\/\/[^/\s]+$/.test(u), { error: 'must be mqtts://HOST[:PORT] (edgefwd connects with mutual TLS only)' })
+// Topic levels edgefwd builds on: no wildcards, no empty level, no leading or trailing "/".
+const topicPrefix = z.string().regex(/^[^#+/\s]+(?:\/[^#+/\s]+)*$/, { error: 'must be topic levels separated by "/", without "+", "#" or spaces' })
+
+const uplink = checkedSection({
+  url: brokerUrl.optional(),
+  mqttVersion: z.enum(MQTT_VERSIONS).default('5'),
+  topicPrefix: topicPrefix.default('edgefwd'),
+  window: z.number().int().min(1).max(1000).default(8),
+  batch: section({
+    maxEvents: z.number().int().min(1).max(100_000).default(500),
+    maxBytes: size({ min: 1024, max: 16 * MiB }).default(128 * KiB),
+    idlePoll: duration({ min: 1, max: 10_000 }).default(50),
+  }),
+  compression: z.enum(COMPRESSION_MODES).default('auto'),
+  compressionLevel: z.number().int().min(1).max(9).default(1),
+  pubackTimeout: duration({ min: 100 }).default(10_000),
+  connectTimeout: duration({ min: 100 }).default(10_000),
+  keepalive: duration({ min: 1000, max: 18 * 3_600_000 }).default(30_000),
+  backoff: section({
+    initial: duration({ min: 1 }).default(500),
+    max: duration({ min: 1 }).default(60_000),
+    multiplier: z.number().min(1).max(10).default(2),
+    refusedMin: duration({ min: 0 }).default(30_000),
+  }),
+  heartbeatInterval: duration({ min: 1000 }).default(60_000),
+  stopTimeout: duration({ min: 0, max: 600_000 }).default(5000),
+  batchSeqFile: z.string().min(1).optional(),
+}, (u, ctx) => {
+  if (u.backoff.max < u.backoff.initial) ctx.addIssue({ code: 'custom', path: ['backoff', 'max'], message: 'must be at least uplink.backoff.initial' })
+})
+
+const sink = section({
+  url: brokerUrl.optional(),
+  mqttVersion: z.enum(MQTT_VERSIONS).default('5'),
+  topic: z.string().min(1).optional(),
+  shareGroup: z.string().regex(/^[^#+/\s]+$/, { error: 'must be one topic level: no "/", "+", "#" or spaces' }).optional(),
+  clientId: z.string().min(1).max(128).optional(),
+  out: z.string().min(1).optional(),
+})
+
 export const configSchema = z.strictObject({
   gateway,
   store,
   log,
   ingest,
   tls,
+  uplink,
+  sink,
 }).readonly()
 
 export type Config = z.output<typeof configSchema>

@@ -69,7 +69,7 @@ t.test('unknown env variables are errors that name the variable', async t => {
       EDGEFWD_STORE____PATH: 'x',
     },
   })), [
-    'env EDGEFWD_FOO__BAR: foo: unknown key; the variables here are EDGEFWD_GATEWAY__..., EDGEFWD_STORE__..., EDGEFWD_LOG__..., EDGEFWD_INGEST__..., EDGEFWD_TLS__...',
+    'env EDGEFWD_FOO__BAR: foo: unknown key; the variables here are EDGEFWD_GATEWAY__..., EDGEFWD_STORE__..., EDGEFWD_LOG__..., EDGEFWD_INGEST__..., EDGEFWD_TLS__..., EDGEFWD_UPLINK__..., EDGEFWD_SINK__...',
     'env EDGEFWD_LOG__LEVEL__X: log.level: this key has no sub-keys',
     'env EDGEFWD_STORE__CAPACTY: store.capacty: unknown key (did you mean EDGEFWD_STORE__CAPACITY?)',
     'env EDGEFWD_STORE__GROUPCOMMIT__WINDOW: store.groupcommit: unknown key (did you mean EDGEFWD_STORE__GROUP_COMMIT__...?)',
@@ -89,14 +89,14 @@ t.test('--set overrides', async t => {
 
 t.test('unknown --set keys and malformed --set', async t => {
   t.same(await issueLines(() => loadConfig({
-    overrides: ['nope', '=1', 'store.ttl.hig=1h', 'store.ttl=1h', 'store.capacity.x=1', 'uplink.host=x', 'store.capacity=1x'],
+    overrides: ['nope', '=1', 'store.ttl.hig=1h', 'store.ttl=1h', 'store.capacity.x=1', 'cloud.host=x', 'store.capacity=1x'],
   })), [
     '--set: expected KEY=VALUE such as store.capacity=64MiB, got "nope"',
     '--set: expected KEY=VALUE such as store.capacity=64MiB, got "=1"',
     '--set: store.ttl.hig: unknown key (did you mean "store.ttl.high"?)',
     '--set: store.ttl: names a section, not a key; set one of its keys, e.g. store.ttl.low=...',
     '--set: store.capacity.x: store.capacity has no sub-keys',
-    '--set: uplink.host: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls"',
+    '--set: cloud.host: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink"',
     '--set: store.capacity: expected a size such as 64MiB or 1048576, got "1x" (unknown unit "x"; use one of B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)',
   ])
 })

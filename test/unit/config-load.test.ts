@@ -51,6 +51,21 @@ t.test('no sources at all: every default', async t => {
       stdin: false,
     },
     tls: { checkClientChain: true, expiryWarning: 30 * 86_400_000, watch: true, reloadDebounce: 500 },
+    uplink: {
+      mqttVersion: '5',
+      topicPrefix: 'edgefwd',
+      window: 8,
+      batch: { maxEvents: 500, maxBytes: 128 * 1024, idlePoll: 50 },
+      compression: 'auto',
+      compressionLevel: 1,
+      pubackTimeout: 10_000,
+      connectTimeout: 10_000,
+      keepalive: 30_000,
+      backoff: { initial: 500, max: 60_000, multiplier: 2, refusedMin: 30_000 },
+      heartbeatInterval: 60_000,
+      stopTimeout: 5000,
+    },
+    sink: { mqttVersion: '5' },
   })
   t.match(config.gateway.id, /^(?:(?![/+#])[\x21-\x7e]){1,64}$/, 'the host name, made a valid gateway id')
   t.same(parseConfigText('', 'empty.yaml'), config, 'an empty file is all defaults')
@@ -134,14 +149,14 @@ t.test('unknown keys in the file, with the line and a suggestion', async t => {
     '  capacty: 1MiB',
     '  groupCommit:',
     '    windw: 5ms',
-    'uplink:',
+    'cloud:',
     '  host: broker',
     'store.capacity: 5',
   ].join('\n'), 'config.yaml'))
   t.same(lines, [
     'config.yaml:4: store.capacty: unknown key (did you mean "capacity"?)',
     'config.yaml:6: store.groupCommit.windw: unknown key (did you mean "window"?)',
-    'config.yaml:7: uplink: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls"',
+    'config.yaml:7: cloud: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink"',
     'config.yaml:9: store.capacity: unknown key (write dotted keys as nested mappings)',
   ])
 })
@@ -231,7 +246,7 @@ t.test('a missing or unreadable file is EDGEFWD_ERR_CONFIG_READ', async t => {
 
 t.test('a __proto__ key is an unknown key, not a prototype', async t => {
   t.same(await issueLines(t, () => parseConfigText('__proto__:\n  polluted: 1\nstore:\n  __proto__: {capacity: 1}\n', 'p.yaml')), [
-    'p.yaml:1: __proto__: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls"',
+    'p.yaml:1: __proto__: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink"',
     'p.yaml:4: store.__proto__: unknown key; the keys here are "path", "capacity", "overheadFactor", "maxEventSize", "durability", "groupCommit", "drainOrder", "ttl", "expiryInterval", "memoryFallback", "compactAfterDeletes"',
   ])
   t.equal(({} as Record<string, unknown>).polluted, undefined)
