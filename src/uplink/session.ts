@@ -94,6 +94,18 @@ export class Uplink {
     return { state: this.stateNow, ...this.counts, inFlight: this.inFlight.size, lastError: this.lastError }
   }
 
+  /**
+   * Publishes a message that is not a batch (the heartbeat) on the current connection; false
+   * when offline. Never queued: the next one replaces it.
+   */
+  publishAside (topic: string, payload: Uint8Array | string, options: { qos: 0 | 1, retain?: boolean } = { qos: 0 }): boolean {
+    const client = this.client
+    if (client?.connected !== true || this.stateNow !== 'online') return false
+    client.publish(topic, typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+      { qos: options.qos, retain: options.retain ?? false }, () => {})
+    return true
+  }
+
   start (): void {
     if (this.loop !== undefined) return
     this.loop = this.run().catch(err => { this.logger.error({ err }, 'uplink stopped on an unexpected error') })
@@ -107,7 +119,7 @@ export class Uplink {
     if (this.abort.signal.aborted) { await this.loop; return }
     this.setState('closing')
     const until = Date.now() + deadlineMs
-    while (this.inFlight.size > 0 && Date.now() < until && this.client?.connected === true) await abortableSleep(10, new AbortController().signal)
+    while (this.inFlight.size > 0 && Date.now() < until && this.client?.connected === true && !this.abort.signal.aborted) await abortableSleep(10, new AbortController().signal)
     this.abort.abort()
     const client = this.client
     if (client?.connected === true) {

@@ -8,8 +8,11 @@ import { certsSignCommand } from './certs-sign.js'
 import { certsCheckCommand } from './certs-check.js'
 import { configCheckCommand } from './config-check.js'
 import { helpCommand } from './help.js'
+import { sinkCommand } from './sink.js'
+import { runCommand } from './run.js'
 
 export const commands: readonly Command[] = [
+  runCommand,
   certsInitCaCommand,
   certsIssueCommand,
   certsCsrCommand,
@@ -17,5 +20,6 @@ export const commands: readonly Command[] = [
   certsInspectCommand,
   certsCheckCommand,
   configCheckCommand,
+  sinkCommand,
   helpCommand,
 ]

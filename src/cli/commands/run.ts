@@ -1,0 +1,81 @@
+/** `edgefwd run --config FILE`: the forwarder, until SIGTERM or SIGINT. */
+import type pino from 'pino'
+import { ConfigError, EdgefwdError, formatConfigIssue, isEdgefwdError } from '../../errors.js'
+import { defineCommand } from '../command.js'
+import { ExitCode } from '../exit-codes.js'
+import { packageVersion } from '../version.js'
+import type { Forwarder } from '../../forwarder.js'
+
+export const runCommand = defineCommand({
+  name: ['run'],
+  summary: 'Run the forwarder: ingest listeners → durable store → MQTT uplink with mutual TLS',
+  description: [
+    'Loads the configuration (FILE or --config FILE, EDGEFWD_* variables, --set), opens the store,',
+    'checks the TLS material, starts delivering to uplink.url and listening as ingest.* says, and',
+    'logs one line saying so. Logs are JSON lines on stdout.',
+    '',
+    'SIGHUP re-reads the TLS files (tls.*). SIGTERM or SIGINT stops gracefully: listeners first,',
+    'then batches in flight get uplink.stopTimeout for their PUBACKs, the rest stay in the store;',
+    'a second signal stops at once. Exit 0 after a stop, 78 on an invalid configuration, 1 when',
+    'the start fails (store, TLS material).',
+  ].join('\n'),
+  options: {
+    config: { type: 'string', short: 'c', valueName: 'FILE', description: 'the configuration file (YAML or JSON)' },
+    set: { type: 'string', multiple: true, valueName: 'KEY=VALUE', description: 'override one key, e.g. --set log.level=debug' },
+  },
+  positionals: [{ name: 'FILE', description: 'the configuration file, instead of --config', optional: true }],
+  async run ({ values, positionals: [positional] }, { env, io }) {
+    if (values.config !== undefined && positional !== undefined) throw new EdgefwdError('EDGEFWD_ERR_USAGE', 'run: give the configuration file once, as FILE or --config FILE')
+    const signals = io.signals
+    if (signals === undefined) throw new EdgefwdError('EDGEFWD_ERR_USAGE', 'run needs process signals (run it from the edgefwd executable)')
+    const [{ loadConfig }, { createLogger }, { Forwarder: ForwarderClass }] = await Promise.all([
+      import('../../config/index.js'), import('../../observe/log.js'), import('../../forwarder.js')
+    ])
+    let config
+    try {
+      config = await loadConfig({ file: values.config ?? positional, env, overrides: values.set ?? [] })
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      for (const issue of err.issues) io.stderr.write(`${formatConfigIssue(issue)}\n`)
+      return ExitCode.configInvalid
+    }
+    const logger = createLogger({ level: config.log.level, redact: [...config.log.redact], destination: io.stdout as pino.DestinationStream })
+    let signalsSeen = 0
+    let stop: () => void = () => {}
+    const stopped = new Promise<void>(resolve => { stop = resolve })
+    let forwarder: Forwarder | undefined
+    const onStop = (signal: string) => () => {
+      signalsSeen++
+      logger.info({ signal }, signalsSeen === 1 ? 'stop requested' : 'second stop signal: stopping now')
+      if (signalsSeen === 1) stop()
+      else void forwarder?.stopNow().then(() => { stop() })
+    }
+    const offs = [
+      signals.on('SIGTERM', onStop('SIGTERM')),
+      signals.on('SIGINT', onStop('SIGINT')),
+      signals.on('SIGHUP', () => { forwarder?.reloadTls() }),
+    ]
+    // Signal listeners do not keep Node running; this does, until stopped.
+    const keepAlive = setInterval(() => {}, 1 << 30)
+    try {
+      forwarder = await ForwarderClass.start(config, { logger, env, version: packageVersion() })
+      if (signalsSeen > 0) stop()
+      await stopped
+      await forwarder.stop()
+      return ExitCode.ok
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        for (const issue of err.issues) io.stderr.write(`${formatConfigIssue(issue)}\n`)
+        return ExitCode.configInvalid
+      }
+      if (isEdgefwdError(err, 'EDGEFWD_ERR_CONFIG_INVALID')) {
+        io.stderr.write(`edgefwd: ${err.message}\n${err.hint === undefined ? '' : `hint: ${err.hint}\n`}`)
+        return ExitCode.configInvalid
+      }
+      throw err
+    } finally {
+      clearInterval(keepAlive)
+      for (const off of offs) off()
+    }
+  },
+})
