@@ -1,0 +1,58 @@
+/**
+ * Reconnect backoff against a broker that is not there: attempts go on, each wait drawn with full
+ * jitter below a cap that grows by the multiplier up to the maximum. The waits are observed
+ * through an injected sleep (no real sleeping) and a seeded random source.
+ */
+import t from 'tap'
+import { MemoryVolume, openMemoryStore } from '../../src/store/index.js'
+import { parseBrokerUrl } from '../../src/uplink/connect.js'
+import { Uplink } from '../../src/uplink/session.js'
+import { captureLogger } from '../helpers/logger.js'
+import { freePort } from '../helpers/mosquitto.js'
+import { makeRsaSet } from '../helpers/test-pki.js'
+
+t.test('a refused connection backs off with full jitter, growing to the maximum', async t => {
+  const port = await freePort()
+  const store = await openMemoryStore({ capacityBytes: 1 << 20, expiryIntervalMs: 0 }, new MemoryVolume())
+  t.teardown(async () => { await store.close() })
+  let seed = 7
+  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+  const waits: number[] = []
+  let done: () => void = () => {}
+  const enough = new Promise<void>(resolve => { done = resolve })
+  const { logger, records } = captureLogger('info')
+  const uplink = new Uplink(store, {
+    address: parseBrokerUrl(`mqtts://127.0.0.1:${port}`),
+    credentials: () => makeRsaSet(),
+    gatewayId: 'gw',
+    protocolVersion: 5,
+    topics: { events: 'e', status: 's' },
+    window: 8,
+    batch: { maxEvents: 100, maxBytes: 1 << 20 },
+    idlePollMs: 50,
+    compression: { compression: 'none' },
+    pubackTimeoutMs: 1000,
+    connectTimeoutMs: 1000,
+    keepaliveS: 30,
+    backoff: { initialMs: 100, maxMs: 3200, multiplier: 2 },
+    nextBatchSeq: () => 1,
+    random,
+    sleep: async (ms: number) => {
+      waits.push(ms)
+      if (waits.length >= 12) done()
+      await new Promise(resolve => setImmediate(resolve))
+    }
+  }, logger)
+  uplink.start()
+  await enough
+  await uplink.stop(0)
+  const logged = records().filter(r => typeof r.waitMs === 'number').map(r => r.waitMs as number).slice(0, 12)
+  t.equal(logged.length, 12, 'twelve attempts in no real time')
+  t.same(waits.slice(0, 12), logged, 'the session waited exactly what it logged')
+  const caps = [100, 200, 400, 800, 1600, 3200, 3200, 3200, 3200, 3200, 3200, 3200]
+  logged.forEach((w, i) => { t.ok(w >= 0 && w < (caps[i] as number), `wait ${i + 1}: ${w} ms < ${caps[i]} ms`) })
+  t.ok(logged.slice(5).some(w => w > 1600), 'late waits use the whole window up to the maximum')
+  t.ok(new Set(logged).size > 8, 'jittered: the waits differ')
+  t.match(records().find(r => typeof r.waitMs === 'number'), { code: 'EDGEFWD_ERR_UPLINK_CONNECT', msg: /ECONNREFUSED/ })
+  t.equal(uplink.state(), 'idle')
+})
