@@ -30,6 +30,8 @@ export interface MosquittoOptions {
   tlsVersion?: 'tlsv1.2' | 'tlsv1.3'
   /** Bound on the wait for the listener; default 10 s. */
   startTimeoutMs?: number
+  /** Listen on this port (a broker restart); default a free one. */
+  port?: number
 }
 
 /** One "New client connected" log line. */
@@ -55,6 +57,7 @@ export interface Mosquitto {
 
 export async function startMosquitto (options: MosquittoOptions): Promise<Mosquitto> {
   let lastError: unknown
+  if (options.port !== undefined) return await startOnce(options, options.port)
   for (let attempt = 1; attempt <= 3; attempt++) {
     const port = await freePort()
     try {
