@@ -205,6 +205,8 @@ const uplink = checkedSection({
     multiplier: z.number().min(1).max(10).default(2),
     refusedMin: duration({ min: 0 }).default(30_000),
   }),
+  rateLimit: size({ min: 1024 }).optional(),
+  dailyBudget: size({ min: 1024 }).optional(),
   heartbeatInterval: duration({ min: 1000 }).default(60_000),
   stopTimeout: duration({ min: 0, max: 600_000 }).default(5000),
   batchSeqFile: z.string().min(1).optional(),

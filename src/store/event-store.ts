@@ -6,9 +6,12 @@ export interface EventSink {
   append (events: readonly EventRecord[]): Promise<AppendResult>
 }
 
+export interface LeaseOptions { minPriority?: Priority }
+
 /** What the uplink sees of the store. */
 export interface BatchSource {
-  lease (maxEvents: number, maxBytes: number): Promise<Lease | null>
+  /** `minPriority`: lease only events of this priority or higher (a data budget spent: critical only). */
+  lease (maxEvents: number, maxBytes: number, options?: LeaseOptions): Promise<Lease | null>
   ack (leaseId: number): Promise<void>
   nack (leaseId: number): void
 }

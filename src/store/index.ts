@@ -78,7 +78,7 @@ import { LevelBackend } from './level-backend.js'
 import { MemoryBackend, MemoryVolume } from './memory-backend.js'
 import { RingBuffer } from './ring-buffer.js'
 
-export type { AppendResult, BatchSource, EventSink, EventStore, Lease, RingBufferOptions, StoreStats, StoreState, PriorityStats } from './event-store.js'
+export type { AppendResult, BatchSource, EventSink, EventStore, Lease, LeaseOptions, RingBufferOptions, StoreStats, StoreState, PriorityStats } from './event-store.js'
 export { RingBuffer } from './ring-buffer.js'
 export { MemoryBackend, MemoryVolume } from './memory-backend.js'
 export { LevelBackend } from './level-backend.js'

@@ -10,7 +10,7 @@ import { PRIORITIES, PRIORITY_COUNT, isPriority } from '../types.js'
 import type { DropReasonName, EventRecord, Priority } from '../types.js'
 import type { EventKey, StoreBackend } from './backend.js'
 import { mergeReports } from './drop-ledger.js'
-import type { AppendResult, EventStore, Lease, RingBufferOptions, StoreState, StoreStats } from './event-store.js'
+import type { AppendResult, EventStore, Lease, LeaseOptions, RingBufferOptions, StoreState, StoreStats } from './event-store.js'
 import { DiskFullError, FallbackBackend } from './fallback-backend.js'
 import { deadlineOf, storedBytes } from './keys.js'
 import { decodeMeta, emptyMeta, encodeMeta } from './meta.js'
@@ -305,9 +305,10 @@ export class RingBuffer implements EventStore {
 
   // ── lease / ack / nack ───────────────────────────────────────────────────────────────────────
 
-  async lease (maxEvents: number, maxBytes: number): Promise<Lease | null> {
+  async lease (maxEvents: number, maxBytes: number, options: LeaseOptions = {}): Promise<Lease | null> {
     this.assertOpen()
-    const run = async (): Promise<Lease | null> => await this.leasing.run(async () => await this.leaseNow(Math.max(1, maxEvents), Math.max(1, maxBytes)))
+    const minPriority = options.minPriority ?? 0
+    const run = async (): Promise<Lease | null> => await this.leasing.run(async () => await this.leaseNow(Math.max(1, maxEvents), Math.max(1, maxBytes), minPriority))
     try {
       return await run()
     } catch (err) {
@@ -317,11 +318,11 @@ export class RingBuffer implements EventStore {
     }
   }
 
-  private async leaseNow (maxEvents: number, maxBytes: number): Promise<Lease | null> {
+  private async leaseNow (maxEvents: number, maxBytes: number, minPriority: number): Promise<Lease | null> {
     this.guard.prune(this.drain.positions())
     const budget = new LeaseBudget(maxEvents, maxBytes)
     try {
-      for (let p = PRIORITY_COUNT - 1; p >= 0 && !budget.full; p--) {
+      for (let p = PRIORITY_COUNT - 1; p >= minPriority && !budget.full; p--) {
         // Nothing leasable here: skip the read (each new iterator costs a seek).
         if ((this.meta.live[p]?.count ?? 0) <= (this.leased[p]?.size ?? 0)) continue
         await this.drain.fill(p as Priority, budget)

@@ -31,6 +31,8 @@ export function uplinkOptions (config: Pick<Config, 'gateway' | 'uplink'>, deps:
     connectTimeoutMs: u.connectTimeout,
     keepaliveS: Math.max(1, Math.round(u.keepalive / 1000)),
     backoff: { initialMs: u.backoff.initial, maxMs: u.backoff.max, multiplier: u.backoff.multiplier, refusedMinMs: Math.min(u.backoff.refusedMin, u.backoff.max) },
-    nextBatchSeq: deps.nextBatchSeq
+    nextBatchSeq: deps.nextBatchSeq,
+    ...(u.rateLimit === undefined ? {} : { rateLimitBytesPerSecond: u.rateLimit }),
+    ...(u.dailyBudget === undefined ? {} : { dailyBudgetBytes: u.dailyBudget })
   }
 }

@@ -48,6 +48,10 @@ export interface UplinkOptions {
   connectTimeoutMs: number
   keepaliveS: number
   backoff: BackoffOptions
+  /** Envelope bytes per second at most (a metered link); undefined: no cap. */
+  rateLimitBytesPerSecond?: number
+  /** Envelope bytes per UTC day after which only `critical` events are sent; undefined: none. */
+  dailyBudgetBytes?: number
   /** Batch sequence numbers: unique per gateway, increasing, never reused across restarts. */
   nextBatchSeq: () => number
   now?: () => number
@@ -68,6 +72,12 @@ export interface UplinkStats {
   bytesSent: number
   inFlight: number
   lastError: string | undefined
+  /** Envelope bytes sent in the current UTC day, and whether the daily budget is spent. */
+  bytesToday: number
+  budgetExhausted: boolean
+  /** Times the rate cap made the session wait, and for how long in all. */
+  rateWaits: number
+  rateWaitMs: number
 }
 
 interface InFlight { lease: Lease, timer: NodeJS.Timeout }
@@ -82,6 +92,11 @@ export class Uplink {
   private readonly inFlight = new Map<number, InFlight>()
   private readonly backoff: Backoff
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>
+  /** Rate cap: the earliest time the next batch may be sent. */
+  private nextSendAt = 0
+  private readonly rate = { waits: 0, waitMs: 0 }
+  private budgetDay = -1
+  private bytesToday = 0
 
   constructor (private readonly store: BatchSource, private readonly options: UplinkOptions, private readonly logger: Logger) {
     this.backoff = new Backoff(options.backoff, options.random)
@@ -91,7 +106,16 @@ export class Uplink {
   state (): UplinkState { return this.stateNow }
 
   stats (): UplinkStats {
-    return { state: this.stateNow, ...this.counts, inFlight: this.inFlight.size, lastError: this.lastError }
+    return {
+      state: this.stateNow,
+      ...this.counts,
+      inFlight: this.inFlight.size,
+      lastError: this.lastError,
+      bytesToday: this.rollDay(),
+      budgetExhausted: this.budgetSpent(),
+      rateWaits: this.rate.waits,
+      rateWaitMs: this.rate.waitMs
+    }
   }
 
   /**
@@ -168,6 +192,7 @@ export class Uplink {
       } catch (err) {
         if (this.stopping()) return
         this.logger.error({ err }, 'uplink connection loop failed')
+        this.dropConnection('unexpected error')
         await this.sleep(this.backoff.next(), signal).catch(() => {})
       }
     }
@@ -247,17 +272,32 @@ export class Uplink {
         await Promise.race([lostPromise, aborted, new Promise<void>(resolve => { wake = resolve })])
         continue
       }
-      const lease = await this.store.lease(options.batch.maxEvents, options.batch.maxBytes)
+      const wait = this.nextSendAt - this.now()
+      if (wait > 0) {
+        this.rate.waits++
+        this.rate.waitMs += wait
+        await Promise.race([lostPromise, aborted, this.sleep(wait, signal).catch(() => {})])
+        continue
+      }
+      // The daily budget spent: critical events only, the rest stay buffered until the next day.
+      const lease = await this.store.lease(options.batch.maxEvents, options.batch.maxBytes, this.budgetSpent() ? { minPriority: 3 } : {})
       if (lease === null) {
         await Promise.race([lostPromise, this.sleep(options.idlePollMs, signal).catch(() => {})])
         continue
       }
       if (lost || this.stopping()) { this.store.nack(lease.id); this.counts.nacked++; break }
-      const { bytes } = encodeLeaseEnvelope(lease, { gatewayId: options.gatewayId, batchSeq: options.nextBatchSeq(), nowMs: this.now() }, options.compression)
+      let bytes: Uint8Array
+      try {
+        bytes = encodeLeaseEnvelope(lease, { gatewayId: options.gatewayId, batchSeq: options.nextBatchSeq(), nowMs: Math.floor(this.now()) }, options.compression).bytes
+      } catch (err) {
+        this.store.nack(lease.id) // never strand a lease: its events go back to the queue
+        throw err
+      }
       const timer = setTimeout(() => { this.deadLink(client) }, options.pubackTimeoutMs)
       this.inFlight.set(lease.id, { lease, timer })
       this.counts.published++
       this.counts.bytesSent += bytes.byteLength
+      this.account(bytes.byteLength)
       client.publish(options.topics.events, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, err => {
         const entry = this.inFlight.get(lease.id)
         if (entry === undefined) return // already nacked with a lost connection
@@ -279,6 +319,31 @@ export class Uplink {
       this.counts.disconnects++
       this.dropConnection(this.lastError ?? 'connection lost')
     }
+  }
+
+  /** Counts sent bytes against the rate cap and the day's budget. */
+  private account (bytes: number): void {
+    const now = this.now()
+    const rate = this.options.rateLimitBytesPerSecond
+    if (rate !== undefined && rate > 0) this.nextSendAt = Math.max(now, this.nextSendAt) + bytes * 1000 / rate
+    this.rollDay()
+    this.bytesToday += bytes
+  }
+
+  /** Starts a new budget day at 00:00 UTC; returns the bytes sent today. */
+  private rollDay (): number {
+    const day = Math.floor(this.now() / 86_400_000)
+    if (day !== this.budgetDay) {
+      if (this.budgetDay >= 0 && this.bytesToday > 0) this.logger.info({ bytes: this.bytesToday }, 'uplink: a new budget day')
+      this.budgetDay = day
+      this.bytesToday = 0
+    }
+    return this.bytesToday
+  }
+
+  private budgetSpent (): boolean {
+    const budget = this.options.dailyBudgetBytes
+    return budget !== undefined && this.rollDay() >= budget
   }
 
   /** A publish got no PUBACK in time: the link is dead even if the socket says otherwise. */

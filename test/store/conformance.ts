@@ -50,6 +50,17 @@ export function storeConformance (t: Test, name: string, factory: StoreFactory):
     await store.close()
   })
 
+  t.test(`${name}: a lease can be limited to a minimum priority (a data budget spent: critical only)`, async t => {
+    const { store } = await factory.make(t, BIG)
+    await store.append([ev(1, 0), ev(2, 3), ev(3, 1), ev(4, 3), ev(5, 2)])
+    const critical = await store.lease(100, 1 << 20, { minPriority: 3 })
+    t.same(decodeBatch(critical!.batch).map(e => e.deviceSeq), [2, 4])
+    t.equal(await store.lease(100, 1 << 20, { minPriority: 3 }), null, 'nothing more at that level')
+    const rest = await store.lease(100, 1 << 20)
+    t.same(decodeBatch(rest!.batch).map(e => e.deviceSeq), [5, 3, 1], 'the others stay, in order')
+    await store.close()
+  })
+
   t.test(`${name}: newest-first drain order when configured`, async t => {
     const { store } = await factory.make(t, { ...BIG, drainOrder: 'newest-first' })
     await store.append([ev(1), ev(2), ev(3), ev(4, 2)])

@@ -1,0 +1,127 @@
+/**
+ * The uplink's optional limits against a real broker (the embedded one), on an injected clock:
+ * the rate cap holds the published bytes per second within 10% over the whole run, and a spent
+ * daily budget lets only critical events through until the next UTC day. The injected sleep
+ * advances the clock, so the test takes no real time waiting.
+ */
+import t from 'tap'
+import { issueCertificate } from '../../src/pki/generate.js'
+import { openMemoryStore, type BatchSource, type EventStore } from '../../src/store/index.js'
+import type { Priority } from '../../src/types.js'
+import { parseBrokerUrl } from '../../src/uplink/connect.js'
+import { Uplink, type UplinkOptions } from '../../src/uplink/session.js'
+import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
+import { silentLogger } from '../helpers/logger.js'
+import { makeCa, makeClient } from '../helpers/test-pki.js'
+
+const ca = makeCa()
+const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
+const gw = makeClient(ca, { commonName: 'gw' })
+
+/** What to print when a wait times out. */
+let debug = (): string => ''
+async function waitFor (what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${debug()}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+async function fill (store: EventStore, n: number, priorityOf: (i: number) => Priority): Promise<void> {
+  for (let i = 0; i < n; i += 1000) {
+    await store.append(Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({
+      deviceId: 'd', deviceSeq: i + j + 1, gatewayTimeMs: 1, priority: priorityOf(i + j), stream: 's', value: { kind: 'raw' as const, raw: new Uint8Array(100).fill((i + j) & 0xff) }
+    })))
+  }
+}
+
+function options (url: string, clock: { now: number }, over: Partial<UplinkOptions>): UplinkOptions {
+  let seq = 0
+  return {
+    address: parseBrokerUrl(url),
+    credentials: () => ({ ca: ca.certPem, cert: gw.certPem, key: gw.keyPem }),
+    gatewayId: 'gw',
+    protocolVersion: 4,
+    topics: { events: 'edgefwd/gw/events', status: 'edgefwd/gw/status' },
+    window: 4,
+    batch: { maxEvents: 1000, maxBytes: 8 * 1024 },
+    idlePollMs: 50,
+    compression: { compression: 'none' },
+    pubackTimeoutMs: 5000,
+    connectTimeoutMs: 5000,
+    keepaliveS: 30,
+    backoff: { initialMs: 50, maxMs: 500, multiplier: 2 },
+    nextBatchSeq: () => ++seq,
+    now: () => clock.now,
+    // Fractional waits (bytes / rate) advance the fake clock exactly, as real time would.
+    sleep: async (ms: number) => { clock.now += ms; await new Promise(resolve => setImmediate(resolve)) },
+    ...over
+  }
+}
+
+t.test('the rate cap holds the published bytes per second within 10%', async t => {
+  const broker = await startEmbeddedBroker({ tls: { ca: ca.certPem, cert: server.certPem, key: server.keyPem } })
+  t.teardown(async () => { await broker.close() })
+  const store = await openMemoryStore({ capacityBytes: 64 << 20, expiryIntervalMs: 0 })
+  t.teardown(async () => { await store.close() })
+  await fill(store, 10_000, () => 1)
+  const clock = { now: Date.UTC(2026, 10, 21, 10, 0, 0) }
+  // Watch each lease: the clock and the bytes sent before that batch.
+  const leases: Array<{ at: number, bytesBefore: number }> = []
+  let uplink: Uplink | undefined
+  const watched: BatchSource = {
+    lease: async (n, b, o) => {
+      const l = await store.lease(n, b, o)
+      if (l !== null) leases.push({ at: clock.now, bytesBefore: uplink?.stats().bytesSent ?? 0 })
+      return l
+    },
+    ack: async id => { await store.ack(id) },
+    nack: id => { store.nack(id) }
+  }
+  const rate = 64 * 1024
+  uplink = new Uplink(watched, options(broker.url, clock, { rateLimitBytesPerSecond: rate }), silentLogger())
+  uplink.start()
+  debug = () => JSON.stringify({ u: uplink?.stats(), s: store.stats().perPriority, clock: clock.now })
+  await waitFor('the store drained', () => store.stats().events === 0)
+  await uplink.stop(1000)
+  const first = leases[0]
+  const last = leases[leases.length - 1]
+  if (first === undefined || last === undefined) throw new Error('no leases')
+  const measured = last.bytesBefore / ((last.at - first.at) / 1000)
+  t.ok(Math.abs(measured - rate) / rate < 0.1, `${Math.round(measured)} B/s published for a cap of ${rate} B/s`)
+  t.ok(uplink.stats().rateWaits > 10, `the cap made the session wait (${uplink.stats().rateWaits} times)`)
+})
+
+t.test('a spent daily budget lets only critical events through until the next UTC day', async t => {
+  const broker = await startEmbeddedBroker({ tls: { ca: ca.certPem, cert: server.certPem, key: server.keyPem } })
+  t.teardown(async () => { await broker.close() })
+  const store = await openMemoryStore({ capacityBytes: 64 << 20, expiryIntervalMs: 0 })
+  t.teardown(async () => { await store.close() })
+  await fill(store, 5000, i => (i % 10 === 0 ? 3 : 1))
+  const clock = { now: Date.UTC(2026, 10, 21, 10, 0, 0) }
+  const budget = 100 * 1024
+  const uplink = new Uplink(store, options(broker.url, clock, { dailyBudgetBytes: budget, batch: { maxEvents: 1000, maxBytes: 4 * 1024 } }), silentLogger())
+  uplink.start()
+  debug = () => JSON.stringify({ u: uplink?.stats(), s: store.stats().perPriority, clock: clock.now })
+  const critical = (): number => store.stats().perPriority.find(p => p.priority === 'critical')?.events ?? -1
+  await waitFor('the budget spent and the critical events delivered', () => uplink.stats().budgetExhausted && critical() === 0 && uplink.stats().inFlight === 0)
+  const s = uplink.stats()
+  const normalLeft = store.stats().perPriority.find(p => p.priority === 'normal')?.events ?? 0
+  t.ok(normalLeft > 0, `${normalLeft} normal events wait for the next day`)
+  t.ok(s.bytesToday >= budget, 'the budget was used')
+  const normalBytes = s.bytesToday
+  t.comment(`bytes today: ${s.bytesToday} for a budget of ${budget}`)
+  // Everything past the budget was critical: the normal part stayed within 10% of the budget.
+  t.ok(normalBytes <= budget * 1.1 + 500 * 130, 'spending stopped at the budget, but for critical events')
+  // The next UTC day: a new budget, spent on normal events again, and stopped at it again.
+  clock.now = Date.UTC(2026, 10, 22, 0, 0, 1)
+  t.equal(uplink.stats().bytesToday, 0, 'a new day starts a new budget')
+  await waitFor('the second day\'s budget spent', () => uplink.stats().budgetExhausted && uplink.stats().inFlight === 0)
+  const leftAfter = store.stats().perPriority.find(p => p.priority === 'normal')?.events ?? 0
+  const perEvent = 128
+  const delivered = normalLeft - leftAfter
+  t.ok(Math.abs(delivered * perEvent - budget) / budget < 0.1, `day 2: ${delivered} normal events (~${delivered * perEvent} B) for a budget of ${budget} B`)
+  t.ok(uplink.stats().bytesToday <= budget * 1.1, `day 2 spent ${uplink.stats().bytesToday} B`)
+  await uplink.stop(1000)
+})
