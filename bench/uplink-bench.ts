@@ -188,7 +188,7 @@ async function main (): Promise<void> {
     topics: { events: 'edgefwd/gw-1/events', status: 'edgefwd/gw-1/status' },
     window: WINDOW,
     batch: { maxEvents: BATCH, maxBytes: Math.max(128 * 1024, BATCH * 300) },
-    idlePollMs: 5,
+    lingerMs: 5,
     compression: { compression: COMPRESSION, level: LEVEL },
     pubackTimeoutMs: 10_000,
     connectTimeoutMs: 5000,

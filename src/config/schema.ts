@@ -192,7 +192,7 @@ const uplink = checkedSection({
   batch: section({
     maxEvents: z.number().int().min(1).max(100_000).default(500),
     maxBytes: size({ min: 1024, max: 16 * MiB }).default(128 * KiB),
-    idlePoll: duration({ min: 1, max: 10_000 }).default(50),
+    linger: duration({ min: 0, max: 10_000 }).default(50),
   }),
   compression: z.enum(COMPRESSION_MODES).default('auto'),
   compressionLevel: z.number().int().min(1).max(9).default(1),

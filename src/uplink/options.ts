@@ -25,7 +25,7 @@ export function uplinkOptions (config: Pick<Config, 'gateway' | 'uplink'>, deps:
     topics: { events, status },
     window: u.window,
     batch: { maxEvents: u.batch.maxEvents, maxBytes: u.batch.maxBytes },
-    idlePollMs: u.batch.idlePoll,
+    lingerMs: u.batch.linger,
     compression: { compression: u.compression, level: u.compressionLevel },
     pubackTimeoutMs: u.pubackTimeout,
     connectTimeoutMs: u.connectTimeout,

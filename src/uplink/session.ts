@@ -41,8 +41,11 @@ export interface UplinkOptions {
   /** Batches in flight at most (also capped by the broker's Receive Maximum). */
   window: number
   batch: { maxEvents: number, maxBytes: number }
-  /** How long to wait before asking the store again when it had nothing. */
-  idlePollMs: number
+  /**
+   * After a batch that was not full, wait this long before leasing the next, so a trickle of
+   * events goes out in fewer, fuller batches; also how often an empty store is asked again.
+   */
+  lingerMs: number
   compression: CompressionOptions
   pubackTimeoutMs: number
   connectTimeoutMs: number
@@ -94,6 +97,8 @@ export class Uplink {
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>
   /** Rate cap: the earliest time the next batch may be sent. */
   private nextSendAt = 0
+  /** Linger: a batch that was not full holds the next lease back until then. */
+  private lingerUntil = 0
   private readonly rate = { waits: 0, waitMs: 0 }
   private budgetDay = -1
   private bytesToday = 0
@@ -279,10 +284,15 @@ export class Uplink {
         await Promise.race([lostPromise, aborted, this.sleep(wait, signal).catch(() => {})])
         continue
       }
+      const linger = this.lingerUntil - this.now()
+      if (linger > 0) {
+        await Promise.race([lostPromise, aborted, this.sleep(linger, signal).catch(() => {})])
+        continue
+      }
       // The daily budget spent: critical events only, the rest stay buffered until the next day.
       const lease = await this.store.lease(options.batch.maxEvents, options.batch.maxBytes, this.budgetSpent() ? { minPriority: 3 } : {})
       if (lease === null) {
-        await Promise.race([lostPromise, this.sleep(options.idlePollMs, signal).catch(() => {})])
+        await Promise.race([lostPromise, aborted, this.sleep(options.lingerMs, signal).catch(() => {})])
         continue
       }
       if (lost || this.stopping()) { this.store.nack(lease.id); this.counts.nacked++; break }
@@ -298,6 +308,7 @@ export class Uplink {
       this.counts.published++
       this.counts.bytesSent += bytes.byteLength
       this.account(bytes.byteLength)
+      if (lease.events.length < options.batch.maxEvents && lease.bytes < options.batch.maxBytes * 0.9) this.lingerUntil = this.now() + options.lingerMs
       client.publish(options.topics.events, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, err => {
         const entry = this.inFlight.get(lease.id)
         if (entry === undefined) return // already nacked with a lost connection

@@ -46,7 +46,7 @@ function options (url: string, clock: { now: number }, over: Partial<UplinkOptio
     topics: { events: 'edgefwd/gw/events', status: 'edgefwd/gw/status' },
     window: 4,
     batch: { maxEvents: 1000, maxBytes: 8 * 1024 },
-    idlePollMs: 50,
+    lingerMs: 50,
     compression: { compression: 'none' },
     pubackTimeoutMs: 5000,
     connectTimeoutMs: 5000,
@@ -124,4 +124,40 @@ t.test('a spent daily budget lets only critical events through until the next UT
   t.ok(Math.abs(delivered * perEvent - budget) / budget < 0.1, `day 2: ${delivered} normal events (~${delivered * perEvent} B) for a budget of ${budget} B`)
   t.ok(uplink.stats().bytesToday <= budget * 1.1, `day 2 spent ${uplink.stats().bytesToday} B`)
   await uplink.stop(1000)
+})
+
+t.test('linger: after a batch that was not full, the next lease waits, so a trickle goes out in fuller batches', async t => {
+  const broker = await startEmbeddedBroker({ tls: { ca: ca.certPem, cert: server.certPem, key: server.keyPem } })
+  t.teardown(async () => { await broker.close() })
+  const store = await openMemoryStore({ capacityBytes: 64 << 20, expiryIntervalMs: 0 })
+  t.teardown(async () => { await store.close() })
+  const clock = { now: Date.UTC(2026, 10, 21, 10, 0, 0) }
+  const calls: number[] = []
+  const watched: BatchSource = {
+    lease: async (n, b, o) => {
+      const l = await store.lease(n, b, o)
+      calls.push(l?.events.length ?? 0)
+      return l
+    },
+    ack: async id => { await store.ack(id) },
+    nack: id => { store.nack(id) }
+  }
+  // A sleep the test releases by hand: it sees what the session waits for, and when.
+  const sleeps: Array<{ ms: number, release: () => void }> = []
+  await fill(store, 5, () => 1)
+  const uplink = new Uplink(watched, options(broker.url, clock, {
+    lingerMs: 2000,
+    sleep: async (ms: number) => { await new Promise<void>(resolve => { sleeps.push({ ms, release: () => { clock.now += ms; resolve() } }) }) }
+  }), silentLogger())
+  uplink.start()
+  await waitFor('the first batch acknowledged and the session waiting', () => uplink.stats().eventsAcked === 5 && sleeps.length === 1)
+  t.same(calls, [5], 'after a batch of 5 (not full) the session waits before asking the store again')
+  t.equal(sleeps[0]?.ms, 2000, 'for the linger time')
+  await store.append(Array.from({ length: 7 }, (_, i) => ({ deviceId: 'd', deviceSeq: 100 + i, gatewayTimeMs: 1, priority: 1 as const, stream: 's' })))
+  sleeps.shift()?.release()
+  await waitFor('the second batch', () => uplink.stats().eventsAcked === 12)
+  t.same(calls.slice(0, 2), [5, 7], 'the events that arrived meanwhile went out together')
+  const stopping = uplink.stop(1000)
+  for (const s of sleeps.splice(0)) s.release()
+  await stopping
 })

@@ -29,7 +29,7 @@ t.test('a refused connection backs off with full jitter, growing to the maximum'
     topics: { events: 'e', status: 's' },
     window: 8,
     batch: { maxEvents: 100, maxBytes: 1 << 20 },
-    idlePollMs: 50,
+    lingerMs: 50,
     compression: { compression: 'none' },
     pubackTimeoutMs: 1000,
     connectTimeoutMs: 1000,

@@ -70,7 +70,7 @@ function uplinkOptions (url: string, protocolVersion: 4 | 5, over: Partial<Uplin
     topics: { events: 'edgefwd/gw-1/events', status: 'edgefwd/gw-1/status' },
     window: 8,
     batch: { maxEvents: 250, maxBytes: 128 * 1024 },
-    idlePollMs: 20,
+    lingerMs: 20,
     compression: { compression: 'auto' },
     pubackTimeoutMs: 5000,
     connectTimeoutMs: 5000,

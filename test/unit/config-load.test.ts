@@ -55,7 +55,7 @@ t.test('no sources at all: every default', async t => {
       mqttVersion: '5',
       topicPrefix: 'edgefwd',
       window: 8,
-      batch: { maxEvents: 500, maxBytes: 128 * 1024, idlePoll: 50 },
+      batch: { maxEvents: 500, maxBytes: 128 * 1024, linger: 50 },
       compression: 'auto',
       compressionLevel: 1,
       pubackTimeout: 10_000,
