@@ -85,9 +85,14 @@ export class Forwarder {
     await this.stopping
   }
 
-  /** A second signal: stop without waiting for PUBACKs (unacknowledged batches stay in the store). */
+  /**
+   * A second signal: stop without waiting for PUBACKs (unacknowledged batches stay in the store).
+   * Cuts short a graceful stop in progress rather than running a second one beside it.
+   */
   async stopNow (): Promise<void> {
-    await this.shutdown(0)
+    await this.uplink.stop(0)
+    this.stopping ??= this.shutdown(0)
+    await this.stopping
   }
 
   private async shutdown (waitMs: number): Promise<void> {

@@ -16,3 +16,9 @@ process.exitCode = await main(process.argv.slice(2), process.env, {
     }
   }
 })
+
+// The command has finished (a long-running one has stopped and closed what it owns). A socket
+// a library has not let go of (a TLS connection on a dead link) must not keep the process up:
+// stdio gets a bounded moment to flush, then the process ends. The timer does not itself keep
+// the process alive.
+setTimeout(() => { process.exit() }, 2000).unref()

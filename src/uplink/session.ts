@@ -153,7 +153,8 @@ export class Uplink {
     const client = this.client
     if (client?.connected === true) {
       // A clean DISCONNECT: the broker then discards the will, so `offline` is published once.
-      await client.publishAsync(this.options.topics.status, statusPayload('offline', this.now()), { qos: 1, retain: true }).catch(() => {})
+      // Bounded: on a dead link the PUBACK never comes (the will then says offline instead).
+      await withTimeout(client.publishAsync(this.options.topics.status, statusPayload('offline', this.now()), { qos: 1, retain: true }), 1000).catch(() => {})
       await withTimeout(client.endAsync(false), 2000).catch(() => {})
     }
     this.dropConnection('stop')
@@ -381,6 +382,8 @@ export class Uplink {
       client.removeAllListeners()
       client.on('error', () => {})
       client.end(true)
+      // On a dead link the socket may never finish closing: destroy it, or it keeps the process up.
+      ;(client.stream as TLSSocket | undefined)?.destroy()
     }
   }
 }

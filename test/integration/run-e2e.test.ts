@@ -11,12 +11,15 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
 import mqtt from 'mqtt'
+import { main } from '../../src/cli/program.js'
+import { decodeHeartbeat, type HeartbeatData } from '../../src/proto/codec.js'
 import { issueCertificate } from '../../src/pki/generate.js'
 import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import { decodeEnvelopeMessage } from '../../src/sink/decode.js'
 import { SequenceVerifier } from '../../src/sink/verify.js'
 import { assertBuilt, distRoot } from '../helpers/built.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
+import { startChaosProxy } from '../../simulate/chaos-proxy.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
 
 const run = promisify(execFile)
@@ -53,7 +56,7 @@ function startForwarder (config: string): Running {
 
 async function subscriber (url: string): Promise<{ verifier: SequenceVerifier, close: () => Promise<void> }> {
   const client = await mqtt.connectAsync(url, {
-    ...clientTlsOptions({ ca: ca.certPem, cert: sinkCert.certPem, key: sinkCert.keyPem }), clientId: 'sink', protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000
+    ...clientTlsOptions({ ca: ca.certPem, cert: sinkCert.certPem, key: sinkCert.keyPem }), clientId: 'subscriber', protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000
   }, false)
   const verifier = new SequenceVerifier({ expectedFirstSeq: 1 })
   client.on('message', (_topic, payload) => { verifier.addEnvelope(decodeEnvelopeMessage(payload)) })
@@ -61,7 +64,7 @@ async function subscriber (url: string): Promise<{ verifier: SequenceVerifier, c
   return { verifier, close: async () => { await client.endAsync(true) } }
 }
 
-function writeConfig (dir: string, url: string, extra = ''): string {
+function writeConfig (dir: string, url: string, extra = '', uplinkExtra = ''): string {
   const files = writeSet(join(dir, 'tls'), { ca: ca.certPem, ...(() => { const c = makeClient(ca, { commonName: 'gw-e2e' }); return { cert: c.certPem, key: c.keyPem } })() })
   const path = join(dir, 'edgefwd.yaml')
   writeFileSync(path, [
@@ -69,7 +72,7 @@ function writeConfig (dir: string, url: string, extra = ''): string {
     `store: { path: ${join(dir, 'store')} }`,
     'log: { level: info }',
     `tls: { ca: ${files.ca}, cert: ${files.cert}, key: ${files.key} }`,
-    `uplink: { url: "${url}", batch: { maxEvents: 100 }, stopTimeout: 3s }`,
+    `uplink: { url: "${url}", batch: { maxEvents: 100 }, ${uplinkExtra === '' ? 'stopTimeout: 3s' : uplinkExtra} }`,
     'ingest:',
     '  rateLimit: { eventsPerSecond: 0, bytesPerSecond: 0 }',
     '  tcp:',
@@ -86,27 +89,83 @@ function tcpPort (r: Running): string {
   return listening.slice(listening.lastIndexOf(':') + 1)
 }
 
-t.test('a C device → edgefwd run → Mosquitto over mTLS → a verifying subscriber; SIGTERM stops cleanly', async t => {
+t.test('a C device → edgefwd run → Mosquitto over mTLS → edgefwd sink --verify; heartbeats; SIGTERM stops cleanly', async t => {
   assertBuilt()
   execFileSync('make', ['-s', '-C', bridge, 'examples'], { stdio: 'pipe', timeout: 120_000 })
   const dir = t.testdir()
   mkdirSync(join(dir, 'broker'))
   const broker = await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
   t.teardown(async () => { await broker.stop() })
-  const sink = await subscriber(broker.url)
-  t.teardown(sink.close)
-  const fwd = startForwarder(writeConfig(dir, broker.url))
+  // The receiving side: the sink command, with its own certificate, verifying per-device sequences.
+  const sinkFiles = writeSet(join(dir, 'sink-tls'), { ca: ca.certPem, cert: sinkCert.certPem, key: sinkCert.keyPem })
+  const sinkConfig = join(dir, 'sink.yaml')
+  writeFileSync(sinkConfig, `tls: { ca: ${sinkFiles.ca}, cert: ${sinkFiles.cert}, key: ${sinkFiles.key} }\nsink: { url: "${broker.url}", clientId: e2e-sink }\n`)
+  let sinkOut = ''
+  let sinkErr = ''
+  const sinkDone = main(['sink', sinkConfig, '--verify', '--until-idle', '3s'], {}, { stdout: { write: (x: string) => { sinkOut += x } }, stderr: { write: (x: string) => { sinkErr += x } } })
+  await waitFor('the sink to subscribe', () => sinkErr.includes('subscribed to'))
+  // A plain subscriber for the heartbeat.
+  const health = await mqtt.connectAsync(broker.url, {
+    ...clientTlsOptions({ ca: ca.certPem, cert: sinkCert.certPem, key: sinkCert.keyPem }), clientId: 'health', protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000
+  }, false)
+  t.teardown(async () => { await health.endAsync(true) })
+  const beats: HeartbeatData[] = []
+  health.on('message', (_topic, payload) => { beats.push(decodeHeartbeat(payload)) })
+  await health.subscribeAsync('edgefwd/gw-e2e/health', { qos: 0 })
+
+  const fwd = startForwarder(writeConfig(dir, broker.url, '', 'heartbeatInterval: 1s'))
   t.teardown(() => { if (fwd.child.exitCode === null) fwd.child.kill('SIGKILL') })
   await waitFor(`the running line (stderr: ${fwd.stderr()})`, () => fwd.lines.some(l => typeof l.msg === 'string' && l.msg.includes('running')))
   const port = tcpPort(fwd)
   const sent = await run(`${bridge}build/posix-send`, ['-d', 'c-device', '-n', '300', '-r', '0', '-p', '2', '-w', '5000', 'tcp', '127.0.0.1', port], { timeout: 30_000 })
   t.match(sent.stdout, /highest acked seq 300/, 'the device got acks: its events are on the gateway\'s disk')
-  await waitFor('every event at the subscriber', () => sink.verifier.summary().delivered >= 300)
-  t.match(sink.verifier.summary(), { delivered: 300, duplicates: 0, unexplainedMissing: 0 })
+  await waitFor('a heartbeat after delivery', () => beats.some(b => b.eventsDelivered === 300))
+  t.match(beats.find(b => b.eventsDelivered === 300), { gatewayId: 'gw-e2e', eventsReceived: 300, bufferedEvents: 0, linkState: 'online', diskDegraded: false })
+  t.ok((beats[0]?.certDaysLeft ?? 0) > 300, 'the heartbeat carries the certificate\'s days left')
+  t.equal(await sinkDone, 0, `edgefwd sink --verify: exit 0 (${sinkErr})`)
+  t.match(sinkErr, /delivered 300, duplicates 0, explained missing 0, unexplained missing 0/)
+  t.equal(sinkOut.trim().split('\n').length, 300, 'one JSON line per event')
+  t.match(JSON.parse(sinkOut.split('\n')[0] ?? '{}'), { gateway: 'gw-e2e', deviceId: 'c-device', priority: 'high' })
   t.ok(fwd.lines.some(l => l.to === 'online'), 'the uplink logged going online')
   fwd.child.kill('SIGTERM')
   t.equal(await fwd.exited, 0, `exit 0 on SIGTERM ${fwd.stderr()}`)
   t.ok(fwd.lines.some(l => l.msg === 'edgefwd stopped'))
+})
+
+t.test('a second signal stops at once: batches awaiting PUBACK stay in the store and arrive after the next start', async t => {
+  assertBuilt()
+  execFileSync('make', ['-s', '-C', bridge, 'examples'], { stdio: 'pipe', timeout: 120_000 })
+  const dir = t.testdir()
+  mkdirSync(join(dir, 'broker'))
+  const broker = await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
+  t.teardown(async () => { await broker.stop() })
+  const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port: broker.port } })
+  t.teardown(async () => { await proxy.close() })
+  const sink = await subscriber(broker.url)
+  t.teardown(sink.close)
+  const config = writeConfig(dir, proxy.url('mqtts'), '', 'stopTimeout: 60s, pubackTimeout: 60s')
+  const first = startForwarder(config)
+  t.teardown(() => { if (first.child.exitCode === null) first.child.kill('SIGKILL') })
+  await waitFor('the uplink online', () => first.lines.some(l => l.to === 'online'))
+  // The link goes dead (no byte either way, no socket closed) while a device sends.
+  proxy.setMode('blackhole')
+  const sent = await run(`${bridge}build/posix-send`, ['-d', 'dev-2', '-n', '400', '-r', '0', '-p', '1', '-w', '5000', 'tcp', '127.0.0.1', tcpPort(first)], { timeout: 30_000 })
+  t.match(sent.stdout, /highest acked seq 400/)
+  first.child.kill('SIGTERM')
+  await waitFor('the stop to begin', () => first.lines.some(l => l.msg === 'stop requested'))
+  first.child.kill('SIGINT')
+  const started = Date.now()
+  t.equal(await first.exited, 0, 'exit 0')
+  t.ok(Date.now() - started < 20_000, `at once, not after the 60 s stopTimeout (${Date.now() - started} ms)`)
+  t.ok(first.lines.some(l => l.msg === 'second stop signal: stopping now'))
+  // The next start delivers everything, including the batches that were awaiting PUBACK.
+  proxy.setMode('pass')
+  const second = startForwarder(config)
+  t.teardown(() => { if (second.child.exitCode === null) second.child.kill('SIGKILL') })
+  await waitFor('all 400 events at the subscriber', () => sink.verifier.summary().delivered >= 400)
+  t.match(sink.verifier.summary(), { delivered: 400, unexplainedMissing: 0 })
+  second.child.kill('SIGTERM')
+  t.equal(await second.exited, 0)
 })
 
 t.test('SIGKILL while draining a backlog, then a restart: no acknowledged event is lost', async t => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { gunzipSync, inflateSync } from 'node:zlib'
 import t from 'tap'
 import { concatBatch, decodeBatch, decodeEnvelope, encodeEvent } from '../../src/proto/codec.js'
-import { compressBatch, encodeLeaseEnvelope } from '../../src/uplink/envelope.js'
+import { compressBatch, compressBatchAsync, encodeLeaseEnvelope, encodeLeaseEnvelopeAsync } from '../../src/uplink/envelope.js'
 
 function lease (n: number, raw: (i: number) => Uint8Array | undefined) {
   const events = Array.from({ length: n }, (_, i) => {
@@ -38,4 +38,20 @@ t.test('an eviction report rides along', async t => {
   const report = { counts: [{ priority: 0 as const, reason: 'evicted_for_space' as const, count: 3, bytes: 600, firstGatewayTimeMs: 1, lastGatewayTimeMs: 2 }], ranges: [], rangesTruncated: false }
   const { bytes } = encodeLeaseEnvelope({ ...lease(3, () => undefined), report }, { gatewayId: 'g', batchSeq: 1, nowMs: 5 }, { compression: 'none' })
   t.match(decodeEnvelope(bytes).evictionReport, { counts: [{ reason: 'evicted_for_space', count: 3 }] })
+})
+
+t.test('the async variants (thread-pool compression) give the same choices and the same bytes', async t => {
+  const context = { gatewayId: 'gw-7', batchSeq: 9, nowMs: 1_795_000_001_000 }
+  for (const [name, l] of [['sensor readings', lease(500, () => undefined)], ['random bytes', lease(50, () => randomBytes(2000))], ['one event', lease(1, () => undefined)]] as const) {
+    for (const compression of ['auto', 'gzip', 'deflate', 'none'] as const) {
+      const sync = encodeLeaseEnvelope(l, context, { compression })
+      const async = await encodeLeaseEnvelopeAsync(l, context, { compression })
+      t.equal(async.compression, sync.compression, `${name}, ${compression}: same choice`)
+      t.same(Buffer.from(async.bytes), Buffer.from(sync.bytes), `${name}, ${compression}: same bytes`)
+    }
+  }
+  const b = lease(100, () => undefined).batch
+  t.same(inflateSync((await compressBatchAsync(b, { compression: 'deflate', level: 6 })).payload), Buffer.from(b))
+  t.same(gunzipSync((await compressBatchAsync(b, { compression: 'gzip' })).payload), Buffer.from(b))
+  t.equal((await compressBatchAsync(b, { compression: 'none' })).payload, b)
 })
