@@ -32,6 +32,8 @@ export interface MosquittoOptions {
   startTimeoutMs?: number
   /** Listen on this port (a broker restart); default a free one. */
   port?: number
+  /** Keep sessions and queued messages in `dir` across a restart (saved on SIGTERM). */
+  persistence?: boolean
 }
 
 /** One "New client connected" log line. */
@@ -84,7 +86,7 @@ async function startOnce (options: MosquittoOptions, port: number): Promise<Mosq
   const useIdentity = options.useIdentityAsUsername ?? true
   const lines = [
     'per_listener_settings true',
-    'persistence false',
+    ...(options.persistence === true ? ['persistence true', `persistence_location ${dir}/`] : ['persistence false']),
     `log_dest file ${logFile}`,
     'log_type all',
     'connection_messages true',

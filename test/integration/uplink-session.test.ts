@@ -136,29 +136,36 @@ t.test('a blackholed link longer than the PUBACK timeout loses nothing', async t
   t.comment(`duplicates after the blackhole: ${summary.duplicates}; dead links: ${uplink.stats().deadLinks}; reconnects: ${uplink.stats().connects}`)
 })
 
-t.test('a broker restart in the middle of a stream: no loss, duplicates only where a PUBACK was lost', async t => {
+t.test('a broker restart in the middle of a stream: no loss at the receiver, duplicates only where a PUBACK was lost', async t => {
   const dir = t.testdir()
   mkdirSync(join(dir, 'broker'))
-  const options = { dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem }
+  // The broker keeps sessions and queued messages across its restart, as a production one does.
+  const options = { dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem, persistence: true }
   let broker = await startMosquitto(options)
   t.teardown(async () => { await broker.stop() })
   const store = await bufferedStore(dir, 20_000)
   t.teardown(async () => { await store.close() })
-  // The subscriber uses its own broker connection with a persistent session, so it keeps what
-  // was published before the restart; the gateway's events are checked at the store and by count.
+  // A receiver with a persistent session that reconnects by itself.
+  const receiver = await mqtt.connectAsync(broker.url, {
+    ...clientTlsOptions({ ca: ca.certPem, cert: sinkCert.certPem, key: sinkCert.keyPem }), clientId: 'restart-sink', protocolVersion: 5,
+    clean: false, properties: { sessionExpiryInterval: 3600 }, reconnectPeriod: 200, connectTimeout: 5000
+  })
+  t.teardown(async () => { await receiver.endAsync(true) })
+  const verifier = new SequenceVerifier({ expectedFirstSeq: 1 })
+  receiver.on('message', (_topic, payload) => { verifier.addEnvelope(decodeEnvelopeMessage(payload)) })
+  await receiver.subscribeAsync('edgefwd/gw-1/events', { qos: 1 })
   const uplink = new Uplink(store, uplinkOptions(broker.url, 5, { batch: { maxEvents: 100, maxBytes: 128 * 1024 } }), silentLogger())
   uplink.start()
   await waitFor('part of the stream acknowledged', () => uplink.stats().eventsAcked >= 3000)
   await broker.stop()
-  const before = uplink.stats()
   broker = await startMosquitto({ ...options, port: broker.port })
   await waitFor('every event acknowledged after the restart', () => store.stats().events === 0, 30_000)
   await uplink.stop(2000)
-  const after = uplink.stats()
-  t.ok(after.connects >= 2, `reconnected (${after.connects} connections)`)
-  t.ok(after.nacked >= before.nacked, 'batches in flight at the restart went back to the store')
-  t.equal(store.stats().events, 0, 'the store drained: every event acknowledged by the broker')
-  t.ok(after.eventsAcked >= 20_000, `acked ${after.eventsAcked} events for 20000 stored: the rest are resends of unacknowledged batches`)
+  t.ok(uplink.stats().connects >= 2, `the uplink reconnected (${uplink.stats().connects} connections)`)
+  await waitFor('every event at the receiver', () => verifier.summary().delivered === 20_000)
+  const summary = verifier.summary()
+  t.match(summary, { delivered: 20_000, unexplainedMissing: 0 }, 'nothing lost across the restart')
+  t.comment(`duplicates (batches whose PUBACK the restart swallowed): ${summary.duplicates}`)
 })
 
 t.test('a long outage with a small store: evictions happen, and every gap at the receiver is explained by eviction reports', async t => {
