@@ -28,6 +28,11 @@ export interface EmbeddedBrokerOptions {
   /** Default true: a client without a valid certificate from `tls.ca` is disconnected right after the TLS handshake, before MQTT. */
   requireClientCert?: boolean
   logger?: BrokerLogger
+  /**
+   * Whether to accept a client past TLS, by its MQTT client id and certificate CN; false sends a
+   * CONNACK refusal (3.1.1 return code 5, not authorized), as a broker's ACL would. Default: all.
+   */
+  authorize?: (client: { clientId: string, commonName: string | undefined }) => boolean
 }
 
 /** The subset of a pino logger the broker uses. */
@@ -80,7 +85,15 @@ export async function startEmbeddedBroker (options: EmbeddedBrokerOptions): Prom
   const seen: ClientIdentity[] = []
   const refused: RefusedConnection[] = []
   const listeners = new Set<(message: BrokerMessage) => void>()
-  const broker = await Aedes.createBroker()
+  const authorize = options.authorize
+  const broker = await Aedes.createBroker(authorize === undefined
+    ? {}
+    : {
+        authenticate: (client, _username, _password, done) => {
+          if (authorize({ clientId: client.id, commonName: peerCommonName(client.conn as TLSSocket) })) { done(null, true); return }
+          done(Object.assign(new Error('not authorized'), { returnCode: 5 as const }), false)
+        }
+      })
   // aedes 1.2 sends the PUBACK for a QoS 1 PUBLISH before it routes the message
   // (lib/handlers/publish.js), and emits 'publish' after delivering it to subscribers: a
   // listener may hear of a message after its publisher already holds the PUBACK.

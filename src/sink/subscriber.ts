@@ -30,7 +30,7 @@ import { MqttClient, type IClientOptions, type IPublishPacket } from 'mqtt'
 import { EdgefwdError } from '../errors.js'
 import { classifyTlsError } from '../pki/tls-errors.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
-import { tlsStreamBuilder, type BrokerAddress } from '../uplink/connect.js'
+import { classifyConnectError, describeError, tlsStreamBuilder, type BrokerAddress } from '../uplink/connect.js'
 import { decodeEnvelopeMessage } from './decode.js'
 import { BatchDeduper } from './dedupe.js'
 import { formatBatchLines } from './jsonl.js'
@@ -165,11 +165,7 @@ export class SinkSubscriber {
       const onConnect = (): void => { cleanup(); resolve() }
       const fail = (err: unknown): void => {
         cleanup()
-        const context = { url: address.url, handshakeDone: this.#socket?.authorized === true }
-        const code = (err as { code?: unknown } | undefined)?.code
-        reject(classifyTlsError(err, context) ?? (typeof code === 'number'
-          ? new EdgefwdError('EDGEFWD_ERR_UPLINK_REFUSED', `${address.url} refused the sink's connection (reason code ${code}): ${describe(err)}`, { cause: err })
-          : new EdgefwdError('EDGEFWD_ERR_UPLINK_CONNECT', `cannot connect to ${address.url}: ${describe(err)}`, { cause: err })))
+        reject(classifyConnectError(err, { url: address.url, handshakeDone: this.#socket?.authorized === true }))
       }
       // A broker that refuses our certificate without a TLS alert just closes (see tls-errors.ts).
       const onClose = (): void => { fail(undefined) }
@@ -209,7 +205,7 @@ export class SinkSubscriber {
     this.#client.on('error', (err) => {
       if (this.#state.kind === 'closing' || this.#state.kind === 'closed') return
       const classified = classifyTlsError(err, { url: address.url, handshakeDone: this.#socket?.authorized === true })
-      log(`connection error: ${classified?.message ?? describe(err)}`)
+      log(`connection error: ${classified?.message ?? describeError(err)}`)
     })
   }
 
@@ -247,10 +243,4 @@ export class SinkSubscriber {
     this.#stats.eventsWritten += decoded.events.length
     this.#options.verifier?.addEnvelope(decoded)
   }
-}
-
-function describe (err: unknown): string {
-  if (err === undefined) return 'the connection closed before the broker answered'
-  const e = err as { code?: unknown, message?: unknown }
-  return [e.code, e.message].filter(x => typeof x === 'string' || typeof x === 'number').join(' ') || String(err)
 }

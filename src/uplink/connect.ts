@@ -12,7 +12,7 @@
  */
 import { isIP } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
-import { MqttClient, type IClientOptions, type IStream } from 'mqtt'
+import { MqttClient, type IClientOptions, type IConnackPacket, type IStream } from 'mqtt'
 import { EdgefwdError } from '../errors.js'
 import { classifyTlsError, type TlsErrorContext } from '../pki/tls-errors.js'
 import { clientTlsOptions, type TlsCredentials } from '../pki/tls-options.js'
@@ -55,44 +55,79 @@ export function tlsStreamBuilder (address: BrokerAddress, credentials: () => Tls
   }
 }
 
-export interface ProbeOptions {
+export interface ConnectOptions {
   clientId: string
   /** 5 (default) or 4 (MQTT 3.1.1). */
   protocolVersion?: 4 | 5
   timeoutMs?: number
+  keepaliveS?: number
+  will?: IClientOptions['will']
+  /** The TLS files in use, named in error messages. */
   files?: TlsErrorContext['files']
 }
 
-/** Connects once with these credentials; resolves when the broker sent CONNACK, else throws the classified error. */
-export async function probeBroker (address: BrokerAddress, credentials: TlsCredentials, options: ProbeOptions): Promise<void> {
+/**
+ * Opens one MQTT connection (clean start, no reconnects, no offline queue) and waits for CONNACK,
+ * bounded by the timeout. A failure is one specific EdgefwdError: a TLS problem
+ * (EDGEFWD_ERR_TLS_*, pki/tls-errors.ts), a CONNACK refusal (EDGEFWD_ERR_UPLINK_REFUSED), or
+ * anything else (EDGEFWD_ERR_UPLINK_CONNECT). Used by the uplink session and by probeBroker().
+ */
+export async function connectBroker (address: BrokerAddress, credentials: () => TlsCredentials, options: ConnectOptions): Promise<{ client: MqttClient, connack: IConnackPacket }> {
+  const timeoutMs = options.timeoutMs ?? 10_000
   let socket: TLSSocket | undefined
-  const client = new MqttClient(tlsStreamBuilder(address, () => credentials, s => { socket = s }), {
+  const client = new MqttClient(tlsStreamBuilder(address, credentials, s => { socket = s }), {
     clientId: options.clientId,
     protocolVersion: options.protocolVersion ?? 5,
-    reconnectPeriod: 0,
-    connectTimeout: options.timeoutMs ?? 10_000,
     clean: true,
+    reconnectPeriod: 0,
+    connectTimeout: timeoutMs,
+    queueQoSZero: false,
+    ...(options.keepaliveS === undefined ? {} : { keepalive: options.keepaliveS }),
+    ...(options.will === undefined ? {} : { will: options.will }),
   } satisfies IClientOptions)
-  const context = (): TlsErrorContext => ({ url: address.url, files: options.files, handshakeDone: socket?.authorized === true })
+  let timer: NodeJS.Timeout | undefined
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new EdgefwdError('EDGEFWD_ERR_UPLINK_CONNECT', `no answer from ${address.url} within ${options.timeoutMs ?? 10_000} ms`)) }, (options.timeoutMs ?? 10_000) + 1000)
-      const fail = (err: unknown): void => {
-        clearTimeout(timer)
-        reject(classifyTlsError(err, context()) ?? new EdgefwdError('EDGEFWD_ERR_UPLINK_CONNECT', `cannot connect to ${address.url}: ${describe(err)}`, { cause: err }))
-      }
-      client.once('connect', () => { clearTimeout(timer); resolve() })
-      client.once('error', fail)
+    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
+      // mqtt.js's connectTimeout closes the stream; this bounds the wait should it not.
+      timer = setTimeout(() => { reject(new EdgefwdError('EDGEFWD_ERR_UPLINK_CONNECT', `no answer from ${address.url} within ${timeoutMs} ms`)) }, timeoutMs + 1000)
+      client.once('connect', resolve)
+      client.once('error', reject)
       // A broker that refuses our certificate without a TLS alert just closes (see tls-errors.ts).
-      client.once('close', () => { fail(undefined) })
+      client.once('close', () => { reject(undefined) })
     })
-  } finally {
+    client.removeAllListeners('error')
+    client.removeAllListeners('close')
+    return { client, connack }
+  } catch (err) {
     await client.endAsync(true).catch(() => {})
+    if (err instanceof EdgefwdError) throw err
+    throw classifyConnectError(err, { url: address.url, files: options.files, handshakeDone: socket?.authorized === true })
+  } finally {
+    clearTimeout(timer)
   }
 }
 
-function describe (err: unknown): string {
+/** What a failed MQTT-over-TLS connection means: a TLS problem, a CONNACK refusal, or an outage. */
+export function classifyConnectError (err: unknown, context: TlsErrorContext): EdgefwdError {
+  const tls = classifyTlsError(err, context)
+  if (tls !== undefined) return tls
+  const code = (err as { code?: unknown } | undefined)?.code
+  // A CONNACK refusal: an MQTT 5 reason code >= 0x80, or a 3.1.1 return code 1-5.
+  if (typeof code === 'number' && code !== 0) {
+    return new EdgefwdError('EDGEFWD_ERR_UPLINK_REFUSED', `broker ${context.url} refused the connection: ${describeError(err)} (reason code ${code})`, { cause: err })
+  }
+  return new EdgefwdError('EDGEFWD_ERR_UPLINK_CONNECT', `cannot connect to ${context.url}: ${describeError(err)}`, { cause: err })
+}
+
+/** Connects once with these credentials; resolves when the broker sent CONNACK, else throws the classified error. */
+export async function probeBroker (address: BrokerAddress, credentials: TlsCredentials, options: ConnectOptions): Promise<void> {
+  const { client } = await connectBroker(address, () => credentials, options)
+  await client.endAsync(true).catch(() => {})
+}
+
+/** One line for a socket or protocol error (code and message); `undefined`: a bare close. */
+export function describeError (err: unknown): string {
   if (err === undefined) return 'the connection closed before the broker answered'
   const e = err as { code?: unknown, message?: unknown }
-  return [e.code, e.message].filter(x => typeof x === 'string').join(' ')
+  return [e.code, e.message].filter(x => typeof x === 'string' || typeof x === 'number').join(' ') || String(err)
 }

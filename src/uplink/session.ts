@@ -19,15 +19,14 @@
  * - Status: `online` retained on connect; `offline` as the MQTT will and on a clean stop.
  */
 import type { TLSSocket } from 'node:tls'
-import { MqttClient, type IClientOptions, type IConnackPacket } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import pRetry, { AbortError } from 'p-retry'
-import { EdgefwdError, isEdgefwdError } from '../errors.js'
+import { isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
-import { classifyTlsError } from '../pki/tls-errors.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
 import type { BatchSource, Lease } from '../store/index.js'
 import { Backoff, type BackoffOptions } from './backoff.js'
-import { tlsStreamBuilder, type BrokerAddress } from './connect.js'
+import { connectBroker, describeError, type BrokerAddress } from './connect.js'
 import { encodeLeaseEnvelope, type CompressionOptions } from './envelope.js'
 
 export type UplinkState = 'idle' | 'connecting' | 'online' | 'backoff' | 'closing'
@@ -177,7 +176,7 @@ export class Uplink {
     const signal = this.abort.signal
     while (!this.stopping()) {
       try {
-        const client = await pRetry(async () => await this.connectOnce(), {
+        const { client, window } = await pRetry(async () => await this.connectOnce(), {
           retries: Number.POSITIVE_INFINITY,
           minTimeout: 0,
           maxTimeout: 0,
@@ -194,7 +193,7 @@ export class Uplink {
           }
         })
         this.backoff.reset()
-        await this.pump(client)
+        await this.pump(client, window)
       } catch (err) {
         if (this.stopping()) return
         this.logger.error({ err }, 'uplink connection loop failed')
@@ -204,66 +203,36 @@ export class Uplink {
     }
   }
 
-  /** One connection attempt: resolves online, or throws a classified error. */
-  private async connectOnce (): Promise<MqttClient> {
+  /** One connection attempt: resolves online with the window to use, or throws a classified error. */
+  private async connectOnce (): Promise<{ client: MqttClient, window: number }> {
     if (this.stopping()) throw new AbortError('stopping')
     this.setState('connecting')
     const { options } = this
-    let socket: TLSSocket | undefined
-    const client = new MqttClient(tlsStreamBuilder(options.address, options.credentials, s => { socket = s }), {
+    const { client, connack } = await connectBroker(options.address, options.credentials, {
       clientId: options.gatewayId,
       protocolVersion: options.protocolVersion,
-      clean: true,
-      reconnectPeriod: 0,
-      connectTimeout: options.connectTimeoutMs,
-      keepalive: options.keepaliveS,
-      queueQoSZero: false,
-      will: { topic: options.topics.status, payload: statusPayload('offline', this.now()), qos: 1, retain: true },
-    } satisfies IClientOptions)
-    try {
-      const connack = await new Promise<IConnackPacket>((resolve, reject) => {
-        client.once('connect', resolve)
-        client.once('error', reject)
-        client.once('close', () => { reject(undefined) })
-      })
-      client.removeAllListeners('error')
-      client.removeAllListeners('close')
-      this.client = client
-      this.counts.connects++
-      const receiveMaximum = connack.properties?.receiveMaximum
-      const window = Math.max(1, Math.min(options.window, receiveMaximum ?? Number.POSITIVE_INFINITY))
-      this.setState('online', { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
-      client.publish(options.topics.status, statusPayload('online', this.now()), { qos: 1, retain: true })
-      ;(client as MqttClient & { edgefwdWindow?: number }).edgefwdWindow = window
-      return client
-    } catch (err) {
-      await client.endAsync(true).catch(() => {})
-      throw this.connectError(err, socket)
-    }
-  }
-
-  private connectError (err: unknown, socket: TLSSocket | undefined): Error {
-    const context = { url: this.options.address.url, handshakeDone: socket?.authorized === true }
-    const tls = classifyTlsError(err, context)
-    if (tls !== undefined) return tls
-    const code = (err as { code?: unknown } | undefined)?.code
-    // A CONNACK refusal: MQTT 5 reason codes >= 0x80, or 3.1.1 return codes 1-5.
-    if (typeof code === 'number' && code !== 0) {
-      return new EdgefwdError('EDGEFWD_ERR_UPLINK_REFUSED', `broker ${this.options.address.url} refused the connection: ${describe(err)} (reason code ${code})`, { cause: err })
-    }
-    return new EdgefwdError('EDGEFWD_ERR_UPLINK_CONNECT', `cannot connect to ${this.options.address.url}: ${describe(err)}`, { cause: err })
+      timeoutMs: options.connectTimeoutMs,
+      keepaliveS: options.keepaliveS,
+      will: { topic: options.topics.status, payload: Buffer.from(statusPayload('offline', this.now())), qos: 1, retain: true },
+    })
+    this.client = client
+    this.counts.connects++
+    const receiveMaximum = connack.properties?.receiveMaximum
+    const window = Math.max(1, Math.min(options.window, receiveMaximum ?? Number.POSITIVE_INFINITY))
+    this.setState('online', { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
+    client.publish(options.topics.status, statusPayload('online', this.now()), { qos: 1, retain: true })
+    return { client, window }
   }
 
   /** Publishes batches while the connection lives; returns when it is lost (or on stop). */
-  private async pump (client: MqttClient): Promise<void> {
+  private async pump (client: MqttClient, window: number): Promise<void> {
     const { options } = this
-    const window = (client as MqttClient & { edgefwdWindow?: number }).edgefwdWindow ?? 1
     let lost = false
     const lostPromise = new Promise<void>(resolve => {
       const onLost = (reason: string) => (err?: unknown): void => {
         if (lost) return
         lost = true
-        this.lastError = err === undefined ? reason : describe(err)
+        this.lastError = err === undefined ? reason : describeError(err)
         resolve()
       }
       client.once('close', onLost('connection closed'))
@@ -390,12 +359,6 @@ export class Uplink {
 
 function statusPayload (status: 'online' | 'offline', nowMs: number): string {
   return JSON.stringify({ status, time: new Date(nowMs).toISOString() })
-}
-
-function describe (err: unknown): string {
-  if (err === undefined) return 'the connection closed before the broker answered'
-  const e = err as { code?: unknown, message?: unknown }
-  return [e.code, e.message].filter(x => typeof x === 'string' || typeof x === 'number').join(' ')
 }
 
 async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T | undefined> {

@@ -5,11 +5,13 @@
  */
 import t from 'tap'
 import { MemoryVolume, openMemoryStore } from '../../src/store/index.js'
-import { parseBrokerUrl } from '../../src/uplink/connect.js'
+import { issueCertificate } from '../../src/pki/generate.js'
+import { parseBrokerUrl, probeBroker } from '../../src/uplink/connect.js'
 import { Uplink } from '../../src/uplink/session.js'
 import { captureLogger } from '../helpers/logger.js'
 import { freePort } from '../helpers/mosquitto.js'
-import { makeRsaSet } from '../helpers/test-pki.js'
+import { makeCa, makeClient, makeRsaSet } from '../helpers/test-pki.js'
+import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
 
 t.test('a refused connection backs off with full jitter, growing to the maximum', async t => {
   const port = await freePort()
@@ -55,4 +57,51 @@ t.test('a refused connection backs off with full jitter, growing to the maximum'
   t.ok(new Set(logged).size > 8, 'jittered: the waits differ')
   t.match(records().find(r => typeof r.waitMs === 'number'), { code: 'EDGEFWD_ERR_UPLINK_CONNECT', msg: /ECONNREFUSED/ })
   t.equal(uplink.state(), 'idle')
+})
+
+t.test('a broker that refuses the connection (CONNACK: not authorized): a specific error, and longer waits', async t => {
+  const ca = makeCa()
+  const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
+  const broker = await startEmbeddedBroker({ tls: { ca: ca.certPem, cert: server.certPem, key: server.keyPem }, authorize: c => c.clientId !== 'gw-banned' })
+  t.teardown(async () => { await broker.close() })
+  const client = makeClient(ca, { commonName: 'gw-banned' })
+  const creds = { ca: ca.certPem, cert: client.certPem, key: client.keyPem }
+  await t.rejects(probeBroker(parseBrokerUrl(broker.url), creds, { clientId: 'gw-banned', protocolVersion: 4, timeoutMs: 3000 }),
+    { code: 'EDGEFWD_ERR_UPLINK_REFUSED', message: /refused the connection: .*reason code 5/ })
+  await probeBroker(parseBrokerUrl(broker.url), creds, { clientId: 'gw-allowed', protocolVersion: 4, timeoutMs: 3000 })
+  t.pass('another client id is accepted')
+
+  const store = await openMemoryStore({ capacityBytes: 1 << 20, expiryIntervalMs: 0 }, new MemoryVolume())
+  t.teardown(async () => { await store.close() })
+  const waits: number[] = []
+  let done: () => void = () => {}
+  const enough = new Promise<void>(resolve => { done = resolve })
+  const { logger, records } = captureLogger('info')
+  const uplink = new Uplink(store, {
+    address: parseBrokerUrl(broker.url),
+    credentials: () => creds,
+    gatewayId: 'gw-banned',
+    protocolVersion: 4,
+    topics: { events: 'e', status: 's' },
+    window: 8,
+    batch: { maxEvents: 100, maxBytes: 1 << 20 },
+    lingerMs: 50,
+    compression: { compression: 'none' },
+    pubackTimeoutMs: 1000,
+    connectTimeoutMs: 3000,
+    keepaliveS: 30,
+    backoff: { initialMs: 100, maxMs: 60_000, multiplier: 2, refusedMinMs: 30_000 },
+    nextBatchSeq: () => 1,
+    random: () => 0.5,
+    sleep: async (ms: number) => {
+      waits.push(ms)
+      if (waits.length >= 3) done()
+      await new Promise(resolve => setImmediate(resolve))
+    }
+  }, logger)
+  uplink.start()
+  await enough
+  await uplink.stop(0)
+  t.same(waits.slice(0, 3), [30_000, 30_000, 30_000], 'a refusal waits at least refusedMin, where a network failure would wait 50, 100, 200 ms')
+  t.match(records().find(r => typeof r.waitMs === 'number'), { code: 'EDGEFWD_ERR_UPLINK_REFUSED' })
 })
