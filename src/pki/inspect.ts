@@ -10,6 +10,7 @@
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { EdgefwdError, type ErrorCode } from '../errors.js'
+import { isEncryptedKey, isPrivateKeyLabel, issuedBy, pemBlocks } from './keys.js'
 
 export interface KeyDescription {
   /** 'RSA', 'EC', 'Ed25519', … (upper-cased node:crypto type for others). */
@@ -74,7 +75,6 @@ const EXTENDED_KEY_USAGES: Readonly<Record<string, string>> = {
   '2.5.29.37.0': 'anyExtendedKeyUsage',
 }
 const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g
-const PRIVATE_KEY_BLOCK = /-----BEGIN ((?:RSA |EC |ENCRYPTED )?PRIVATE KEY)-----[\s\S]*?-----END \1-----/
 
 /** Every certificate in a PEM file (a chain or bundle), or the one certificate of a DER file. */
 export function readCertificates (bytes: Buffer, source: string): X509Certificate[] {
@@ -102,19 +102,19 @@ export function readCertificates (bytes: Buffer, source: string): X509Certificat
 
 /** An unencrypted private key, for checking that it belongs to a certificate. */
 export function readPrivateKey (text: string, source: string): KeyObject {
-  const block = PRIVATE_KEY_BLOCK.exec(text)
-  if (block === null) {
+  const block = pemBlocks(text).find(b => isPrivateKeyLabel(b.label))
+  if (block === undefined) {
     const what = text.includes('-----BEGIN CERTIFICATE-----') ? 'a certificate, not a private key' : 'no PEM private key'
     throw new EdgefwdError('EDGEFWD_ERR_TLS_PEM_INVALID', `${source} holds ${what}`)
   }
-  if (block[1] === 'ENCRYPTED PRIVATE KEY' || /^Proc-Type:\s*4,ENCRYPTED/m.test(block[0])) {
+  if (isEncryptedKey(block)) {
     // Never handed to createPrivateKey without a passphrase: OpenSSL could prompt on the terminal.
     throw new EdgefwdError('EDGEFWD_ERR_TLS_KEY_PASSPHRASE', `${source} is encrypted; certs inspect compares unencrypted keys only`, {
       hint: 'compare the public keys instead: openssl pkey -in KEY -pubout and openssl x509 -in CERT -noout -pubkey',
     })
   }
   try {
-    return createPrivateKey(block[0])
+    return createPrivateKey(block.pem)
   } catch (err) {
     throw new EdgefwdError('EDGEFWD_ERR_TLS_PEM_INVALID', `${source} holds a damaged or unsupported private key`, { cause: err })
   }
@@ -225,10 +225,6 @@ function chainsTo (certificate: X509Certificate, anchors: readonly X509Certifica
     chainsTo(next, anchors, intermediates.filter(other => other !== next), depth + 1))
 }
 
-function issuedBy (certificate: X509Certificate, issuer: X509Certificate): boolean {
-  // checkIssued compares names, key identifiers and the issuer's key usage; verify the signature.
-  return certificate.checkIssued(issuer) && certificate.verify(issuer.publicKey)
-}
 
 /** The human text: one block per certificate, problems last, each with its code. */
 export function formatReports (reports: readonly CertificateReport[], now: Date): string {
@@ -297,7 +293,7 @@ export function parseSubjectAltName (text: string | undefined): string[] {
 }
 
 function notACertificate (text: string, source: string): EdgefwdError {
-  if (PRIVATE_KEY_BLOCK.test(text)) {
+  if (pemBlocks(text).some(b => isPrivateKeyLabel(b.label))) {
     return new EdgefwdError('EDGEFWD_ERR_TLS_PEM_INVALID', `${source} holds a private key, not a certificate`, { hint: 'give the key with --key KEY' })
   }
   if (text.includes('-----BEGIN CERTIFICATE REQUEST-----')) {

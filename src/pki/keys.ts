@@ -4,7 +4,7 @@
  * passphrase in, a KeyObject out; reading files and naming them is material.ts's job, so the
  * problems here are returned as a code and a sentence for the caller to turn into an error.
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto'
+import { createPrivateKey, type KeyObject, type X509Certificate } from 'node:crypto'
 import type { ErrorCode } from '../errors.js'
 
 export type KeyType = 'rsa' | 'ec'
@@ -109,4 +109,12 @@ function unsupported (message: string): KeyProblem {
 
 export function isKeyProblem (value: unknown): value is KeyProblem {
   return typeof value === 'object' && value !== null && 'code' in value && 'message' in value
+}
+
+/**
+ * Whether `issuer` issued `certificate`: checkIssued compares names, key identifiers and the
+ * issuer's key usage; the signature is then verified, so a different CA of the same name fails.
+ */
+export function issuedBy (certificate: X509Certificate, issuer: X509Certificate): boolean {
+  return certificate.checkIssued(issuer) && certificate.verify(issuer.publicKey)
 }

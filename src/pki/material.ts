@@ -24,7 +24,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { ConfigError, EdgefwdError, type ConfigIssue, type ErrorCode } from '../errors.js'
 import type { Config } from '../config/index.js'
-import { describeKey, isEncryptedKey, isKeyProblem, isPrivateKeyLabel, looksLikeDer, parsePrivateKey, pemBlocks, type KeyProblem, type KeyType } from './keys.js'
+import { describeKey, isEncryptedKey, isKeyProblem, isPrivateKeyLabel, issuedBy, looksLikeDer, parsePrivateKey, pemBlocks, type KeyProblem, type KeyType } from './keys.js'
 
 export interface TlsMaterialOptions {
   /** CA bundle (PEM) that verifies the broker. */
@@ -340,7 +340,6 @@ function checkBundle (certs: X509Certificate[], src: Source, now: Date, warnings
 
 /** Walks leaf -> intermediates -> anchor, each link by issuer name and signature. */
 function checkChain (leaf: X509Certificate, chain: X509Certificate[], anchors: X509Certificate[], certSrc: Source, anchorSrc: Source, now: Date): void {
-  const issuedBy = (child: X509Certificate, issuer: X509Certificate): boolean => child.checkIssued(issuer) && child.verify(issuer.publicKey)
   let current = leaf
   for (let depth = 0; depth < MAX_CHAIN; depth++) {
     if (anchors.some(a => a.fingerprint256 === current.fingerprint256)) return
