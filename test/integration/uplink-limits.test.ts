@@ -161,3 +161,26 @@ t.test('linger: after a batch that was not full, the next lease waits, so a tric
   for (const s of sleeps.splice(0)) s.release()
   await stopping
 })
+
+t.test('a batch that cannot be prepared (the batch-sequence file on a full disk) goes back to the store, and delivery resumes', async t => {
+  const broker = await startEmbeddedBroker({ tls: { ca: ca.certPem, cert: server.certPem, key: server.keyPem } })
+  t.teardown(async () => { await broker.close() })
+  const store = await openMemoryStore({ capacityBytes: 64 << 20, expiryIntervalMs: 0 })
+  t.teardown(async () => { await store.close() })
+  await fill(store, 2000, () => 1)
+  const clock = { now: Date.UTC(2026, 10, 21, 10, 0, 0) }
+  let seq = 0
+  let failures = 0
+  const uplink = new Uplink(store, options(broker.url, clock, {
+    nextBatchSeq: () => {
+      if (failures < 3) { failures++; throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }) }
+      return ++seq
+    }
+  }), silentLogger())
+  uplink.start()
+  await waitFor('the store drained', () => store.stats().events === 0)
+  await uplink.stop(1000)
+  t.equal(failures, 3, 'three batches could not be prepared')
+  t.equal(uplink.stats().eventsAcked, 2000, 'every event delivered once the disk had room')
+  t.equal(store.stats().leasedEvents, 0, 'no lease stranded')
+})
