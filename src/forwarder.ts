@@ -23,6 +23,7 @@ import { openLevelStore, storeOptions, type EventStore } from './store/index.js'
 import { BatchSequence } from './uplink/batch-seq.js'
 import { gatewayTopics, uplinkOptions } from './uplink/options.js'
 import { Uplink } from './uplink/session.js'
+import { PRIORITIES, type Priority } from './types.js'
 
 export interface ForwarderDeps {
   logger: Logger
@@ -111,7 +112,8 @@ export class Forwarder {
     const u = this.uplink.stats()
     const i = this.pipeline.counters()
     const usage = process.resourceUsage()
-    const drops = s.drops.map(d => ({ priority: (['low', 'normal', 'high', 'critical'] as const).indexOf(d.priority) as 0 | 1 | 2 | 3, reason: d.reason, count: d.count, bytes: d.bytes, firstGatewayTimeMs: 0, lastGatewayTimeMs: 0 }))
+    // The store's cumulative totals carry no times (those ride on eviction reports): 0 = not given.
+    const drops = s.drops.map(d => ({ priority: PRIORITIES.indexOf(d.priority) as Priority, reason: d.reason, count: d.count, bytes: d.bytes, firstGatewayTimeMs: 0, lastGatewayTimeMs: 0 }))
     const bytes = encodeHeartbeat({
       gatewayId: this.config.gateway.id,
       version: this.deps.version,
@@ -120,7 +122,7 @@ export class Forwarder {
       bufferedEvents: s.events,
       bufferedBytes: s.usedBytes,
       capacityBytes: s.capacityBytes,
-      oldestBufferedAgeMs: 0,
+      oldestBufferedAgeMs: 0, // not tracked by the store yet: 0 means unknown
       eventsReceived: i.events,
       eventsDelivered: u.eventsAcked,
       eventsEvicted: s.drops.filter(d => d.reason === 'evicted_for_space' || d.reason === 'expired_ttl').reduce((n, d) => n + d.count, 0),
