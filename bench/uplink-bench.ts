@@ -23,7 +23,8 @@
  * BENCH_SUBSCRIBER=1 (a QoS 1 subscriber on the events topic), BENCH_INFLIGHT (Mosquitto's
  * max_inflight_messages, i.e. the Receive Maximum it advertises; default unset = 20),
  * BENCH_DOWN_MS (how long the broker stays down after the backlog is buffered; 1000),
- * BENCH_PROXY=1 (count wire bytes with simulate/chaos-proxy.ts), BENCH_LOG (pino level; 'error').
+ * BENCH_PROXY=1 (count wire bytes with simulate/chaos-proxy.ts), BENCH_LOG (pino level; 'error'),
+ * BENCH_PROFILE=FILE (write a CPU profile of the drain phase alone to FILE, a .cpuprofile).
  */
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -31,6 +32,8 @@ import type { Socket } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Session } from 'node:inspector/promises'
+import { writeFileSync } from 'node:fs'
 import mqtt from 'mqtt'
 import { createLogger } from '../src/observe/log.js'
 import { createCa, issueCertificate } from '../src/pki/generate.js'
@@ -53,6 +56,7 @@ const SUBSCRIBER = process.env.BENCH_SUBSCRIBER === '1'
 const INFLIGHT = process.env.BENCH_INFLIGHT
 const PROXY = process.env.BENCH_PROXY === '1'
 const DOWN_MS = Number(process.env.BENCH_DOWN_MS ?? 1000)
+const PROFILE = process.env.BENCH_PROFILE
 const root = mkdtempSync(join(tmpdir(), 'edgefwd-uplink-bench-'))
 const logger = createLogger({ level: (process.env.BENCH_LOG ?? 'error') as 'error' })
 
@@ -147,6 +151,21 @@ function kernelBytesSent (uplink: Uplink): number {
   return Number(m[1])
 }
 
+/** A CPU profile of the drain phase alone (BENCH_PROFILE=FILE), for Chrome DevTools or speedscope. */
+async function startProfile (): Promise<Session> {
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  return session
+}
+
+async function stopProfile (session: Session, file: string): Promise<void> {
+  const { profile } = await session.post('Profiler.stop')
+  writeFileSync(file, JSON.stringify(profile))
+  session.disconnect()
+}
+
 async function main (): Promise<void> {
   const rows: Array<[string, string]> = []
   const ca = createCa({ commonName: 'bench-ca', keyBits: 2048 })
@@ -204,9 +223,11 @@ async function main (): Promise<void> {
   phasePeak = 0
   const cpuBefore = process.cpuUsage()
   const brokerCpuBefore = procCpuS(broker.pid())
+  const profiler = PROFILE === undefined ? undefined : await startProfile()
   uplink.start()
   await waitFor('the drain', () => uplink.stats().eventsAcked >= N, 600_000)
   const drainS = seconds(drainStart)
+  if (profiler !== undefined) await stopProfile(profiler, PROFILE as string)
   const drainRss = phasePeak
   const cpu = process.cpuUsage(cpuBefore)
   const gatewayCpu = (cpu.user + cpu.system) / 1e6 / drainS
