@@ -13,7 +13,7 @@ export interface EventKey {
   priority: Priority
   seq: number
   /** The backend's own encoding of the key, when it handed one out in a scan (saves re-encoding). */
-  raw?: Uint8Array
+  raw?: string
 }
 export interface EventPut extends EventKey { value: Uint8Array }
 export interface ReportRecord { id: number, value: Uint8Array }
@@ -36,6 +36,8 @@ export interface BackendContent {
   reports: ReportRecord[]
   /** The database was repaired or replaced: meta may not describe it and must be rebuilt by a scan. */
   repaired?: boolean
+  /** Keys were converted from an earlier layout: meta counts old key sizes and must be rebuilt by a scan. */
+  upgraded?: boolean
 }
 
 export interface ScanOptions {
@@ -48,7 +50,7 @@ export interface ScanOptions {
 /** Inclusive seq bounds within one priority. */
 export interface SeqSpan { priority: Priority, first: number, last: number }
 
-export interface ScannedEvent { seq: number, value: Uint8Array, raw?: Uint8Array }
+export interface ScannedEvent { seq: number, value: Uint8Array, raw?: string }
 
 /** A forward reader over one priority's events, on a snapshot taken when it was opened. */
 export interface BackendReader {

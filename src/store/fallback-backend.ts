@@ -65,7 +65,7 @@ export class FallbackBackend implements StoreBackend {
       if (!this.overlay.deleteEvent(d.priority, d.seq)) this.hiddenDels[d.priority]?.add(d.seq)
     }
     for (const e of w.expiryDels) {
-      if (!this.overlay.deleteExpiry(e)) this.hiddenExpiry.set(expiryKey(e).toString('hex'), e)
+      if (!this.overlay.deleteExpiry(e)) this.hiddenExpiry.set(expiryKey(e), e)
     }
     for (const r of w.reportPuts) this.reportPuts.set(r.id, r.value)
     for (const id of w.reportDels) {
@@ -97,7 +97,7 @@ export class FallbackBackend implements StoreBackend {
     // As in scan(): ask the disk for enough to fill the page after hidden entries are removed;
     // then the first `limit` of the merge are the first `limit` overall.
     const fromDisk = (await this.disk.scanExpiry(before, after, limit + this.hiddenExpiry.size))
-      .filter(e => !this.hiddenExpiry.has(expiryKey(e).toString('hex')))
+      .filter(e => !this.hiddenExpiry.has(expiryKey(e)))
     const fromMemory = await this.overlay.scanExpiry(before, after, limit)
     return [...fromDisk, ...fromMemory].sort(compareExpiry).slice(0, limit)
   }

@@ -5,6 +5,7 @@ import { EdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { Priority } from '../types.js'
 import { PRIORITY_COUNT } from '../types.js'
+import { upgradeLayout1 } from './layout-upgrade.js'
 import type { BackendContent, BackendReader, BackendWrite, EventKey, ExpiryEntry, ScanOptions, ScannedEvent, SeqSpan, StoreBackend, WriteOutcome } from './backend.js'
 import {
   EVENT_KEY_BYTES, EXPIRY_RANGE, META_KEY, REPORT_RANGE, entryOfExpiryKey, eventKey, expiryKey, expiryRange, idOfReportKey, priorityRange,
@@ -13,9 +14,10 @@ import {
 
 const EMPTY = Buffer.alloc(0)
 
-type Db = ClassicLevel<Buffer, Buffer>
+/** Keys are text (see keys.ts), values bytes. */
+type Db = ClassicLevel<string, Buffer>
 /** The part of classic-level's iterator used here. */
-interface Iterator { nextv (size: number): Promise<Array<[Buffer, Buffer]>>, close (): Promise<void> }
+interface Iterator { nextv (size: number): Promise<Array<[string, Buffer]>>, close (): Promise<void> }
 
 /** Bytes one nextv() may gather natively before handing entries to JS. */
 const NEXTV_BYTES = 1024 * 1024
@@ -112,7 +114,8 @@ export class LevelBackend implements StoreBackend {
     await ensureDir(this.opts.path)
     const { db, repaired } = await this.openOrRecover()
     this.db = db
-    return { ...await this.readContent(db), repaired }
+    const upgraded = await upgradeLayout1(db, this.opts.logger) > 0
+    return { ...await this.readContent(db), repaired, upgraded }
   }
 
   private async openOrRecover (): Promise<{ db: Db, repaired: boolean }> {
@@ -161,7 +164,7 @@ export class LevelBackend implements StoreBackend {
     const db = this.live()
     const batch = db.batch()
     for (const p of w.puts) batch.put(eventKey(p.priority, p.seq), p.value as Buffer)
-    for (const d of w.dels) batch.del((d.raw as Buffer | undefined) ?? eventKey(d.priority, d.seq))
+    for (const d of w.dels) batch.del(d.raw ?? eventKey(d.priority, d.seq))
     for (const r of w.reportPuts) batch.put(reportKey(r.id), r.value as Buffer)
     for (const id of w.reportDels) batch.del(reportKey(id))
     for (const e of w.expiryPuts) batch.put(expiryKey(e), EMPTY)
@@ -186,7 +189,7 @@ export class LevelBackend implements StoreBackend {
   }
 
   async getEvents (keys: readonly EventKey[]): Promise<Array<Uint8Array | undefined>> {
-    return await this.guarded(async () => await this.live().getMany(keys.map(k => (k.raw as Buffer | undefined) ?? eventKey(k.priority, k.seq))))
+    return await this.guarded(async () => await this.live().getMany(keys.map(k => k.raw ?? eventKey(k.priority, k.seq))))
   }
 
   readonly openReader = (priority: Priority, after: number | undefined): BackendReader => {
@@ -194,7 +197,7 @@ export class LevelBackend implements StoreBackend {
     return { next: async (limit: number) => await this.read(it, limit), close: async () => { await release(it) } }
   }
 
-  private range (priority: Priority, from: number | undefined, reverse: boolean): { gt?: Buffer, gte?: Buffer, lt: Buffer } {
+  private range (priority: Priority, from: number | undefined, reverse: boolean): { gt?: string, gte?: string, lt: string } {
     const { gte, lt } = priorityRange(priority)
     if (from === undefined) return { gte, lt }
     return reverse ? { gte, lt: eventKey(priority, from) } : { gt: eventKey(priority, from), lt }
@@ -306,7 +309,7 @@ async function openChecked (path: string, logger: Logger): Promise<{ db: Db, rep
 const DB_OPTIONS = { maxOpenFiles: 74, maxFileSize: 1024 * 1024, cacheSize: 2 * 1024 * 1024 }
 
 async function openDb (path: string): Promise<Db> {
-  const db: Db = new ClassicLevel<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer', ...DB_OPTIONS })
+  const db: Db = new ClassicLevel<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', ...DB_OPTIONS })
   await db.open()
   return db
 }

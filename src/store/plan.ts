@@ -11,7 +11,7 @@ import { dropKey, encodeMeta } from './meta.js'
 import type { StoreMeta } from './meta.js'
 
 export interface PlannedPut extends EventPut { record: EventRecord, bytes: number, dead: boolean }
-export interface Victim { seq: number, bytes: number, value: Uint8Array, raw?: Uint8Array, put?: PlannedPut }
+export interface Victim { seq: number, bytes: number, value: Uint8Array, raw?: string, put?: PlannedPut }
 
 /** One commit's worth of changes, computed before anything is written. */
 export class Plan {
@@ -42,7 +42,7 @@ export class Plan {
     this.live(put.priority, 1, put.bytes)
   }
 
-  remove (priority: Priority, seq: number, bytes: number, raw?: Uint8Array): void {
+  remove (priority: Priority, seq: number, bytes: number, raw?: string): void {
     this.write.dels.push({ priority, seq, raw })
     this.live(priority, -1, -bytes)
   }

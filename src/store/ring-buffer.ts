@@ -95,6 +95,9 @@ export class RingBuffer implements EventStore {
       if (meta === undefined && (content.meta !== undefined || content.repaired === true)) {
         this.logger?.warn({ code: 'EDGEFWD_ERR_STORE_CORRUPT' }, 'store meta record missing or damaged; recounting from a full scan')
         this.meta = await recountMeta(this.backend, decodeMeta(content.meta))
+      } else if (content.upgraded === true) {
+        // Same events, longer keys: the byte totals are recounted; drops and sequences carry over.
+        this.meta = await recountMeta(this.backend, meta)
       } else {
         this.meta = meta ?? emptyMeta()
       }

@@ -95,7 +95,7 @@ t.test('LevelDB: the index holds exactly the stored events with a deadline; lost
   await db.open()
   for await (const key of db.keys({ gte: Buffer.from('x'), lt: Buffer.from('y') })) await db.del(key)
   const stale = { expiresAt: clock.now + 50, priority: 1 as Priority, seq: 999 }
-  await db.put(expiryKey(stale), Buffer.alloc(0))
+  await db.put(Buffer.from(expiryKey(stale)), Buffer.alloc(0))
   await db.put(Buffer.from('m'), Buffer.from('not json'))
   await db.close()
 

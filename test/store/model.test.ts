@@ -12,9 +12,10 @@ import type { EventStore, RingBufferOptions } from '../../src/store/index.js'
 import type { EventRecord, Priority } from '../../src/types.js'
 import { silentLogger } from '../helpers/logger.js'
 
-const KEY = 10
-/** An event with a deadline also has an expiry index record, counted with it. */
-const EXPIRY_KEY = 18
+/** Key sizes of the store's layout (src/store/keys.ts): 'e' + priority digit + 14 hex digits. */
+const KEY = 16
+/** An event with a deadline also has an expiry index record ('x' + 14 + 1 + 14), counted with it. */
+const EXPIRY_KEY = 30
 const CAPACITY = 3000
 const TTL_LOW = 1000
 
