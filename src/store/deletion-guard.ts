@@ -6,8 +6,10 @@ import type { Priority } from '../types.js'
  *   - an event a commit has chosen to evict or expire but not yet written (`planned`);
  *   - an event deleted (acked, evicted, expired) after the read's snapshot was taken (`applied`).
  * Applied entries are needed only by snapshots older than them: short scans in the lease running
- * now, and long-lived drain readers that have not yet passed them. `prune` drops the rest at the
- * start of each lease, so the guard stays as small as the deletions in flight.
+ * now, and long-lived drain readers that have not yet passed them. A delete no read can still
+ * return is not recorded at all (the common case: acks of events the drain reader has passed),
+ * and `prune` drops the rest at the start of each lease, so the guard stays as small as the
+ * deletions in flight.
  */
 export class DeletionGuard {
   private readonly planned: Array<Set<number>>
@@ -23,10 +25,14 @@ export class DeletionGuard {
   /** The commit that planned these failed: the events stay. */
   unplan (priority: Priority, seq: number): void { this.planned[priority]?.delete(seq) }
 
-  /** A delete reached the database. */
-  deleted (priority: Priority, seq: number): void {
+  /**
+   * A delete reached the database. `visible`: whether a read in progress may still return the
+   * event (see Drain.mayStillReturn); when none can, there is nothing to guard against and the
+   * entry is not kept (most deletes are acks of events the drain reader has long passed).
+   */
+  deleted (priority: Priority, seq: number, visible: boolean): void {
     this.planned[priority]?.delete(seq)
-    this.applied[priority]?.add(seq)
+    if (visible) this.applied[priority]?.add(seq)
   }
 
   blocks (priority: Priority, seq: number): boolean {

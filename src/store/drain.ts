@@ -5,7 +5,9 @@ import type { DeletionGuard } from './deletion-guard.js'
 
 /** One lease's limits and what it holds so far. */
 export class LeaseBudget {
-  readonly picked: Array<{ priority: Priority, e: ScannedEvent }> = []
+  /** Events taken, in drain order, and the priority of each (two arrays: no object per event). */
+  readonly picked: ScannedEvent[] = []
+  readonly priorities: Priority[] = []
   bytes = 0
   full = false
 
@@ -17,7 +19,8 @@ export class LeaseBudget {
   }
 
   add (priority: Priority, e: ScannedEvent): void {
-    this.picked.push({ priority, e })
+    this.picked.push(e)
+    this.priorities.push(priority)
     this.bytes += e.value.byteLength
     this.full = this.picked.length >= this.maxEvents || this.bytes >= this.maxBytes
   }
@@ -70,6 +73,17 @@ export class Drain {
   /** Positions of open readers, for DeletionGuard.prune. */
   positions (): Array<number | undefined> {
     return this.readers.map(r => r === undefined ? undefined : (r.position ?? -1))
+  }
+
+  /**
+   * Whether a read may still hand out the event `seq` of `priority` from a snapshot older than its
+   * deletion: the open reader has not passed it yet (it holds read-ahead, and its snapshot predates
+   * the delete). Newest-first scans run alongside commits from the top each time: always.
+   */
+  mayStillReturn (priority: Priority, seq: number): boolean {
+    if (this.newestFirst) return true
+    const r = this.readers[priority]
+    return r !== undefined && seq > (r.position ?? -1)
   }
 
   /** Events at or above `seq` are back in the queue (nack, failed commit): read them again. */

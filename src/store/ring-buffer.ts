@@ -8,11 +8,11 @@ import { concatBatch, decodeEvictionReport, encodeEvent, encodeEvictionReport } 
 import type { EvictionReportData } from '../proto/codec.js'
 import { PRIORITIES, PRIORITY_COUNT, isPriority } from '../types.js'
 import type { DropReasonName, EventRecord, Priority } from '../types.js'
-import type { EventKey, StoreBackend } from './backend.js'
+import type { EventKey, ScannedEvent, StoreBackend } from './backend.js'
 import { mergeReports } from './drop-ledger.js'
 import type { AppendResult, EventStore, Lease, LeaseOptions, RingBufferOptions, StoreState, StoreStats } from './event-store.js'
 import { DiskFullError, FallbackBackend } from './fallback-backend.js'
-import { deadlineOf, storedBytes } from './keys.js'
+import { KEY_NUMBER_MAX, deadlineOf, storedBytes } from './keys.js'
 import { decodeMeta, emptyMeta, encodeMeta } from './meta.js'
 import type { StoreMeta } from './meta.js'
 import { CompactionSchedule } from './compaction.js'
@@ -44,6 +44,12 @@ export class RingBuffer implements EventStore {
   private readonly guard = new DeletionGuard(PRIORITY_COUNT)
   private readonly drain: Drain
   private readonly evictCursor: Array<number | undefined> = new Array(PRIORITY_COUNT).fill(undefined)
+  /**
+   * Whether any stored event may carry its own deadline: false while the expiry index is empty and
+   * no such event has been appended, so a lease need not read each event for one (most stores
+   * have no TTL rules; ~3% of the drain's main-thread time otherwise).
+   */
+  private deadlinesMayExist = true
   /** Bumped by every nack, so work that started before one does not move a cursor past it. */
   private nackEpoch = 0
   private nextLeaseId = 1
@@ -110,6 +116,7 @@ export class RingBuffer implements EventStore {
         this.meta.nextReportId = Math.max(this.meta.nextReportId, r.id + 1)
       }
       this.seqCounter = this.meta.nextSeq
+      this.deadlinesMayExist = (await this.backend.scanExpiry(KEY_NUMBER_MAX, undefined, 1)).length > 0
     } catch (err) {
       this.state = 'closed'
       await this.backend.close().catch(() => {})
@@ -157,6 +164,7 @@ export class RingBuffer implements EventStore {
     if (problem !== undefined) throw new EdgefwdError('EDGEFWD_ERR_EVENT_INVALID', `event ${index}: ${problem}`)
     const seq = this.seqCounter++
     const value = encodeEvent(record, seq)
+    if (record.expiresAtMs !== undefined) this.deadlinesMayExist = true
     const overhead = storedBytes(0, record.expiresAtMs !== undefined)
     if (value.byteLength > this.opt.maxEventBytes || (overhead + value.byteLength) * this.opt.overheadFactor > this.opt.capacityBytes) {
       throw new EdgefwdError('EDGEFWD_ERR_EVENT_TOO_LARGE',
@@ -286,7 +294,7 @@ export class RingBuffer implements EventStore {
         if (c !== undefined) this.evictCursor[p] = Math.max(this.evictCursor[p] ?? 0, c)
       }
     }
-    for (const k of plan.write.dels) this.guard.deleted(k.priority, k.seq)
+    for (const k of plan.write.dels) this.guard.deleted(k.priority, k.seq, this.drain.mayStillReturn(k.priority, k.seq))
     for (const r of plan.write.reportPuts) this.reports.set(r.id, { data: plan.newReport as EvictionReportData, leased: false })
     for (const id of plan.write.reportDels) this.reports.delete(id)
     for (const id of plan.settledLeases) {
@@ -331,18 +339,20 @@ export class RingBuffer implements EventStore {
         await this.drain.fill(p as Priority, budget)
       }
     } catch (err) {
-      for (const { priority, e } of budget.picked) this.leased[priority]?.delete(e.seq)
+      for (const [i, e] of budget.picked.entries()) this.leased[budget.priorities[i] as Priority]?.delete(e.seq)
       throw err
     }
-    const picked = budget.picked
+    const { picked, priorities } = budget
     const reportIds = [...this.reports].filter(([, r]) => !r.leased).map(([id]) => id)
     const lease: LeaseState = { id: this.nextLeaseId, keys: [], reportIds, settling: false }
     const events: Uint8Array[] = []
     let firstStoreSeq = Infinity
     let lastStoreSeq = 0
     let leasedBytes = 0
-    for (const { priority, e } of picked) {
-      const expiresAt = deadlineOf(e.value)
+    for (let i = 0; i < picked.length; i++) {
+      const e = picked[i] as ScannedEvent
+      const priority = priorities[i] as Priority
+      const expiresAt = this.deadlinesMayExist ? deadlineOf(e.value) : undefined
       lease.keys.push({ priority, seq: e.seq, bytes: storedBytes(e.value.byteLength, expiresAt !== undefined), raw: e.raw, expiresAt })
       events.push(e.value)
       if (e.seq < firstStoreSeq) firstStoreSeq = e.seq
@@ -429,6 +439,7 @@ export class RingBuffer implements EventStore {
   private async repairNow (cause: unknown): Promise<void> {
     if (this.backend.repair === undefined) throw cause
     await this.backend.repair()
+    this.deadlinesMayExist = true
     this.meta = await recountMeta(this.backend, this.meta)
     this.meta.nextSeq = this.seqCounter
     this.leases.clear()

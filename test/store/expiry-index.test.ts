@@ -112,6 +112,31 @@ t.test('LevelDB: the index holds exactly the stored events with a deadline; lost
   await second.store.close()
 })
 
+t.test('LevelDB: after a restart, delivering events with a deadline takes their index entries and bytes with them', async t => {
+  // A lease reads each event for its deadline only when the store may hold one: it must know
+  // that from the index at open, not only from appends since.
+  const path = `${t.testdir()}/store`
+  const open = async (): Promise<{ store: RingBuffer, backend: LevelBackend }> => {
+    const backend = new LevelBackend({ path, logger: silentLogger() })
+    const store = new RingBuffer(backend, { capacityBytes: 1 << 20, expiryIntervalMs: 0, now: () => START }, silentLogger())
+    await store.open()
+    return { store, backend }
+  }
+  const first = await open()
+  await first.store.append([ev(1, 1, START + 5000), ev(2, 1), ev(3, 2, START + 7000)])
+  await first.store.close()
+
+  const second = await open()
+  const lease = await second.store.lease(10, 1 << 20)
+  t.equal(lease?.events.length, 3)
+  await second.store.ack(lease!.id)
+  const left = []
+  for await (const e of second.backend.allExpiry()) left.push(e)
+  t.same(left, [], 'no index entry outlives its event')
+  t.same(second.store.stats().perPriority.map(p => [p.events, p.bytes]), [[0, 0], [0, 0], [0, 0], [0, 0]], 'and the byte count returns to zero')
+  await second.store.close()
+})
+
 /** A disk that fills up on demand; a MemoryBackend underneath. */
 class FillableDisk implements StoreBackend {
   full = false
