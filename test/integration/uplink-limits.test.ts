@@ -4,6 +4,8 @@
  * daily budget lets only critical events through until the next UTC day. The injected sleep
  * advances the clock, so the test takes no real time waiting.
  */
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import t from 'tap'
 import { issueCertificate } from '../../src/pki/generate.js'
 import { openMemoryStore, type BatchSource, type EventStore } from '../../src/store/index.js'
@@ -13,6 +15,8 @@ import { Uplink, type UplinkOptions } from '../../src/uplink/session.js'
 import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
 import { silentLogger } from '../helpers/logger.js'
 import { makeCa, makeClient } from '../helpers/test-pki.js'
+
+v8.setFlagsFromString('--expose-gc')
 
 const ca = makeCa()
 const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
@@ -183,4 +187,33 @@ t.test('a batch that cannot be prepared (the batch-sequence file on a full disk)
   t.equal(failures, 3, 'three batches could not be prepared')
   t.equal(uplink.stats().eventsAcked, 2000, 'every event delivered once the disk had room')
   t.equal(store.stats().leasedEvents, 0, 'no lease stranded')
+})
+
+t.test('an idle session polls the empty store for as long as it is connected without its memory growing', async t => {
+  // Each wait used to leave a reaction on a promise that lives as long as the connection: an
+  // idle gateway polling every 50 ms grew by hundreds of MB a day.
+  const gc = vm.runInNewContext('gc') as () => void
+  const broker = await startEmbeddedBroker({ tls: { ca: ca.certPem, cert: server.certPem, key: server.keyPem } })
+  t.teardown(async () => { await broker.close() })
+  const store = await openMemoryStore({ capacityBytes: 64 << 20, expiryIntervalMs: 0 })
+  t.teardown(async () => { await store.close() })
+  let polls = 0
+  const counted: BatchSource = {
+    lease: async (n, b, o) => { polls++; return await store.lease(n, b, o) },
+    ack: async id => { await store.ack(id) },
+    nack: id => { store.nack(id) }
+  }
+  const clock = { now: Date.UTC(2026, 10, 21, 10, 0, 0) }
+  const uplink = new Uplink(counted, options(broker.url, clock, {}), silentLogger())
+  uplink.start()
+  await waitFor('the first polls', () => polls > 1000)
+  gc()
+  const before = process.memoryUsage().heapUsed
+  const from = polls
+  await waitFor('100000 more polls', () => polls > from + 100_000, 60_000)
+  gc()
+  const grown = process.memoryUsage().heapUsed - before
+  t.ok(grown < 8 * 1024 * 1024, `heap grew ${(grown / 1024 / 1024).toFixed(1)} MB over 100000 polls`)
+  t.equal(uplink.state(), 'online')
+  await uplink.stop(1000)
 })
