@@ -68,11 +68,18 @@ function rssAnon (): number {
   const line = readFileSync('/proc/self/status', 'utf8').split('\n').find(l => l.startsWith('RssAnon:'))
   return Number(/\d+/.exec(line ?? '')?.[0] ?? 0) * 1024
 }
+/** At the RSS peak: V8's heap (total reserved, used), memory outside it (Buffers, native), anonymous RSS. */
+let atPeak = { heapTotal: 0, heapUsed: 0, external: 0, anon: 0 }
 function sample (): void {
   const rss = process.memoryUsage.rss()
+  const anon = rssAnon()
+  if (rss > rssPeak) {
+    const m = process.memoryUsage()
+    atPeak = { heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, anon }
+  }
   rssPeak = Math.max(rssPeak, rss)
   phasePeak = Math.max(phasePeak, rss)
-  anonPeak = Math.max(anonPeak, rssAnon())
+  anonPeak = Math.max(anonPeak, anon)
 }
 const sampler = setInterval(sample, 20)
 const mb = (n: number): string => (n / 1024 / 1024).toFixed(1)
@@ -272,6 +279,7 @@ async function main (): Promise<void> {
   clearInterval(sampler)
   sample()
   rows.push(['RSS peak (of which anonymous)', `${mb(rssPeak)} MB (${mb(anonPeak)} MB)`])
+  rows.push(['  at the peak: V8 heap reserved / used, external, anonymous', `${mb(atPeak.heapTotal)} / ${mb(atPeak.heapUsed)}, ${mb(atPeak.external)}, ${mb(atPeak.anon)} MB`])
 
   const width = Math.max(...rows.map(r => r[0].length))
   console.log(`edgefwd uplink benchmark — Mosquitto mTLS, MQTT 5, window ${WINDOW} (broker Receive Maximum ${INFLIGHT ?? '20'}), ` +
