@@ -22,7 +22,11 @@
  * data is released in slices of bytesPerSecond/20 bytes on a schedule, so a transfer of N bytes
  * takes about N/bytesPerSecond seconds; reading stops while a slice waits, so memory stays bounded.
  *
- * Every wait of the proxy is a socket event or a throttle timer; `close()` destroys every socket,
+ * `delay(ms)` adds latency: each chunk read is forwarded no earlier than `ms` after it was read,
+ * in each direction. As one chunk is held at a time, a delayed link also carries at most one
+ * chunk (up to 64 KiB) per `ms` and direction, like a real link's bandwidth-delay limit.
+ *
+ * Every wait of the proxy is a socket event or a throttle or delay timer; `close()` destroys every socket,
  * clears every timer and closes the server, so the process can exit.
  */
 import { createServer, connect } from 'node:net'
@@ -49,6 +53,8 @@ export interface ChaosProxy {
   setMode: (mode: ProxyMode) => void
   /** Cap each direction of each pair; undefined removes the cap. */
   throttle: (bytesPerSecond: number | undefined) => void
+  /** Hold each chunk this long before forwarding it; undefined or 0 removes the delay. */
+  delay: (ms: number | undefined) => void
   stats: () => ChaosProxyStats
   close: () => Promise<void>
 }
@@ -67,12 +73,15 @@ const MODES: readonly ProxyMode[] = ['pass', 'blackhole', 'refuse', 'reset']
 interface PumpControl {
   forwarding: () => boolean
   bytesPerSecond: () => number | undefined
+  delayMs: () => number
   count: (n: number) => void
 }
 
 /** One direction of a pair: reads src, holds at most one chunk, writes dst. */
 class Pump {
   private held: Buffer | undefined
+  /** When the held chunk may go (its read time plus the delay). */
+  private readyAt = 0
   private ended = false
   private nextAt = 0
   private timer: NodeJS.Timeout | undefined
@@ -82,6 +91,7 @@ class Pump {
     src.on('data', (chunk: Buffer) => {
       // The held chunk is always written out before reading resumes, so here held is empty.
       this.held = chunk
+      this.readyAt = Date.now() + this.control.delayMs()
       src.pause()
       this.flush()
     })
@@ -95,6 +105,11 @@ class Pump {
     if (this.timer !== undefined || this.waitingDrain || this.dst.destroyed) return
     if (!this.control.forwarding()) return
     while (this.held !== undefined) {
+      const early = this.readyAt - Date.now()
+      if (early > 0) {
+        this.timer = setTimeout(() => { this.timer = undefined; this.flush() }, early)
+        return
+      }
       let piece = this.held
       const bps = this.control.bytesPerSecond()
       if (bps !== undefined) {
@@ -121,10 +136,11 @@ class Pump {
     }
   }
 
-  /** A throttle change: forget the old schedule. */
+  /** A throttle or delay change: forget the old schedule. */
   reschedule (): void {
     this.stop()
     this.nextAt = 0
+    this.readyAt = Math.min(this.readyAt, Date.now() + this.control.delayMs())
     this.flush()
   }
 
@@ -145,6 +161,7 @@ export async function startChaosProxy (options: ChaosProxyOptions): Promise<Chao
   const { target } = options
   let mode: ProxyMode = 'pass'
   let bytesPerSecond: number | undefined
+  let delayMs = 0
   let closed = false
   const counters = { connections: 0, bytesUp: 0, bytesDown: 0 }
   const pairs = new Set<Pair>()
@@ -152,8 +169,8 @@ export async function startChaosProxy (options: ChaosProxyOptions): Promise<Chao
   const stray = new Set<Socket>()
 
   const forwarding = (): boolean => mode === 'pass' || mode === 'refuse'
-  const up: PumpControl = { forwarding, bytesPerSecond: () => bytesPerSecond, count: (n) => { counters.bytesUp += n } }
-  const down: PumpControl = { forwarding, bytesPerSecond: () => bytesPerSecond, count: (n) => { counters.bytesDown += n } }
+  const up: PumpControl = { forwarding, bytesPerSecond: () => bytesPerSecond, delayMs: () => delayMs, count: (n) => { counters.bytesUp += n } }
+  const down: PumpControl = { forwarding, bytesPerSecond: () => bytesPerSecond, delayMs: () => delayMs, count: (n) => { counters.bytesDown += n } }
 
   const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => {
     counters.connections++
@@ -217,6 +234,11 @@ export async function startChaosProxy (options: ChaosProxyOptions): Promise<Chao
     throttle (next) {
       if (next !== undefined && !(Number.isFinite(next) && next > 0)) throw new RangeError(`chaos proxy: bytesPerSecond must be a positive number or undefined, got ${String(next)}`)
       bytesPerSecond = next
+      for (const pair of pairs) for (const p of pair.pumps) p.reschedule()
+    },
+    delay (next) {
+      if (next !== undefined && !(Number.isFinite(next) && next >= 0)) throw new RangeError(`chaos proxy: delay must be a non-negative number of ms or undefined, got ${String(next)}`)
+      delayMs = next ?? 0
       for (const pair of pairs) for (const p of pair.pumps) p.reschedule()
     },
     stats: () => ({ ...counters, open: pairs.size }),

@@ -206,6 +206,28 @@ t.test('throttle: 200 KB at 100 KB/s takes at least 1.5 s each way', async t => 
   t.throws(() => proxy.throttle(0), RangeError)
 })
 
+t.test('delay: each direction waits the delay, and removing it takes effect at once', async t => {
+  const echo = await startEcho(t)
+  const proxy = await startProxy(t, echo.port)
+  const c = await connectClient(t, proxy.port)
+  proxy.delay(300)
+  const start = Date.now()
+  c.socket.write(Buffer.from('ping'))
+  await until(3000, 'target received', () => echo.received() === 4)
+  const upMs = Date.now() - start
+  t.ok(upMs >= 280, `upstream after ${upMs} ms`)
+  await until(3000, 'echo', () => c.data().length === 4)
+  const roundMs = Date.now() - start
+  t.ok(roundMs >= 580, `round trip ${roundMs} ms (two delays)`)
+
+  proxy.delay(undefined)
+  const again = Date.now()
+  c.socket.write(Buffer.from('pong'))
+  await until(3000, 'undelayed echo', () => c.data().length === 8)
+  t.ok(Date.now() - again < 250, 'no delay once removed')
+  t.throws(() => proxy.delay(-1), RangeError)
+})
+
 t.test('close() destroys every socket and leaves no TCP handle', async t => {
   const echo = await startEcho(t)
   await sleep(0)
