@@ -74,6 +74,15 @@ export interface EmbeddedBroker {
   refused: () => RefusedConnection[]
   /** Calls `listener` for every message a client publishes (not $SYS), after aedes has acknowledged and routed it; returns an unsubscribe function. */
   onPublish: (listener: (message: BrokerMessage) => void) => () => void
+  /**
+   * A broker restart that keeps its state, as Mosquitto with `persistence true` does: the
+   * listener closes and every connection is cut; sessions (clean session false), their
+   * subscriptions and queued QoS 1 messages stay in memory. start() listens again on the same port.
+   */
+  stop: () => Promise<void>
+  start: () => Promise<void>
+  /** Whether the listener is up. */
+  listening: () => boolean
   /** Closes the server, every client socket and the broker. */
   close: () => Promise<void>
 }
@@ -155,11 +164,14 @@ export async function startEmbeddedBroker (options: EmbeddedBrokerOptions): Prom
     logger?.warn({ err }, 'embedded broker: TLS handshake failed')
   })
 
-  try {
+  const listen = async (port: number): Promise<void> => {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(options.port ?? 0, host, () => { server.off('error', reject); resolve() })
+      server.listen(port, host, () => { server.off('error', reject); resolve() })
     })
+  }
+  try {
+    await listen(options.port ?? 0)
   } catch (err) {
     await new Promise<void>(resolve => broker.close(() => resolve()))
     throw err
@@ -170,7 +182,7 @@ export async function startEmbeddedBroker (options: EmbeddedBrokerOptions): Prom
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
     closing ??= (async () => {
-      const serverClosed = new Promise<void>(resolve => server.close(() => resolve()))
+      const serverClosed = server.listening ? new Promise<void>(resolve => server.close(() => resolve())) : Promise.resolve()
       for (const socket of sockets) socket.destroy()
       await new Promise<void>(resolve => broker.close(() => resolve()))
       await serverClosed
@@ -178,9 +190,23 @@ export async function startEmbeddedBroker (options: EmbeddedBrokerOptions): Prom
     return await closing
   }
 
+  const stop = async (): Promise<void> => {
+    if (!server.listening) return
+    const serverClosed = new Promise<void>(resolve => server.close(() => resolve()))
+    for (const socket of sockets) socket.destroy()
+    await serverClosed
+  }
+  const start = async (): Promise<void> => {
+    if (server.listening || closing !== undefined) return
+    await listen(port)
+  }
+
   return {
     port,
     url: `mqtts://${urlHost}:${port}`,
+    stop,
+    start,
+    listening: () => server.listening,
     clients: () => seen.map(c => ({ ...c })),
     refused: () => refused.map(r => ({ ...r })),
     onPublish: (listener) => {

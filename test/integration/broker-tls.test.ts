@@ -226,3 +226,30 @@ t.test('nothing listening (ECONNREFUSED) is an ordinary outage, not a TLS error'
   t.equal((failure.error as { code?: string } | undefined)?.code, 'ECONNREFUSED')
   t.equal(classifyTlsError(failure.error, { url, files, handshakeDone: failure.handshakeDone }), undefined)
 })
+
+t.test('embedded broker restart (stop/start) keeps persistent sessions and their queued messages, as Mosquitto with persistence does', async t => {
+  const broker = await startEmbeddedBroker({ tls: { ca: ca.certPem, cert: servers.main.certPem, key: servers.main.keyPem } })
+  t.teardown(async () => { await broker.close() })
+  const connect = async (clientId: string, extra: IClientOptions = {}): Promise<mqtt.MqttClient> => await mqtt.connectAsync(broker.url, {
+    ...clientTlsOptions({ ca: ca.certPem, cert: clients.good.certPem, key: clients.good.keyPem }), clientId, protocolVersion: 4, connectTimeout: 3000, ...extra
+  })
+  const sub = await connect('sub', { clean: false, reconnectPeriod: 1500 })
+  t.teardown(async () => { await sub.endAsync(true) })
+  const received: string[] = []
+  sub.on('message', (_topic, payload) => { received.push(payload.toString()) })
+  await sub.subscribeAsync('t/#', { qos: 1 })
+  const reconnected = new Promise<boolean>(resolve => { sub.once('connect', (connack) => { resolve(connack.sessionPresent) }) })
+
+  await broker.stop()
+  t.equal(broker.listening(), false)
+  await t.rejects(connect('pub', { reconnectPeriod: 0 }), 'nobody answers while it is down')
+  await broker.start()
+  t.equal(broker.listening(), true)
+  // Published while the subscriber is still waiting to reconnect: queued in its session.
+  const pub = await connect('pub', { reconnectPeriod: 0 })
+  await pub.publishAsync('t/1', 'while you were away', { qos: 1 })
+  await pub.endAsync()
+  t.equal(await reconnected, true, 'the subscriber finds its session kept')
+  for (let i = 0; i < 100 && received.length === 0; i++) await sleep(50)
+  t.same(received, ['while you were away'])
+})

@@ -89,7 +89,7 @@ for (const broker of ['mosquitto', 'embedded'] as const) {
     const b = broker === 'mosquitto'
       ? await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
       : await startEmbeddedBroker({ tls: { ca: ca.certPem, cert: server.certPem, key: server.keyPem } })
-    t.teardown(async () => { 'stop' in b ? await b.stop() : await b.close() })
+    t.teardown(async () => { 'close' in b ? await b.close() : await b.stop() })
     const store = await bufferedStore(dir, 7000)
     t.teardown(async () => { await store.close() })
     const sink = await verifyingSink(b.url, protocolVersion)
