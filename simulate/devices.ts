@@ -47,6 +47,7 @@ import { deviceIdProblem, eventProblem } from '../src/ingest/event-rules.js'
 import { encodeFrame, encodeStreamFrame, type DeviceEvent } from '../src/ingest/frame.js'
 import { encodeDeviceFrame } from '../src/proto/codec.js'
 import { PRIORITIES, type Priority, type PriorityName } from '../src/types.js'
+import { seededRandom } from './random.js'
 
 export interface DeviceSpec {
   id: string
@@ -123,18 +124,6 @@ const SETTLE_POLL_MS = 25
 /** An ack frame is under 100 bytes; more than this without a 0x00 is garbage. */
 const MAX_ACK_PENDING = 4096
 const MAX_PAYLOAD_BYTES = 8192
-
-/** mulberry32: small, fast, good enough for simulated choices. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function pickWeighted<T> (random: () => number, weights: ReadonlyArray<readonly [T, number]>, total: number): T {
   let r = random() * total
@@ -430,9 +419,9 @@ export function startFleet (options: FleetOptions): Fleet {
   }
   const now = options.now ?? Date.now
   const seeds = options.devices.map(() => Math.floor(options.random() * 4294967296))
-  const jitter = prng(Math.floor(options.random() * 4294967296))
+  const jitter = seededRandom(Math.floor(options.random() * 4294967296))
   const devices: SimDevice[] = options.devices.map((spec, i) => {
-    const maker = new EventMaker(spec, prng(seeds[i] as number), now)
+    const maker = new EventMaker(spec, seededRandom(seeds[i] as number), now)
     return spec.transport === 'tcp'
       ? new TcpDevice(spec, maker, options.tcp as { host: string, port: number }, jitter)
       : new UdpDevice(spec, maker, options.udp as { host: string, port: number })

@@ -10,6 +10,7 @@ import { configCheckCommand } from './config-check.js'
 import { helpCommand } from './help.js'
 import { sinkCommand } from './sink.js'
 import { runCommand } from './run.js'
+import { simulateCommand } from './simulate.js'
 
 export const commands: readonly Command[] = [
   runCommand,
@@ -21,5 +22,6 @@ export const commands: readonly Command[] = [
   certsCheckCommand,
   configCheckCommand,
   sinkCommand,
+  simulateCommand,
   helpCommand,
 ]

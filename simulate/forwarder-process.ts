@@ -1,0 +1,65 @@
+/**
+ * The forwarder of a simulation, in its own process so the `power-cut` scenario can SIGKILL it:
+ * the same configuration path and Forwarder as `edgefwd run` (loadConfig → Forwarder.start), plus
+ * what the simulation watches, sent to the parent over the IPC channel:
+ *   { type: 'ready', listening }       once it listens and delivers
+ *   { type: 'stats', store, uplink, ingest }  every STATS_INTERVAL_MS
+ *   { type: 'failed', message }        when the start failed (then it exits 1)
+ * The parent sends { type: 'stop' } for a graceful stop (exit 0 when done); SIGTERM does the same.
+ *
+ * Started by forwarder-child.ts with `fork(this file, ['--config', FILE, '--log', FILE])`.
+ */
+import { createWriteStream } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { loadConfig } from '../src/config/index.js'
+import { Forwarder } from '../src/forwarder.js'
+import { createLogger } from '../src/observe/log.js'
+
+const STATS_INTERVAL_MS = 200
+
+export interface ForwarderStatsMessage {
+  type: 'stats'
+  store: ReturnType<Forwarder['store']['stats']>
+  uplink: ReturnType<Forwarder['uplink']['stats']>
+  ingest: ReturnType<Forwarder['pipeline']['counters']>
+}
+export type ForwarderMessage = { type: 'ready', listening: string[] } | ForwarderStatsMessage | { type: 'failed', message: string }
+
+function send (message: ForwarderMessage): void {
+  if (process.connected) process.send?.(message)
+}
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string' }, log: { type: 'string' } } })
+  if (values.config === undefined || values.log === undefined) throw new Error('usage: forwarder-process --config FILE --log FILE')
+  const config = await loadConfig({ file: values.config, env: {}, overrides: [] })
+  const out = createWriteStream(values.log, { flags: 'a' })
+  const logger = createLogger({ level: config.log.level, destination: out })
+  const forwarder = await Forwarder.start(config, { logger, env: {}, version: 'simulation' })
+  send({ type: 'ready', listening: forwarder.listening })
+  const timer = setInterval(() => {
+    send({ type: 'stats', store: forwarder.store.stats(), uplink: forwarder.uplink.stats(), ingest: forwarder.pipeline.counters() })
+  }, STATS_INTERVAL_MS)
+  let stopping = false
+  const stop = (): void => {
+    if (stopping) return
+    stopping = true
+    clearInterval(timer)
+    forwarder.stop().then(() => {
+      out.end(() => { process.exit(0) })
+    }, (err: unknown) => {
+      logger.error({ err }, 'stop failed')
+      process.exit(1)
+    })
+  }
+  process.on('message', (m: { type?: string }) => { if (m?.type === 'stop') stop() })
+  process.on('SIGTERM', stop)
+  // The parent gone (it crashed or was killed): do not linger as an orphan.
+  process.on('disconnect', stop)
+}
+
+main().catch((err: unknown) => {
+  send({ type: 'failed', message: err instanceof Error ? err.message : String(err) })
+  process.exitCode = 1
+  setTimeout(() => { process.exit(1) }, 100).unref()
+})
