@@ -39,6 +39,12 @@ export interface TlsErrorContext {
    * refuses a client certificate.
    */
   handshakeDone?: boolean
+  /**
+   * False when the server never answered our TLS hello: a reset then comes from the network or a
+   * proxy (an outage), not from a broker refusing a certificate it never received. Undefined:
+   * not known (then a reset during the handshake is read as a likely refusal).
+   */
+  serverAnswered?: boolean
 }
 
 interface NodeTlsError {
@@ -112,8 +118,10 @@ export function classifyTlsError (err: unknown, context: TlsErrorContext): Edgef
     }
   }
   // A Node-based broker (aedes) refusing our certificate under TLS 1.2: no alert, just a close
-  // during the handshake. Other causes are possible (a proxy, an overloaded broker), hence "most likely".
-  if (code === 'ECONNRESET' && /before secure TLS connection was established/.test(text)) {
+  // during the handshake. Other causes are possible (a proxy, an overloaded broker), hence "most
+  // likely". A close before the server answered our hello at all is the network or a proxy whose
+  // far side is down (an outage): the broker never had our certificate to refuse.
+  if (code === 'ECONNRESET' && /before secure TLS connection was established/.test(text) && context.serverAnswered !== false) {
     return new EdgefwdError('EDGEFWD_ERR_TLS_REJECTED',
       `the broker at ${url} closed the connection during the TLS handshake: it most likely refused our client certificate${certFile}`,
       options(REJECTED_HINT))

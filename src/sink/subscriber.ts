@@ -30,7 +30,7 @@ import { MqttClient, type IClientOptions, type IPublishPacket } from 'mqtt'
 import { EdgefwdError } from '../errors.js'
 import { classifyTlsError } from '../pki/tls-errors.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
-import { classifyConnectError, describeError, tlsStreamBuilder, type BrokerAddress } from '../uplink/connect.js'
+import { classifyConnectError, describeError, serverAnswered, tlsStreamBuilder, type BrokerAddress } from '../uplink/connect.js'
 import { decodeEnvelopeMessage } from './decode.js'
 import { BatchDeduper } from './dedupe.js'
 import { formatBatchLines } from './jsonl.js'
@@ -129,6 +129,12 @@ export class SinkSubscriber {
     return sink
   }
 
+  /** How far the current socket's TLS handshake got, for classifying its failure. */
+  #handshake (): { handshakeDone: boolean, serverAnswered?: boolean } {
+    const socket = this.#socket
+    return { handshakeDone: socket?.authorized === true, ...(socket === undefined ? {} : { serverAnswered: serverAnswered(socket) }) }
+  }
+
   get state (): State['kind'] {
     return this.#state.kind
   }
@@ -165,7 +171,7 @@ export class SinkSubscriber {
       const onConnect = (): void => { cleanup(); resolve() }
       const fail = (err: unknown): void => {
         cleanup()
-        reject(classifyConnectError(err, { url: address.url, handshakeDone: this.#socket?.authorized === true }))
+        reject(classifyConnectError(err, { url: address.url, ...this.#handshake() }))
       }
       // A broker that refuses our certificate without a TLS alert just closes (see tls-errors.ts).
       const onClose = (): void => { fail(undefined) }
@@ -204,7 +210,7 @@ export class SinkSubscriber {
     })
     this.#client.on('error', (err) => {
       if (this.#state.kind === 'closing' || this.#state.kind === 'closed') return
-      const classified = classifyTlsError(err, { url: address.url, handshakeDone: this.#socket?.authorized === true })
+      const classified = classifyTlsError(err, { url: address.url, ...this.#handshake() })
       log(`connection error: ${classified?.message ?? describeError(err)}`)
     })
   }

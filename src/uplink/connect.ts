@@ -50,9 +50,22 @@ export function tlsStreamBuilder (address: BrokerAddress, credentials: () => Tls
       port: address.port,
       ...clientTlsOptions(credentials(), isIP(address.host) === 0 ? { servername: address.host } : {}),
     })
+    // Keys are derived only once the server has answered our hello (TLS 1.2 and 1.3 alike).
+    socket.once('keylog', () => { answered.add(socket) })
     onSocket?.(socket)
     return socket
   }
+}
+
+const answered = new WeakSet<TLSSocket>()
+
+/**
+ * Whether the server answered the TLS handshake on `socket` (a socket from tlsStreamBuilder).
+ * A connection reset before that is the network or a proxy (an outage), never the broker
+ * refusing our certificate: the broker must have received it first.
+ */
+export function serverAnswered (socket: TLSSocket): boolean {
+  return answered.has(socket)
 }
 
 export interface ConnectOptions {
@@ -101,7 +114,9 @@ export async function connectBroker (address: BrokerAddress, credentials: () => 
   } catch (err) {
     await client.endAsync(true).catch(() => {})
     if (err instanceof EdgefwdError) throw err
-    throw classifyConnectError(err, { url: address.url, files: options.files, handshakeDone: socket?.authorized === true })
+    throw classifyConnectError(err, {
+      url: address.url, files: options.files, handshakeDone: socket?.authorized === true, ...(socket === undefined ? {} : { serverAnswered: serverAnswered(socket) })
+    })
   } finally {
     clearTimeout(timer)
   }

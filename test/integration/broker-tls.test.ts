@@ -12,6 +12,7 @@ import mqtt from 'mqtt'
 import type { IClientOptions } from 'mqtt'
 import type { SecureVersion, TLSSocket } from 'node:tls'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { createServer, type AddressInfo } from 'node:net'
 import { createCa, issueCertificate } from '../../src/pki/generate.js'
 import type { PemPair } from '../../src/pki/generate.js'
 import { clientTlsOptions } from '../../src/pki/tls-options.js'
@@ -19,6 +20,8 @@ import { classifyTlsError } from '../../src/pki/tls-errors.js'
 import { isEdgefwdError, type ErrorCode } from '../../src/errors.js'
 import { freePort, startMosquitto } from '../helpers/mosquitto.js'
 import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
+import { startChaosProxy } from '../../simulate/chaos-proxy.js'
+import { connectBroker, parseBrokerUrl } from '../../src/uplink/connect.js'
 
 const DAY = 86_400_000
 const now = Date.now()
@@ -252,4 +255,30 @@ t.test('embedded broker restart (stop/start) keeps persistent sessions and their
   t.equal(await reconnected, true, 'the subscriber finds its session kept')
   for (let i = 0; i < 100 && received.length === 0; i++) await sleep(50)
   t.same(received, ['while you were away'])
+})
+
+t.test('connectBroker: a reset before the broker answers our TLS hello is an outage (UPLINK_CONNECT); a refused certificate is TLS_REJECTED', async t => {
+  // The reset happens as the proxy accepts (its 'reset' mode), as during a network outage; the
+  // message Node gives can be the same as for a broker hanging up on our certificate.
+  const broker = await startEmbeddedBroker({ tls: { ca: ca.certPem, cert: servers.main.certPem, key: servers.main.keyPem } })
+  t.teardown(async () => { await broker.close() })
+  const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port: broker.port } })
+  t.teardown(async () => { await proxy.close() })
+  const attempt = async (url: string, cert: PemPair): Promise<unknown> => {
+    const err = await connectBroker(parseBrokerUrl(url), () => ({ ca: ca.certPem, cert: cert.certPem, key: cert.keyPem }), { clientId: 'gw', protocolVersion: 4, timeoutMs: 3000 })
+      .then(() => undefined, (e: unknown) => e)
+    return (err as { code?: unknown } | undefined)?.code
+  }
+  proxy.setMode('reset')
+  for (let i = 0; i < 5; i++) t.equal(await attempt(proxy.url('mqtts'), clients.good), 'EDGEFWD_ERR_UPLINK_CONNECT', `reset by the network (${i + 1})`)
+  // A peer that reads our hello and hangs up without a word (as the chaos proxy does when the
+  // broker behind it is down): Node then says "disconnected before secure TLS connection was
+  // established", exactly as when aedes refuses a certificate under TLS 1.2.
+  const silent = createServer(s => { s.on('error', () => {}); s.once('data', () => { s.destroy() }) })
+  await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { await new Promise(resolve => silent.close(resolve)) })
+  const silentUrl = `mqtts://127.0.0.1:${(silent.address() as AddressInfo).port}`
+  t.equal(await attempt(silentUrl, clients.good), 'EDGEFWD_ERR_UPLINK_CONNECT', 'closed after our hello, before any answer: not a certificate refusal')
+  proxy.setMode('pass')
+  t.equal(await attempt(proxy.url('mqtts'), clients.otherCa), 'EDGEFWD_ERR_TLS_REJECTED', 'the broker refused our certificate')
 })

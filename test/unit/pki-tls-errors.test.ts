@@ -88,6 +88,10 @@ t.test('a Node broker (aedes) refusing our certificate: no alert, only a close',
   t.ok(isEdgefwdError(classifyTlsError(tls12, { url, files }), 'EDGEFWD_ERR_TLS_REJECTED'), 'TLS 1.2: reset during the handshake')
   t.match(classifyTlsError(tls12, { url })?.message, /during the TLS handshake: it most likely refused our client certificate$/)
 
+  t.ok(isEdgefwdError(classifyTlsError(tls12, { url, serverAnswered: true }), 'EDGEFWD_ERR_TLS_REJECTED'), 'the server had answered our hello')
+  t.equal(classifyTlsError(tls12, { url, serverAnswered: false }), undefined,
+    'reset before the server answered: the network or a proxy (an outage), not a refusal of a certificate the broker never received')
+
   const closed = classifyTlsError(undefined, { url, files, handshakeDone: true })
   t.ok(isEdgefwdError(closed, 'EDGEFWD_ERR_TLS_REJECTED'), 'TLS 1.3: a bare close after the handshake, before CONNACK')
   t.match(closed?.message, /right after the TLS handshake, before CONNACK/)
