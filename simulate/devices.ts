@@ -23,8 +23,9 @@
  *
  * The device's outgoing ring (`queue`, in seq order, at most MAX_QUEUED entries):
  * - with acks: an event stays until an ack with seq ≥ its seq arrives (PROTOCOL.md §4). On every
- *   new connection the whole ring is written again in seq order; entries written before count as
- *   `resent`. Events produced while disconnected wait in the ring.
+ *   new connection the whole ring is written again in seq order, and so it is when written events
+ *   got no ack for ACK_TIMEOUT_MS; entries written before count as `resent`. Events produced while
+ *   disconnected wait in the ring.
  * - without acks: an entry leaves the ring once written to the socket. Events produced while not
  *   connected are lost (`dropped`), as are entries still unwritten when the connection drops.
  * - full: the oldest entry is dropped and counted in `dropped` (a device's ring buffer).
@@ -120,6 +121,14 @@ export const MAX_QUEUED = 10000
 const RECONNECT_MIN_MS = 200
 const RECONNECT_MAX_MS = 2000
 const CONNECT_TIMEOUT_MS = 2000
+/**
+ * A device with acks that has written events and heard no ack for this long writes its unacked
+ * events again, on the same connection. The gateway acks only what it stored: an event it
+ * refused (a full store keeping higher priorities) is never acked, and when it is the device's
+ * last, no later ack covers it either.
+ */
+const ACK_TIMEOUT_MS = 2000
+const ACK_CHECK_MS = 250
 const SETTLE_POLL_MS = 25
 /** An ack frame is under 100 bytes; more than this without a 0x00 is garbage. */
 const MAX_ACK_PENDING = 4096
@@ -193,9 +202,23 @@ class TcpDevice implements SimDevice {
   private failures = 0
   private pending: Buffer = Buffer.alloc(0)
   private readonly counts = { sent: 0, resent: 0, acked: 0, dropped: 0, connects: 0, connectFailures: 0 }
+  /** The last ack that freed events, or the last (re)connect or resend. */
+  private lastProgress = performance.now()
+  private readonly ackTimer: NodeJS.Timeout | undefined
 
   constructor (readonly spec: DeviceSpec, readonly maker: EventMaker, private readonly target: { host: string, port: number }, private readonly jitter: () => number) {
     this.state = { kind: 'connecting', socket: this.dial() }
+    if (spec.acks) this.ackTimer = setInterval(() => { this.resendIfUnacked() }, ACK_CHECK_MS)
+  }
+
+  /** No ack for ACK_TIMEOUT_MS although events were written: write the unacked ones again. */
+  private resendIfUnacked (): void {
+    const st = this.state
+    if (st.kind !== 'online' || st.blocked || this.nextWrite === 0 || this.queue.length === 0) return
+    if (performance.now() - this.lastProgress < ACK_TIMEOUT_MS) return
+    this.lastProgress = performance.now()
+    this.nextWrite = 0
+    this.flush()
   }
 
   produce (): void {
@@ -219,6 +242,7 @@ class TcpDevice implements SimDevice {
   }
 
   async close (): Promise<void> {
+    clearInterval(this.ackTimer)
     const st = this.state
     this.state = { kind: 'closed' }
     if (st.kind === 'backoff') clearTimeout(st.timer)
@@ -243,6 +267,7 @@ class TcpDevice implements SimDevice {
       this.failures = 0
       this.counts.connects++
       this.state = { kind: 'online', socket: s, blocked: false }
+      this.lastProgress = performance.now()
       this.nextWrite = 0
       this.pending = Buffer.alloc(0)
       this.flush()
@@ -336,6 +361,7 @@ class TcpDevice implements SimDevice {
     if (!this.spec.acks) return
     let n = 0
     while (n < this.queue.length && (this.queue[n] as Outgoing).seq <= ack.seq) n++
+    if (n > 0) this.lastProgress = performance.now()
     this.removeFront(n, false)
   }
 }

@@ -227,6 +227,22 @@ t.test('acks: the server acks every 100 ms; settle() waits until nothing is unac
   t.equal(st.devices[0]?.connects, 1)
 })
 
+t.test('no ack for written events: after the ack timeout they are written again on the same connection', async (t) => {
+  // A gateway acks only what it stored; an event it refused (its store full of higher priorities)
+  // is never acked, and when it is the device's last, no later ack covers it.
+  const server = await startTcpServer(t)
+  const f = fleet(t, { devices: [spec('quiet-1', { acks: true, ratePerSecond: 20 })], tcp: { host: HOST, port: server.port }, random: seeded(7) })
+  await until('some events sent', () => f.stats().sent >= 5)
+  f.stopSending()
+  const last = f.stats().sent
+  await until('the last event written twice', () => server.events.filter(e => e.seq === last).length >= 2, 5000)
+  const st = f.stats()
+  t.ok(st.resent >= last, `every unacked event written again (${st.resent})`)
+  t.equal(st.devices[0]?.connects, 1, 'on the same connection')
+  server.setAcking(true)
+  t.equal(await f.settle(3000), 0, 'settled once acked')
+})
+
 t.test('reconnect + resend: after the server is killed and back, every unacked event arrives again', async (t) => {
   const server = await startTcpServer(t)
   server.setAcking(true)
