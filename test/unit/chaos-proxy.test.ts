@@ -228,10 +228,21 @@ t.test('delay: each direction waits the delay, and removing it takes effect at o
   t.throws(() => proxy.delay(-1), RangeError)
 })
 
+/** The TCP handle count once it has stopped changing (sockets of earlier tests close asynchronously). */
+async function settledTcpHandles (): Promise<number> {
+  let last = tcpHandles()
+  for (let i = 0; i < 40; i++) {
+    await sleep(50)
+    const now = tcpHandles()
+    if (now === last) return now
+    last = now
+  }
+  return last
+}
+
 t.test('close() destroys every socket and leaves no TCP handle', async t => {
   const echo = await startEcho(t)
-  await sleep(0)
-  const baseline = tcpHandles()
+  const baseline = await settledTcpHandles()
   const proxy = await startChaosProxy({ target: { host: HOST, port: echo.port } })
   const c = await connectClient(t, proxy.port)
   proxy.throttle(10_000)
