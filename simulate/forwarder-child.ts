@@ -2,7 +2,7 @@
  * The parent's handle on a forwarder process (forwarder-process.ts): start it and wait until it
  * is ready, watch its stats, stop it gracefully, or kill it as a power cut would.
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { ForwarderMessage, ForwarderStatsMessage } from './forwarder-process.js'
 
@@ -17,12 +17,38 @@ export interface ForwarderChild {
   stop: (timeoutMs?: number) => Promise<void>
 }
 
-const here = fileURLToPath(import.meta.url)
-// Under the test runner the sources run as .ts (its loader is inherited through execArgv).
-const entry = here.replace(/forwarder-child\.(ts|js)$/, (_m: string, ext: string) => `forwarder-process.${ext}`)
+/**
+ * In the single executable (scripts/build-sea.mjs defines it): the hidden first argument with
+ * which the binary runs runForwarderProcess (packaging/sea/entry.ts). Undeclared otherwise.
+ */
+declare const EDGEFWD_FORWARDER_COMMAND: string | undefined
+
+/**
+ * What fork() starts. fork(x) runs `process.execPath x ...`: a module file for node, and for the
+ * single executable (whose execPath is the binary, which ignores no argument) the hidden command.
+ * Under the test runner the sources run as .ts (its loader is inherited through execArgv).
+ */
+function forwarderEntry (): string {
+  if (typeof EDGEFWD_FORWARDER_COMMAND === 'string') return EDGEFWD_FORWARDER_COMMAND
+  const here = fileURLToPath(import.meta.url)
+  return here.replace(/forwarder-child\.(ts|js)$/, (_m: string, ext: string) => `forwarder-process-main.${ext}`)
+}
+
+/**
+ * EDGEFWD_SIMULATE_EXEC_PREFIX, when set, is a command put in front of the executable, such as
+ * `qemu-aarch64-static`: an arm binary run under qemu-user on another architecture, without
+ * binfmt_misc, could not otherwise start a second copy of itself.
+ */
+function startProcess (args: string[]): ChildProcess {
+  const stdio: StdioOptions = ['ignore', 'ignore', 'pipe', 'ipc']
+  const prefix = (process.env.EDGEFWD_SIMULATE_EXEC_PREFIX ?? '').split(/\s+/).filter(word => word !== '')
+  const [command, ...prefixArgs] = prefix
+  if (command === undefined) return fork(forwarderEntry(), args, { stdio })
+  return spawn(command, [...prefixArgs, process.execPath, ...process.execArgv, forwarderEntry(), ...args], { stdio })
+}
 
 export async function startForwarderChild (options: { configFile: string, logFile: string, readyTimeoutMs?: number }): Promise<ForwarderChild> {
-  const child: ChildProcess = fork(entry, ['--config', options.configFile, '--log', options.logFile], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+  const child = startProcess(['--config', options.configFile, '--log', options.logFile])
   let latest: ForwarderStatsMessage | undefined
   let exited = false
   let stderr = ''

@@ -7,7 +7,8 @@
  *   { type: 'failed', message }        when the start failed (then it exits 1)
  * The parent sends { type: 'stop' } for a graceful stop (exit 0 when done); SIGTERM does the same.
  *
- * Started by forwarder-child.ts with `fork(this file, ['--config', FILE, '--log', FILE])`.
+ * forwarder-child.ts starts it with `fork(forwarder-process-main, ['--config', FILE, '--log', FILE])`,
+ * or, in the single executable, as the binary itself with a hidden first argument (see there).
  */
 import { createWriteStream } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -29,8 +30,8 @@ function send (message: ForwarderMessage): void {
   if (process.connected) process.send?.(message)
 }
 
-async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: 'string' }, log: { type: 'string' } } })
+async function main (args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, log: { type: 'string' } } })
   if (values.config === undefined || values.log === undefined) throw new Error('usage: forwarder-process --config FILE --log FILE')
   const config = await loadConfig({ file: values.config, env: {}, overrides: [] })
   const out = createWriteStream(values.log, { flags: 'a' })
@@ -58,8 +59,11 @@ async function main (): Promise<void> {
   process.on('disconnect', stop)
 }
 
-main().catch((err: unknown) => {
-  send({ type: 'failed', message: err instanceof Error ? err.message : String(err) })
-  process.exitCode = 1
-  setTimeout(() => { process.exit(1) }, 100).unref()
-})
+/** Runs the forwarder process with these arguments (`--config FILE --log FILE`) until told to stop. */
+export function runForwarderProcess (args: string[]): void {
+  main(args).catch((err: unknown) => {
+    send({ type: 'failed', message: err instanceof Error ? err.message : String(err) })
+    process.exitCode = 1
+    setTimeout(() => { process.exit(1) }, 100).unref()
+  })
+}

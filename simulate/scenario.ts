@@ -91,11 +91,19 @@ export class ScenarioError extends Error {
 }
 
 /**
+ * The built-in scenarios' text by name, put into the single-executable bundle by
+ * scripts/build-sea.mjs (esbuild `define`), where there is no source tree to read them from.
+ * Undeclared everywhere else.
+ */
+declare const EDGEFWD_SCENARIOS: Readonly<Record<string, string>> | undefined
+const EMBEDDED: Readonly<Record<string, string>> | undefined = typeof EDGEFWD_SCENARIOS === 'object' ? EDGEFWD_SCENARIOS : undefined
+
+/**
  * simulate/scenarios in the source tree. Compiled code runs from dist/simulate/, where the YAML
  * files are not copied, so when there is no `scenarios` directory next to this module the one at
  * ../../simulate/scenarios (the repository's, seen from dist/simulate/) is used.
  */
-export const SCENARIO_DIR: string = findScenarioDir()
+export const SCENARIO_DIR: string = EMBEDDED === undefined ? findScenarioDir() : '(built in)'
 
 function findScenarioDir (): string {
   const beside = fileURLToPath(new URL('./scenarios/', import.meta.url))
@@ -107,6 +115,7 @@ function findScenarioDir (): string {
 const EXTENSIONS = ['.yaml', '.yml', '.json']
 
 export function scenarioNames (): string[] {
+  if (EMBEDDED !== undefined) return Object.keys(EMBEDDED).sort()
   const names = new Set<string>()
   for (const file of readdirSync(SCENARIO_DIR)) {
     const ext = extname(file)
@@ -118,11 +127,13 @@ export function scenarioNames (): string[] {
 /** A bare name is SCENARIO_DIR/<name>.yaml|.yml|.json; a path (has a '/' or an extension) is read as is. */
 export async function loadScenario (nameOrFile: string): Promise<Scenario> {
   const isPath = /[\\/]/.test(nameOrFile) || EXTENSIONS.includes(extname(nameOrFile))
+  const embedded = !isPath && EMBEDDED !== undefined && Object.hasOwn(EMBEDDED, nameOrFile) ? EMBEDDED[nameOrFile] : undefined
+  if (embedded !== undefined) return parseScenario(embedded, `${nameOrFile} (built in)`)
   let file: string | undefined
   if (isPath) {
     file = resolve(nameOrFile)
   } else {
-    file = EXTENSIONS.map(ext => resolve(SCENARIO_DIR, nameOrFile + ext)).find(f => existsSync(f))
+    file = EMBEDDED === undefined ? EXTENSIONS.map(ext => resolve(SCENARIO_DIR, nameOrFile + ext)).find(f => existsSync(f)) : undefined
     if (file === undefined) {
       throw new ScenarioError(nameOrFile, [`${nameOrFile}: no such scenario; the scenarios are ${scenarioNames().join(', ')} (or give a file path)`])
     }

@@ -8,11 +8,15 @@ import { fileURLToPath } from 'node:url'
 
 let cached: string | undefined
 
+/** Set by the single-executable build (scripts/build-sea.mjs, esbuild `define`); undeclared otherwise. */
+declare const EDGEFWD_VERSION: string | undefined
+
 /**
  * Walks up from this module to the nearest package.json named "edgefwd": the module sits at a
  * different depth in src/ (tests) and in dist/src/ (the built bin).
  */
 export function packageVersion (): string {
+  if (typeof EDGEFWD_VERSION === 'string') return EDGEFWD_VERSION
   cached ??= findVersion(dirname(fileURLToPath(import.meta.url)))
   return cached
 }
