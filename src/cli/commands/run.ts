@@ -18,6 +18,10 @@ export const runCommand = defineCommand({
     'then batches in flight get uplink.stopTimeout for their PUBACKs, the rest stay in the store;',
     'a second signal stops at once. Exit 0 after a stop, 78 on an invalid configuration, 1 when',
     'the start fails (store, TLS material).',
+    '',
+    'Under systemd (NOTIFY_SOCKET set, a Type=notify unit) it reports READY=1 once running,',
+    'STOPPING=1 on the first stop signal and WATCHDOG=1 every WATCHDOG_USEC/2, through the',
+    'systemd-notify program (the unit needs NotifyAccess=all; see docs/systemd.md).',
   ].join('\n'),
   options: {
     config: { type: 'string', short: 'c', valueName: 'FILE', description: 'the configuration file (YAML or JSON)' },
@@ -28,8 +32,8 @@ export const runCommand = defineCommand({
     if (values.config !== undefined && positional !== undefined) throw new EdgefwdError('EDGEFWD_ERR_USAGE', 'run: give the configuration file once, as FILE or --config FILE')
     const signals = io.signals
     if (signals === undefined) throw new EdgefwdError('EDGEFWD_ERR_USAGE', 'run needs process signals (run it from the edgefwd executable)')
-    const [{ loadConfig }, { createLogger }, { Forwarder: ForwarderClass }] = await Promise.all([
-      import('../../config/index.js'), import('../../observe/log.js'), import('../../forwarder.js')
+    const [{ loadConfig }, { createLogger, childLogger }, { createSystemdNotifier }, { Forwarder: ForwarderClass }] = await Promise.all([
+      import('../../config/index.js'), import('../../observe/log.js'), import('../../observe/systemd-notify.js'), import('../../forwarder.js')
     ])
     let config
     try {
@@ -40,6 +44,7 @@ export const runCommand = defineCommand({
       return ExitCode.configInvalid
     }
     const logger = createLogger({ level: config.log.level, redact: [...config.log.redact], destination: io.stdout as pino.DestinationStream })
+    const systemd = createSystemdNotifier({ env, logger: childLogger(logger, 'systemd') })
     let signalsSeen = 0
     let stop: () => void = () => {}
     const stopped = new Promise<void>(resolve => { stop = resolve })
@@ -47,7 +52,7 @@ export const runCommand = defineCommand({
     const onStop = (signal: string) => () => {
       signalsSeen++
       logger.info({ signal }, signalsSeen === 1 ? 'stop requested' : 'second stop signal: stopping now')
-      if (signalsSeen === 1) stop()
+      if (signalsSeen === 1) { systemd.stopping(`stopping on ${signal}`); stop() }
       else void forwarder?.stopNow().then(() => { stop() })
     }
     const offs = [
@@ -60,6 +65,7 @@ export const runCommand = defineCommand({
     try {
       forwarder = await ForwarderClass.start(config, { logger, env, version: packageVersion() })
       if (signalsSeen > 0) stop()
+      else systemd.ready(`listening on ${forwarder.listening.length === 0 ? 'nothing' : forwarder.listening.join(', ')}; delivering to ${config.uplink.url ?? '?'}`)
       await stopped
       await forwarder.stop()
       return ExitCode.ok
@@ -75,6 +81,7 @@ export const runCommand = defineCommand({
       throw err
     } finally {
       clearInterval(keepAlive)
+      systemd.close()
       for (const off of offs) off()
     }
   },
