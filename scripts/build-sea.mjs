@@ -166,6 +166,16 @@ async function bundleFor (outfile, { node, addon }) {
           loader: 'js',
           resolveDir: root
         }))
+        // zod re-exports all of its ~60 locales (`z.locales`), ~16 ms of every start; edgefwd's
+        // messages are its own or zod's English ones, so the bundle keeps only `en`.
+        b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, args => args.importer.includes(`${sep}zod${sep}`)
+          ? { path: join(dirname(args.importer), '../locales/index.js'), namespace: 'edgefwd-zod-locales' }
+          : undefined)
+        b.onLoad({ filter: /.*/, namespace: 'edgefwd-zod-locales' }, args => ({
+          contents: `export { default as en } from ${JSON.stringify(join(dirname(args.path), 'en.js'))}`,
+          loader: 'js',
+          resolveDir: dirname(args.path)
+        }))
         const absent = new RegExp(`^(${ABSENT_PACKAGES.join('|')})$`)
         b.onResolve({ filter: absent }, args => ({ path: args.path, namespace: 'edgefwd-absent' }))
         b.onLoad({ filter: /.*/, namespace: 'edgefwd-absent' }, args => ({

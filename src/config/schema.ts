@@ -11,6 +11,11 @@ import { checkedSection, duration, section, size } from './fields.js'
 import { defaultGatewayId, GATEWAY_ID_MAX_LENGTH, GATEWAY_ID_PATTERN } from './gateway-id.js'
 import { formatSize } from './units.js'
 
+// A configuration is parsed once per process: zod's default of compiling a parser for each
+// object schema (new Function) costs more than it saves, and is code generation a hardened
+// runtime should not need.
+z.config({ jitless: true })
+
 const KiB = 1024
 const MiB = 1024 * KiB
 

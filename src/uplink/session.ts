@@ -174,6 +174,9 @@ export class Uplink {
 
   private async run (): Promise<void> {
     const signal = this.abort.signal
+    // The first attempt's set-up (TLS context, MQTT client) costs tens of ms of a cold start: let
+    // the caller finish starting first (listeners open, systemd told READY=1).
+    await new Promise<void>(resolve => { setImmediate(resolve) })
     while (!this.stopping()) {
       try {
         const { client, window } = await pRetry(async () => await this.connectOnce(), {
