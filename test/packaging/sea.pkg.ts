@@ -1,0 +1,159 @@
+/**
+ * The linux-x64 single executable made by `npm run build:sea`, run as an operator would: copied
+ * into an empty directory outside the repository, with an environment that has no node on PATH
+ * and no node_modules anywhere above it. Every command works from it: --version, config check,
+ * certs (it makes the PKI for the rest), run and sink against Mosquitto over mutual TLS, and
+ * simulate. SHA256SUMS matches the files, and the .xz copy is the binary.
+ *
+ * Run by `npm run test:package` after build:sea (not part of npm test: the build takes minutes).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { createConnection, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { startMosquitto } from '../helpers/mosquitto.js'
+
+const dist = fileURLToPath(new URL('../../dist/', import.meta.url))
+const BIN = join(dist, 'edgefwd-linux-x64')
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build:sea first (npm run test:package does)`)
+
+const root = mkdtempSync(join(tmpdir(), 'edgefwd-sea-'))
+t.teardown(() => { rmSync(root, { recursive: true, force: true }) })
+const exe = join(root, 'edgefwd')
+copyFileSync(BIN, exe)
+for (const dir of ['bin', 'home', 'tmp']) mkdirSync(join(root, dir))
+/** The whole environment of every run: PATH has an empty directory only, so there is no node. */
+const env: NodeJS.ProcessEnv = { PATH: join(root, 'bin'), HOME: join(root, 'home'), TMPDIR: join(root, 'tmp'), LANG: 'C.UTF-8' }
+
+interface Result { code: number | null, stdout: string, stderr: string }
+
+function edgefwd (args: string[], timeoutMs = 60_000): Result {
+  const r = spawnSync(exe, args, { cwd: root, env, encoding: 'utf8', timeout: timeoutMs })
+  if (r.error !== undefined) throw r.error
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+function sha256 (bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+async function waitFor (what: string, cond: () => boolean, ms = 30_000): Promise<void> {
+  const until = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
+interface Running { child: ChildProcess, out: () => string, err: () => string, exited: Promise<number | null> }
+
+function start (args: string[]): Running {
+  const child = spawn(exe, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout?.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  child.stderr?.on('data', (chunk: Buffer) => { err += chunk.toString() })
+  const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
+  return { child, out: () => out, err: () => err, exited }
+}
+
+t.test('SHA256SUMS names every binary and .xz copy with its hash, and the x64 .xz is the binary', async t => {
+  const lines = readFileSync(join(dist, 'SHA256SUMS'), 'utf8').trim().split('\n')
+  const listed = new Map(lines.map(line => { const [hash, file] = line.split(/ {2}/); return [file, hash] }))
+  const present = readdirSync(dist).filter(f => /^edgefwd-linux-[a-z0-9]+(\.xz)?$/.test(f)).sort()
+  t.same([...listed.keys()].sort(), present, 'exactly the binaries and their .xz copies')
+  t.ok(present.includes('edgefwd-linux-x64.xz'))
+  for (const [file, hash] of listed) t.equal(sha256(readFileSync(join(dist, file ?? ''))), hash, `${file ?? ''} matches`)
+  const unpacked = spawnSync('xz', ['-dc', `${BIN}.xz`], { maxBuffer: 512 << 20 })
+  t.equal(unpacked.status, 0)
+  t.equal(sha256(unpacked.stdout), sha256(readFileSync(BIN)))
+})
+
+t.test('it runs with no node on PATH and no node_modules: --version, help, config check', async t => {
+  t.not(spawnSync('/bin/sh', ['-c', 'command -v node'], { env }).status, 0, 'the environment has no node')
+  const version = edgefwd(['--version'])
+  t.same(version, { code: 0, stdout: `${VERSION}\n`, stderr: '' })
+  const help = edgefwd(['--help'])
+  t.equal(help.code, 0)
+  for (const command of ['run', 'sink', 'simulate', 'certs', 'config']) t.match(help.stdout, new RegExp(`\\n\\s+${command}\\b`), `help lists ${command}`)
+
+  writeFileSync(join(root, 'good.yaml'), 'gateway: { id: gw-sea }\nstore: { path: ./store, capacity: 8MiB }\n')
+  t.same(edgefwd(['config', 'check', 'good.yaml']), { code: 0, stdout: 'ok\n', stderr: '' })
+  writeFileSync(join(root, 'bad.yaml'), 'store: { capacity: lots }\n')
+  const bad = edgefwd(['config', 'check', 'bad.yaml'])
+  t.equal(bad.code, 1)
+  t.match(bad.stdout + bad.stderr, /store\.capacity/, 'names the key')
+})
+
+t.test('certs, run and sink from the binary against Mosquitto over mutual TLS', async t => {
+  const pki = join(root, 'pki')
+  t.equal(edgefwd(['certs', 'init-ca', '--out', pki]).code, 0)
+  t.equal(edgefwd(['certs', 'issue', '--ca', pki, '--server', 'localhost', '--san', '127.0.0.1']).code, 0)
+  t.equal(edgefwd(['certs', 'issue', '--ca', pki, '--client', 'gw-sea']).code, 0)
+  t.equal(edgefwd(['certs', 'issue', '--ca', pki, '--client', 'sink-sea']).code, 0)
+  const pem = (name: string): string => readFileSync(join(pki, name), 'utf8')
+  const brokerDir = join(root, 'broker')
+  mkdirSync(brokerDir)
+  const broker = await startMosquitto({ dir: brokerDir, ca: pem('ca.crt'), cert: pem('localhost.crt'), key: pem('localhost.key') })
+  t.teardown(() => broker.stop())
+
+  const port = await freePort()
+  writeFileSync(join(root, 'gw.yaml'), [
+    'gateway: { id: gw-sea }',
+    'store: { path: ./gw-store, capacity: 8MiB }',
+    `tls: { ca: ${join(pki, 'ca.crt')}, cert: ${join(pki, 'gw-sea.crt')}, key: ${join(pki, 'gw-sea.key')} }`,
+    `uplink: { url: "${broker.url}", stopTimeout: 3s }`,
+    `ingest: { tcp: [{ address: 127.0.0.1, port: ${port}, format: jsonl }] }`,
+  ].join('\n'))
+  writeFileSync(join(root, 'sink.yaml'), [
+    `tls: { ca: ${join(pki, 'ca.crt')}, cert: ${join(pki, 'sink-sea.crt')}, key: ${join(pki, 'sink-sea.key')} }`,
+    `uplink: { url: "${broker.url}" }`,
+    'sink: { clientId: sink-sea }',
+  ].join('\n'))
+
+  const events = join(root, 'events.jsonl')
+  const sink = start(['sink', 'sink.yaml', '--verify', '--out', events, '--until-idle', '4s'])
+  t.teardown(() => { sink.child.kill('SIGKILL') })
+  await waitFor('the sink to subscribe', () => sink.err().includes('subscribed to'))
+  const forwarder = start(['run', '--config', 'gw.yaml'])
+  t.teardown(() => { forwarder.child.kill('SIGKILL') })
+  await waitFor('the forwarder to run', () => forwarder.out().includes('running: listening on'))
+
+  const device = createConnection({ host: '127.0.0.1', port })
+  await new Promise<void>((resolve, reject) => { device.once('connect', resolve); device.once('error', reject) })
+  const COUNT = 50
+  for (let seq = 1; seq <= COUNT; seq++) device.write(`${JSON.stringify({ id: 'dev-sea', seq, s: 'temp', v: 20 + seq / 10 })}\n`)
+  device.end()
+  const written = (): number => existsSync(events) ? readFileSync(events, 'utf8').split('\n').filter(l => l !== '').length : 0
+  await waitFor(`${COUNT} events at the sink`, () => written() >= COUNT)
+
+  forwarder.child.kill('SIGTERM')
+  t.equal(await forwarder.exited, 0, 'run stops cleanly on SIGTERM')
+  t.equal(await sink.exited, 0, 'the sink stops after --until-idle')
+  t.match(sink.err(), `delivered ${COUNT}, duplicates 0`)
+  t.match(sink.err(), 'unexplained missing 0')
+  const first = JSON.parse(readFileSync(events, 'utf8').split('\n')[0] ?? '') as Record<string, unknown>
+  t.match(first, { gateway: 'gw-sea', deviceId: 'dev-sea', deviceSeq: 1, stream: 'temp' })
+  t.ok(readdirSync(join(root, 'home', '.cache', 'edgefwd')).some(f => /^leveldb-[0-9a-f]{16}\.node$/.test(f)), 'the addon was extracted to ~/.cache/edgefwd')
+})
+
+t.test('simulate, the default scenario shortened, passes from the binary', async t => {
+  const r = edgefwd(['simulate', '--scenario', 'default', '--duration', '10s', '--json'], 120_000)
+  const summary = JSON.parse(r.stdout) as { verdict: { ok: boolean, reasons: string[] }, scenario: { source: string } }
+  t.same(summary.verdict, { ok: true, reasons: [] })
+  t.equal(summary.scenario.source, 'default (built in)', 'the scenario embedded in the binary')
+  t.equal(r.code, 0, r.code === 0 ? 'exit 0' : r.stderr.slice(-2000))
+})
