@@ -78,7 +78,8 @@ async function buildTarget (name, target) {
     main: relative(dir, bundle),
     output: relative(dir, blob),
     disableExperimentalSEAWarning: true,
-    ...(hasAssets ? { useSnapshot: false, useCodeCache: true, assets: { [ADDON_ASSET]: join(root, target.addon) } } : {})
+    ...(hasAssets ? { useSnapshot: false, useCodeCache: true, assets: { [ADDON_ASSET]: join(root, target.addon) } } : {}),
+    ...(target.execArgv !== undefined && major >= 24 ? { execArgv: target.execArgv } : {})
   }
   writeFileSync(join(dir, 'sea-config.json'), JSON.stringify(config, null, 2))
   exec(...run(node, ['--experimental-sea-config', 'sea-config.json']), { cwd: dir })

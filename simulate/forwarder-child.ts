@@ -41,10 +41,13 @@ function forwarderEntry (): string {
  */
 function startProcess (args: string[]): ChildProcess {
   const stdio: StdioOptions = ['ignore', 'ignore', 'pipe', 'ipc']
+  // The single executable applies its own Node options (its build's execArgv) and would take
+  // any passed on the command line for its own arguments.
+  const execArgv = typeof EDGEFWD_FORWARDER_COMMAND === 'string' ? [] : process.execArgv
   const prefix = (process.env.EDGEFWD_SIMULATE_EXEC_PREFIX ?? '').split(/\s+/).filter(word => word !== '')
   const [command, ...prefixArgs] = prefix
-  if (command === undefined) return fork(forwarderEntry(), args, { stdio })
-  return spawn(command, [...prefixArgs, process.execPath, ...process.execArgv, forwarderEntry(), ...args], { stdio })
+  if (command === undefined) return fork(forwarderEntry(), args, { stdio, execArgv })
+  return spawn(command, [...prefixArgs, process.execPath, ...execArgv, forwarderEntry(), ...args], { stdio })
 }
 
 export async function startForwarderChild (options: { configFile: string, logFile: string, readyTimeoutMs?: number }): Promise<ForwarderChild> {
