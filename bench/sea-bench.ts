@@ -36,7 +36,8 @@
  *
  * Environment: BENCH_RUNS (start-up runs, 7), BENCH_VERSION_RUNS (10), BENCH_IDLE_S (30),
  * BENCH_LOAD_S (30), BENCH_RATE (10000 events/s), BENCH_RCVBUF (ingest.udp.receiveBufferSize in
- * bytes; unset = the kernel's default, net.core.rmem_default).
+ * bytes; unset = the kernel's default, net.core.rmem_default), BENCH_NODE_OPTIONS (NODE_OPTIONS of
+ * the forwarder only, e.g. --max-old-space-size=48 to tell a leak from a lazily collected heap).
  *
  * The machine's load average is printed with the figures: start-up times and UDP drops depend on
  * what else is running.
@@ -441,6 +442,8 @@ async function main (): Promise<void> {
     }, null, 2))
     // Only this NOTIFY_SOCKET: none inherited from a systemd the bench itself may run under.
     const env: NodeJS.ProcessEnv = { ...process.env, NOTIFY_SOCKET: notify.socket }
+    // BENCH_NODE_OPTIONS: Node options for the forwarder alone (e.g. a heap limit), not the bench.
+    if (process.env.BENCH_NODE_OPTIONS !== undefined) env.NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS
     for (const k of ['WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID']) delete env[k]
 
     await startup(config, env, notify)
