@@ -1,6 +1,6 @@
 /**
  * `edgefwd run` (the built executable) under a stand-in for systemd: a python3 receiver bound to a
- * unix datagram socket plays the manager's end of NOTIFY_SOCKET, and the real systemd-notify
+ * unix datagram socket (bench/lib/notify-receiver.ts, which bench:sea uses too) plays the manager's end of NOTIFY_SOCKET, and the real systemd-notify
  * carries the messages. The receiver closes every file descriptor it is passed (SCM_RIGHTS): that
  * is how systemd-notify's BARRIER=1 wait completes, as it does against systemd itself.
  * Then the failures the forwarder must survive: no systemd-notify on PATH, nobody on the socket.
@@ -11,29 +11,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
+import { startNotifyReceiver } from '../../bench/lib/notify-receiver.js'
 import { assertBuilt, distRoot } from '../helpers/built.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
 
 const WARN = 40
 const ca = makeCa()
 const client = makeClient(ca, { commonName: 'gw-systemd' })
-
-/** Prints "LISTENING", then each datagram as a JSON string on its own line; closes passed fds. */
-const RECEIVER = `
-import array, json, os, socket, sys
-sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-sock.bind(sys.argv[1])
-print(json.dumps('LISTENING'), flush=True)
-while True:
-    data, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(64 * 4))
-    for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds = array.array('i')
-            fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
-            for fd in fds:
-                os.close(fd)
-    print(json.dumps(data.decode('utf-8', 'replace')), flush=True)
-`
 
 async function waitFor (what: string, cond: () => boolean, ms = 30_000): Promise<void> {
   const until = Date.now() + ms
@@ -73,15 +57,12 @@ function startChild (t: Test, command: string, args: string[], env: NodeJS.Proce
 }
 
 /** The manager's end of NOTIFY_SOCKET, at a short path (sun_path holds 108 bytes) removed in the teardown. */
-async function startReceiver (t: Test): Promise<{ socket: string, datagrams: string[] }> {
+async function startReceiver (t: Test): Promise<{ socket: string, texts: () => string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'edgefwd-sd-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-  const socket = join(dir, 'notify.sock')
-  const receiver = startChild(t, 'python3', ['-c', RECEIVER, socket], process.env)
-  const lines = jsonLines<string>(receiver.child)
-  await waitFor(`the receiver to bind (${receiver.stderr()})`, () => lines[0] === 'LISTENING', 10_000)
-  lines.shift()
-  return { socket, datagrams: lines }
+  const receiver = await startNotifyReceiver(dir)
+  t.teardown(async () => { await receiver.close() })
+  return { socket: receiver.socket, texts: () => receiver.datagrams.map(d => d.text) }
 }
 
 type LogLine = Record<string, unknown> & { level: number, msg: string }
@@ -114,25 +95,25 @@ const systemdWarnings = (lines: LogLine[]): LogLine[] => lines.filter(l => l.mod
 
 t.test('the real systemd-notify: READY=1 once running, WATCHDOG=1 every WATCHDOG_USEC/2, STOPPING=1 on SIGTERM', async t => {
   assertBuilt()
-  const { socket, datagrams } = await startReceiver(t)
+  const { socket, texts } = await startReceiver(t)
   const fwd = startForwarder(t, { NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000' })
 
-  await waitFor(`READY=1 (stderr: ${fwd.stderr()})`, () => datagrams.some(d => d.startsWith('READY=1')))
+  await waitFor(`READY=1 (stderr: ${fwd.stderr()})`, () => texts().some(d => d.startsWith('READY=1')))
   await waitFor('the running line', () => running(fwd.lines) !== undefined)
-  const ready = datagrams.find(d => d.startsWith('READY=1')) ?? ''
+  const ready = texts().find(d => d.startsWith('READY=1')) ?? ''
   const listening = (running(fwd.lines)?.listening as string[] | undefined)?.[0] ?? 'none'
   t.match(listening, /^tcp 127\.0\.0\.1:\d+$/)
   // The port is chosen by the OS during the start: a STATUS= naming it was sent after the start.
   t.equal(ready, `READY=1\nSTATUS=listening on ${listening}; delivering to mqtts://127.0.0.1:1\nWATCHDOG=1`)
   t.match(fwd.lines.find(l => l.module === 'systemd'), { msg: 'systemd watchdog: WATCHDOG=1 every 200 ms', intervalMs: 200 })
 
-  await waitFor('three watchdog pings after READY=1', () => datagrams.filter(d => d === 'WATCHDOG=1').length >= 3, 15_000)
-  t.equal(datagrams.indexOf(ready), datagrams.findIndex(d => d.includes('WATCHDOG=1')), 'nothing before READY=1')
-  t.ok(datagrams.filter(d => d === 'BARRIER=1').length >= 4, 'systemd-notify waited for each message to be processed (BARRIER=1)')
+  await waitFor('three watchdog pings after READY=1', () => texts().filter(d => d === 'WATCHDOG=1').length >= 3, 15_000)
+  t.equal(texts().indexOf(ready), texts().findIndex(d => d.includes('WATCHDOG=1')), 'nothing before READY=1')
+  t.ok(texts().filter(d => d === 'BARRIER=1').length >= 4, 'systemd-notify waited for each message to be processed (BARRIER=1)')
 
   fwd.child.kill('SIGTERM')
-  await waitFor('STOPPING=1', () => datagrams.some(d => d.startsWith('STOPPING=1')), 15_000)
-  t.equal(datagrams.find(d => d.startsWith('STOPPING=1')), 'STOPPING=1\nSTATUS=stopping on SIGTERM')
+  await waitFor('STOPPING=1', () => texts().some(d => d.startsWith('STOPPING=1')), 15_000)
+  t.equal(texts().find(d => d.startsWith('STOPPING=1')), 'STOPPING=1\nSTATUS=stopping on SIGTERM')
   t.equal(await fwd.exited, 0, `exit 0 on SIGTERM ${fwd.stderr()}`)
   t.ok(fwd.lines.some(l => l.msg === 'edgefwd stopped'))
   t.same(systemdWarnings(fwd.lines).filter(l => !l.msg.includes('ping skipped')), [], 'systemd-notify never failed')
@@ -140,7 +121,7 @@ t.test('the real systemd-notify: READY=1 once running, WATCHDOG=1 every WATCHDOG
 
 t.test('no systemd-notify on PATH: the forwarder runs, stops with exit 0, and says why systemd hears nothing', async t => {
   assertBuilt()
-  const { socket, datagrams } = await startReceiver(t)
+  const { socket, texts } = await startReceiver(t)
   const emptyBin = t.testdir()
   const fwd = startForwarder(t, { NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000', PATH: emptyBin })
   await waitFor(`the running line (stderr: ${fwd.stderr()})`, () => running(fwd.lines) !== undefined)
@@ -152,7 +133,7 @@ t.test('no systemd-notify on PATH: the forwarder runs, stops with exit 0, and sa
   t.match(warnings[0], { message: 'READY=1', msg: `systemd-notify not found (PATH=${emptyBin}): systemd gets no READY=1 or WATCHDOG=1` })
   fwd.child.kill('SIGTERM')
   t.equal(await fwd.exited, 0, fwd.stderr())
-  t.same(datagrams, [], 'nothing reached the socket')
+  t.same(texts(), [], 'nothing reached the socket')
 })
 
 t.test('nobody on NOTIFY_SOCKET: systemd-notify fails, the warning quotes it, the forwarder runs on', async t => {
