@@ -195,11 +195,6 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
         url: proxy.url('mqtts'),
         mqttVersion: '3.1.1',
         pubackTimeout: scenario.uplink.pubackTimeoutMs ?? 3000,
-        // Batches in flight cannot be evicted. With the default 8 × 128 KiB in flight, a small
-        // store (a shortened scenario's is 64 KiB) can be leased whole during a blackhole, and
-        // the only room left for a new critical event is an older critical one. Batches of at
-        // most 1/16 of the store keep the 8 in flight to half of it.
-        batch: { maxBytes: Math.max(4096, Math.min(128 * 1024, Math.floor(scenario.storeCapacityBytes / 16))) },
         connectTimeout: 3000,
         keepalive: 5000,
         backoff: { initial: 200, max: 2000, refusedMin: 1000 },

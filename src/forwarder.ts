@@ -55,7 +55,12 @@ export class Forwarder {
       const tls = await TlsMaterialSource.open(tlsSourceOptions(config.tls), { logger: childLogger(logger, 'tls'), env: deps.env })
       closing.unshift(async () => { await tls.close() })
       const batchSeq = BatchSequence.open(config.uplink.batchSeqFile ?? join(dirname(resolve(config.store.path)), 'batch-seq.json'))
-      const uplink = new Uplink(store, uplinkOptions(config, { credentials: () => tls.current(), nextBatchSeq: () => batchSeq.next() }), childLogger(logger, 'uplink'))
+      const options = uplinkOptions(config, { credentials: () => tls.current(), nextBatchSeq: () => batchSeq.next() })
+      if (options.batch.maxBytes < config.uplink.batch.maxBytes) {
+        logger.info({ maxBytes: options.batch.maxBytes, configured: config.uplink.batch.maxBytes, window: config.uplink.window, capacity: config.store.capacity },
+          `uplink.batch.maxBytes lowered to ${options.batch.maxBytes}: ${config.uplink.window} batches in flight may hold at most half of store.capacity (events in flight cannot be evicted)`)
+      }
+      const uplink = new Uplink(store, options, childLogger(logger, 'uplink'))
       uplink.start()
       closing.unshift(async () => { await uplink.stop(0) })
       const ingestLogger = childLogger(logger, 'ingest')

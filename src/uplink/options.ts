@@ -11,7 +11,18 @@ export function gatewayTopics (config: Pick<Config, 'gateway' | 'uplink'>): { ev
   return { events: `${base}/events`, status: `${base}/status`, health: `${base}/health` }
 }
 
-export function uplinkOptions (config: Pick<Config, 'gateway' | 'uplink'>, deps: { credentials: () => TlsCredentials, nextBatchSeq: () => number }): UplinkOptions {
+/**
+ * Batches in flight are leased, and leased events cannot be evicted. If `window` batches of
+ * `batch.maxBytes` could hold the whole store, then during a blackhole (until the PUBACK timeout)
+ * everything buffered may be in flight, and the only room left for a new critical event would be
+ * an older critical one. So a batch takes at most capacity / (2 × window): what is in flight never
+ * holds more than half of the store. The default store (256 MiB, window 8) leaves 128 KiB alone.
+ */
+export function batchMaxBytes (configured: number, window: number, storeCapacity: number): number {
+  return Math.min(configured, Math.max(1024, Math.floor(storeCapacity / (2 * window))))
+}
+
+export function uplinkOptions (config: Pick<Config, 'gateway' | 'uplink' | 'store'>, deps: { credentials: () => TlsCredentials, nextBatchSeq: () => number }): UplinkOptions {
   const u = config.uplink
   if (u.url === undefined) {
     throw new EdgefwdError('EDGEFWD_ERR_CONFIG_INVALID', 'uplink.url is not set: edgefwd run needs the broker to deliver to', { hint: 'set uplink.url: mqtts://broker.example:8883 (and tls.ca, tls.cert, tls.key)' })
@@ -24,7 +35,7 @@ export function uplinkOptions (config: Pick<Config, 'gateway' | 'uplink'>, deps:
     protocolVersion: u.mqttVersion === '5' ? 5 : 4,
     topics: { events, status },
     window: u.window,
-    batch: { maxEvents: u.batch.maxEvents, maxBytes: u.batch.maxBytes },
+    batch: { maxEvents: u.batch.maxEvents, maxBytes: batchMaxBytes(u.batch.maxBytes, u.window, config.store.capacity) },
     lingerMs: u.batch.linger,
     compression: { compression: u.compression, level: u.compressionLevel },
     pubackTimeoutMs: u.pubackTimeout,
