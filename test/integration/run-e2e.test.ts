@@ -164,6 +164,9 @@ t.test('a second signal stops at once: batches awaiting PUBACK stay in the store
   t.teardown(() => { if (second.child.exitCode === null) second.child.kill('SIGKILL') })
   await waitFor('all 400 events at the subscriber', () => sink.verifier.summary().delivered >= 400)
   t.match(sink.verifier.summary(), { delivered: 400, unexplainedMissing: 0 })
+  // Batches the broker had taken before the link died can reach the subscriber before this
+  // process has even set up its signal handlers: SIGTERM then would just kill it.
+  await waitFor('the second forwarder running', () => second.lines.some(l => typeof l.msg === 'string' && l.msg.includes(' running: ')))
   second.child.kill('SIGTERM')
   t.equal(await second.exited, 0)
 })
