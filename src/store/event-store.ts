@@ -23,6 +23,10 @@ export interface EventStore extends EventSink, BatchSource {
   /** Reclaims disk held by deleted events now (it also runs after compactAfterDeletes deletes). */
   compact (): Promise<void>
   stats (): StoreStats
+  /** Replaces the priority TTLs; the next expiry sweep applies them. */
+  setTtl (ttlMs: RingBufferOptions['ttlMs']): void
+  /** Gateway time (Unix ms) of the oldest buffered event; undefined when the store is empty or not open. */
+  oldestEventTimeMs (): Promise<number | undefined>
   close (): Promise<void>
 }
 
@@ -51,7 +55,14 @@ export interface Lease {
   report: EvictionReportData | undefined
 }
 
-export interface PriorityStats { priority: PriorityName, events: number, bytes: number, leased: number }
+export interface PriorityStats {
+  priority: PriorityName
+  events: number
+  bytes: number
+  leased: number
+  /** Events written since the store was opened (appends that were kept, in memory or on disk). */
+  stored: number
+}
 
 export interface StoreStats {
   state: StoreState

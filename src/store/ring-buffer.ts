@@ -4,7 +4,7 @@
  */
 import { EdgefwdError, isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
-import { concatBatch, decodeEvictionReport, encodeEvent, encodeEvictionReport } from '../proto/codec.js'
+import { concatBatch, decodeEvictionReport, encodeEvent, encodeEvictionReport, readGatewayTimeMs } from '../proto/codec.js'
 import type { EvictionReportData } from '../proto/codec.js'
 import { PRIORITIES, PRIORITY_COUNT, isPriority } from '../types.js'
 import type { DropReasonName, EventRecord, Priority } from '../types.js'
@@ -41,6 +41,8 @@ export class RingBuffer implements EventStore {
   private readonly reports = new Map<number, { data: EvictionReportData, leased: boolean }>()
   private readonly leases = new Map<number, LeaseState>()
   private readonly leased: Array<Set<number>> = Array.from({ length: PRIORITY_COUNT }, () => new Set())
+  /** Events written since open, per priority (the `edgefwd_events_stored_total` counter). */
+  private readonly stored: number[] = new Array<number>(PRIORITY_COUNT).fill(0)
   private readonly guard = new DeletionGuard(PRIORITY_COUNT)
   private readonly drain: Drain
   private readonly evictCursor: Array<number | undefined> = new Array(PRIORITY_COUNT).fill(undefined)
@@ -287,6 +289,7 @@ export class RingBuffer implements EventStore {
 
   private apply (plan: Plan, epoch: number): void {
     this.meta = plan.meta
+    for (const k of plan.write.puts) this.stored[k.priority] = (this.stored[k.priority] ?? 0) + 1
     // A nack during planning may have moved a cursor back below what this plan saw: keep it there.
     if (epoch === this.nackEpoch) {
       for (let p = 0; p < PRIORITY_COUNT; p++) {
@@ -487,7 +490,7 @@ export class RingBuffer implements EventStore {
 
   stats (): StoreStats {
     const perPriority = PRIORITIES.map((name, p) => ({
-      priority: name, events: this.meta.live[p]?.count ?? 0, bytes: this.meta.live[p]?.bytes ?? 0, leased: this.leased[p]?.size ?? 0
+      priority: name, events: this.meta.live[p]?.count ?? 0, bytes: this.meta.live[p]?.bytes ?? 0, leased: this.leased[p]?.size ?? 0, stored: this.stored[p] ?? 0
     }))
     const liveBytes = perPriority.reduce((n, p) => n + p.bytes, 0)
     return {
@@ -508,6 +511,29 @@ export class RingBuffer implements EventStore {
         return { priority: PRIORITIES[Number(p)] as typeof PRIORITIES[number], reason, count: v.count, bytes: v.bytes }
       })
     }
+  }
+
+  /** New priority TTLs (a remote configuration update); the next expiry sweep applies them. */
+  setTtl (ttlMs: RingBufferOptions['ttlMs']): void {
+    this.opt.ttlMs = ttlMs === undefined ? undefined : { ...ttlMs }
+  }
+
+  /**
+   * Gateway time of the oldest buffered event (undefined: the store is empty). One read per
+   * priority that holds events: the first key of a priority's range is its oldest event (store
+   * seqs grow with arrival), whatever the drain order. For heartbeats and scrapes, not hot paths.
+   */
+  async oldestEventTimeMs (): Promise<number | undefined> {
+    if (this.state !== 'open') return undefined
+    let oldest: number | undefined
+    for (let p = 0; p < PRIORITY_COUNT; p++) {
+      if ((this.meta.live[p]?.count ?? 0) === 0) continue
+      const [first] = await this.backend.scan(p as Priority, { reverse: false, limit: 1 })
+      if (first === undefined) continue
+      const t = readGatewayTimeMs(first.value)
+      if (oldest === undefined || t < oldest) oldest = t
+    }
+    return oldest
   }
 
   private assertOpen (): void {

@@ -50,6 +50,20 @@ export function storeConformance (t: Test, name: string, factory: StoreFactory):
     await store.close()
   })
 
+  t.test(`${name}: stats count events stored per priority; the oldest buffered event's time is known`, async t => {
+    const { store } = await factory.make(t, BIG)
+    t.equal(await store.oldestEventTimeMs(), undefined, 'empty: no oldest event')
+    await store.append([ev(1, 0, { gatewayTimeMs: 5000 }), ev(2, 3, { gatewayTimeMs: 3000 }), ev(3, 3, { gatewayTimeMs: 9000 }), ev(4, 1, { gatewayTimeMs: 4000 })])
+    t.same(store.stats().perPriority.map(p => p.stored), [1, 1, 0, 2])
+    t.equal(await store.oldestEventTimeMs(), 3000, 'the oldest over every priority')
+    const lease = await store.lease(2, 1 << 20)
+    t.equal(await store.oldestEventTimeMs(), 3000, 'leased events are still buffered')
+    await store.ack(lease!.id)
+    t.equal(await store.oldestEventTimeMs(), 4000, 'acked (delivered) events are gone')
+    t.same(store.stats().perPriority.map(p => p.stored), [1, 1, 0, 2], 'a delivery does not change the stored count')
+    await store.close()
+  })
+
   t.test(`${name}: a lease can be limited to a minimum priority (a data budget spent: critical only)`, async t => {
     const { store } = await factory.make(t, BIG)
     await store.append([ev(1, 0), ev(2, 3), ev(3, 1), ev(4, 3), ev(5, 2)])
@@ -165,6 +179,21 @@ export function storeConformance (t: Test, name: string, factory: StoreFactory):
     const lease = await store.lease(100, 1 << 20)
     t.same(decodeBatch(lease!.batch).map(e => e.deviceSeq), [3], 'normal has no TTL')
     t.same(lease!.report!.counts.map(c => [c.priority, c.reason, c.count, c.firstGatewayTimeMs]), [[0, 'expired_ttl', 2, 1_000_000]])
+    await store.close()
+  })
+
+  t.test(`${name}: new priority TTLs apply from the next sweep, without a restart`, async t => {
+    let now = 1_000_000
+    const { store } = await factory.make(t, { ...BIG, expiryIntervalMs: 0, now: () => now })
+    await store.append([ev(1, 0, { gatewayTimeMs: now }), ev(2, 1, { gatewayTimeMs: now })])
+    now += 5000
+    t.equal(await store.expire(), 0, 'no TTL yet')
+    store.setTtl({ normal: 1000 })
+    t.equal(await store.expire(), 1, 'the normal event is past its new TTL')
+    t.same(store.stats().perPriority.map(p => p.events), [1, 0, 0, 0])
+    store.setTtl({})
+    now += 60_000
+    t.equal(await store.expire(), 0, 'TTLs removed again')
     await store.close()
   })
 
