@@ -41,6 +41,10 @@ export class LruMap<K, V> {
     this.map.set(key, value)
   }
 
+  delete (key: K): boolean {
+    return this.map.delete(key)
+  }
+
   clear (): void {
     this.map.clear()
   }

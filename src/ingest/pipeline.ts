@@ -69,21 +69,45 @@ const NOTHING: SubmitResult = Object.freeze({ accepted: 0, acks: Object.freeze([
 
 export class IngestPipeline {
   readonly frameOptions: FrameParseOptions
-  private readonly policies: DevicePolicies
-  private readonly rules: Classifier
+  private policies: DevicePolicies
+  private rules: Classifier
   private readonly devices: LruMap<string, DeviceState>
   private readonly stats = new IngestCounters()
   private readonly log: ThrottledLog
   private pending = 0
   private lowWaiters: Array<{ below: number, wake: () => void }> = []
 
-  constructor (private readonly sink: EventSink, private readonly options: IngestOptions,
+  constructor (private readonly sink: EventSink, private options: IngestOptions,
     logger: Logger, private readonly now: () => number = Date.now) {
     this.policies = new DevicePolicies(options)
     this.rules = new Classifier(options.rules)
     this.devices = new LruMap(options.maxTrackedDevices)
     this.log = new ThrottledLog(logger, options.logIntervalMs ?? 10_000, now)
     this.frameOptions = { maxFrameSize: options.maxFrameSize, keyFor: this.policies.keyFor }
+  }
+
+  /**
+   * Applies new device policies (keys, rate limits), rules, the default rate limit, the clock-skew
+   * bound and allowUnknownDevices (a remote configuration update) without dropping a connection.
+   * Known devices get their new policy, rules and a new (full) token bucket at once; counters are
+   * kept; a device no longer allowed is forgotten, so its next frame is refused. maxFrameSize and
+   * maxTrackedDevices are fixed for the pipeline's life (a restart applies them).
+   */
+  reconfigure (options: IngestOptions): void {
+    const now = this.now()
+    this.options = { ...options, maxFrameSize: this.options.maxFrameSize, maxTrackedDevices: this.options.maxTrackedDevices }
+    this.policies = new DevicePolicies(options)
+    this.rules = new Classifier(options.rules)
+    this.frameOptions.keyFor = this.policies.keyFor
+    const gone: string[] = []
+    for (const [id, device] of this.devices.entries()) {
+      const policy = this.policies.lookup(id)
+      if (policy === undefined) { gone.push(id); continue }
+      device.policy = policy
+      device.bucket = new TokenBucket(policy.rateLimit, this.options.maxFrameSize, now)
+      device.rules = this.rules.forDevice(id)
+    }
+    for (const id of gone) this.devices.delete(id)
   }
 
   /** Events handed to the sink whose append has not resolved yet, over all transports. */

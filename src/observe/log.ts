@@ -34,13 +34,37 @@ export interface LoggerOptions {
   base?: object
 }
 
+/**
+ * Children of each root logger, so setLogLevel can reach them: pino copies the level into a child
+ * when it is made, and a later change of the parent's level does not reach it. Weak: a child
+ * (one per connection, say) must not be kept alive by this list.
+ */
+const familyOf = new WeakMap<Logger, Set<WeakRef<Logger>>>()
+
 export function createLogger (opts: LoggerOptions): Logger {
+  const family = new Set<WeakRef<Logger>>()
   const options: pino.LoggerOptions = {
     level: opts.level,
-    redact: { paths: [...DEFAULT_REDACT_PATHS, ...(opts.redact ?? [])], censor: REDACTED }
+    redact: { paths: [...DEFAULT_REDACT_PATHS, ...(opts.redact ?? [])], censor: REDACTED },
+    // pino passes this hook on to every child and grandchild.
+    onChild: (child) => { family.add(new WeakRef(child)) }
   }
   if (opts.base !== undefined) options.base = { ...opts.base }
-  return pino(options, opts.destination ?? pino.destination({ dest: 1, sync: true }))
+  const root = pino(options, opts.destination ?? pino.destination({ dest: 1, sync: true }))
+  familyOf.set(root, family)
+  return root
+}
+
+/** Changes the level of a logger made by createLogger and of every child made from it so far or later. */
+export function setLogLevel (root: Logger, level: string): void {
+  root.level = level
+  const family = familyOf.get(root)
+  if (family === undefined) return
+  for (const ref of family) {
+    const child = ref.deref()
+    if (child === undefined) family.delete(ref)
+    else child.level = level
+  }
 }
 
 /** A logger whose lines carry `module`, e.g. childLogger(root, 'store'). */

@@ -13,7 +13,7 @@
 import { isIP } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { MqttClient, type IClientOptions, type IConnackPacket, type IStream } from 'mqtt'
-import { EdgefwdError } from '../errors.js'
+import { EdgefwdError, isEdgefwdError } from '../errors.js'
 import { classifyTlsError, type TlsErrorContext } from '../pki/tls-errors.js'
 import { clientTlsOptions, type TlsCredentials } from '../pki/tls-options.js'
 
@@ -145,4 +145,17 @@ export function describeError (err: unknown): string {
   if (err === undefined) return 'the connection closed before the broker answered'
   const e = err as { code?: unknown, message?: unknown }
   return [e.code, e.message].filter(x => typeof x === 'string' || typeof x === 'number').join(' ') || String(err)
+}
+
+/**
+ * A bounded label for a failed connection attempt: `refused_<CONNACK reason code>`,
+ * `tls_<problem>` (from the EDGEFWD_ERR_TLS_* code) or `connect` (network, timeout, anything else).
+ */
+export function connectFailureReason (err: unknown): string {
+  if (isEdgefwdError(err, 'EDGEFWD_ERR_UPLINK_REFUSED')) {
+    const code = (err.cause as { code?: unknown } | undefined)?.code
+    return typeof code === 'number' && Number.isInteger(code) && code > 0 && code < 256 ? `refused_${code}` : 'refused'
+  }
+  if (isEdgefwdError(err) && err.code.startsWith('EDGEFWD_ERR_TLS_')) return `tls_${err.code.slice('EDGEFWD_ERR_TLS_'.length).toLowerCase()}`
+  return 'connect'
 }

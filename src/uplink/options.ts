@@ -2,13 +2,13 @@
 import type { Config } from '../config/index.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
 import { parseBrokerUrl } from './connect.js'
-import type { UplinkOptions } from './session.js'
+import type { LiveUplinkSettings, UplinkOptions } from './session.js'
 import { EdgefwdError } from '../errors.js'
 
-/** Topics of one gateway: `<prefix>/<gateway>/events|status|health`. */
-export function gatewayTopics (config: Pick<Config, 'gateway' | 'uplink'>): { events: string, status: string, health: string } {
+/** Topics of one gateway: `<prefix>/<gateway>/events|status|health|config|config/ack`. */
+export function gatewayTopics (config: Pick<Config, 'gateway' | 'uplink'>): { events: string, status: string, health: string, config: string, configAck: string } {
   const base = `${config.uplink.topicPrefix}/${config.gateway.id}`
-  return { events: `${base}/events`, status: `${base}/status`, health: `${base}/health` }
+  return { events: `${base}/events`, status: `${base}/status`, health: `${base}/health`, config: `${base}/config`, configAck: `${base}/config/ack` }
 }
 
 /**
@@ -20,6 +20,17 @@ export function gatewayTopics (config: Pick<Config, 'gateway' | 'uplink'>): { ev
  */
 export function batchMaxBytes (configured: number, window: number, storeCapacity: number): number {
   return Math.min(configured, Math.max(1024, Math.floor(storeCapacity / (2 * window))))
+}
+
+/** The uplink settings a running session can take without a restart (Uplink.reconfigure). */
+export function liveUplinkSettings (config: Pick<Config, 'uplink' | 'store'>): LiveUplinkSettings {
+  const u = config.uplink
+  return {
+    batch: { maxEvents: u.batch.maxEvents, maxBytes: batchMaxBytes(u.batch.maxBytes, u.window, config.store.capacity) },
+    lingerMs: u.batch.linger,
+    rateLimitBytesPerSecond: u.rateLimit,
+    dailyBudgetBytes: u.dailyBudget
+  }
 }
 
 export function uplinkOptions (config: Pick<Config, 'gateway' | 'uplink' | 'store'>, deps: { credentials: () => TlsCredentials, nextBatchSeq: () => number }): UplinkOptions {

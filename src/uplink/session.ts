@@ -26,7 +26,8 @@ import type { Logger } from '../observe/log.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
 import type { BatchSource, Lease } from '../store/index.js'
 import { Backoff, type BackoffOptions } from './backoff.js'
-import { connectBroker, describeError, type BrokerAddress } from './connect.js'
+import { connectBroker, connectFailureReason, describeError, type BrokerAddress } from './connect.js'
+import { abortableSleep, withTimeout } from './timing.js'
 import { encodeLeaseEnvelope, type CompressionOptions } from './envelope.js'
 
 export type UplinkState = 'idle' | 'connecting' | 'online' | 'backoff' | 'closing'
@@ -60,7 +61,25 @@ export interface UplinkOptions {
   random?: () => number
   /** Waits `ms`; injectable so tests need no real sleeps. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+  /** Told of deliveries and failed connection attempts (metrics); never on the uplink's own state. */
+  observer?: UplinkObserver
 }
+
+/** The settings a remote configuration update may change while the session runs. */
+export interface LiveUplinkSettings {
+  batch: UplinkOptions['batch']
+  lingerMs: number
+  rateLimitBytesPerSecond: number | undefined
+  dailyBudgetBytes: number | undefined
+}
+
+export interface UplinkObserver {
+  /** A batch's PUBACK came and the store deleted its events; `pubackMs` from publish to PUBACK. */
+  batchAcked?: (lease: Lease, pubackMs: number) => void
+  /** A connection attempt failed; `reason` is connectFailureReason()'s label. */
+  connectFailed?: (reason: string) => void
+}
+
 
 export interface UplinkStats {
   state: UplinkState
@@ -71,9 +90,19 @@ export interface UplinkStats {
   acked: number
   nacked: number
   eventsAcked: number
+  /** Events in published batches (resends included). */
+  eventsPublished: number
+  /** Events in batches returned to the store unacknowledged (nacked), to be sent again. */
+  eventsResent: number
   bytesSent: number
   inFlight: number
   lastError: string | undefined
+  /** Failed connection attempts by connectFailureReason(). */
+  connectFailures: Record<string, number>
+  /** The wait before the next attempt while in backoff, else 0. */
+  backoffMs: number
+  /** Since when the session has not been online (Unix ms); undefined while online. */
+  offlineSinceMs: number | undefined
   /** Envelope bytes sent in the current UTC day, and whether the daily budget is spent. */
   bytesToday: number
   budgetExhausted: boolean
@@ -82,12 +111,17 @@ export interface UplinkStats {
   rateWaitMs: number
 }
 
-interface InFlight { lease: Lease, timer: NodeJS.Timeout }
+interface InFlight { lease: Lease, timer: NodeJS.Timeout, sentAt: number }
 
 export class Uplink {
   private stateNow: UplinkState = 'idle'
-  private readonly counts = { connects: 0, disconnects: 0, deadLinks: 0, published: 0, acked: 0, nacked: 0, eventsAcked: 0, bytesSent: 0 }
+  private readonly counts = { connects: 0, disconnects: 0, deadLinks: 0, published: 0, acked: 0, nacked: 0, eventsAcked: 0, eventsPublished: 0, eventsResent: 0, bytesSent: 0 }
+  private readonly connectFailures: Record<string, number> = {}
+  private backoffMs = 0
+  private offlineSinceMs: number | undefined
   private lastError: string | undefined
+  private readonly options: UplinkOptions
+  private subscription: { topics: string[], onMessage: (topic: string, payload: Buffer) => void } | undefined
   private readonly abort = new AbortController()
   private loop: Promise<void> | undefined
   private client: MqttClient | undefined
@@ -102,9 +136,50 @@ export class Uplink {
   private budgetDay = -1
   private bytesToday = 0
 
-  constructor (private readonly store: BatchSource, private readonly options: UplinkOptions, private readonly logger: Logger) {
+  constructor (private readonly store: BatchSource, options: UplinkOptions, private readonly logger: Logger) {
+    this.options = { ...options }
     this.backoff = new Backoff(options.backoff, options.random)
     this.sleep = options.sleep ?? abortableSleep
+    this.offlineSinceMs = this.now()
+  }
+
+  /**
+   * Applies new batch, linger, rate cap and budget settings (a remote configuration update);
+   * the next lease uses them, batches in flight are not touched.
+   */
+  reconfigure (settings: LiveUplinkSettings): void {
+    const { batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes } = settings
+    this.options.batch = { ...batch }
+    this.options.lingerMs = lingerMs
+    if (rateLimitBytesPerSecond === undefined) delete this.options.rateLimitBytesPerSecond
+    else this.options.rateLimitBytesPerSecond = rateLimitBytesPerSecond
+    if (dailyBudgetBytes === undefined) delete this.options.dailyBudgetBytes
+    else this.options.dailyBudgetBytes = dailyBudgetBytes
+    if (rateLimitBytesPerSecond === undefined) this.nextSendAt = 0
+    this.lingerUntil = Math.min(this.lingerUntil, this.now() + lingerMs)
+  }
+
+  /**
+   * Subscribes to these topics (QoS 1) on every connection from now on, the current one included;
+   * messages go to `onMessage`. Retained messages arrive on each (re)subscribe: the handler must
+   * be idempotent. One subscription per session; a second call replaces the first.
+   */
+  subscribe (topics: string[], onMessage: (topic: string, payload: Buffer) => void): void {
+    this.subscription = { topics: [...topics], onMessage }
+    const client = this.client
+    if (client?.connected === true && this.stateNow === 'online') this.subscribeOn(client)
+  }
+
+  private subscribeOn (client: MqttClient): void {
+    const sub = this.subscription
+    if (sub === undefined || sub.topics.length === 0) return
+    client.removeAllListeners('message')
+    client.on('message', (topic, payload) => {
+      try { sub.onMessage(topic, payload) } catch (err) { this.logger.error({ err, topic }, 'a subscribed message handler failed') }
+    })
+    client.subscribe(sub.topics, { qos: 1 }, (err) => {
+      if (err !== undefined && err !== null) this.logger.warn({ err, topics: sub.topics }, `uplink could not subscribe to ${sub.topics.join(', ')}: ${describeError(err)}`)
+    })
   }
 
   state (): UplinkState { return this.stateNow }
@@ -115,6 +190,9 @@ export class Uplink {
       ...this.counts,
       inFlight: this.inFlight.size,
       lastError: this.lastError,
+      connectFailures: { ...this.connectFailures },
+      backoffMs: this.stateNow === 'backoff' ? this.backoffMs : 0,
+      offlineSinceMs: this.offlineSinceMs,
       bytesToday: this.rollDay(),
       budgetExhausted: this.budgetSpent(),
       rateWaits: this.rate.waits,
@@ -132,6 +210,18 @@ export class Uplink {
     client.publish(topic, typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
       { qos: options.qos, retain: options.retain ?? false }, () => {})
     return true
+  }
+
+  /**
+   * Publishes with QoS 1 on the current connection and resolves true on its PUBACK; false when
+   * offline, on an error, or after `timeoutMs` without PUBACK. Never queued.
+   */
+  async publishConfirmed (topic: string, payload: Uint8Array | string, options: { retain?: boolean, timeoutMs?: number } = {}): Promise<boolean> {
+    const client = this.client
+    if (client?.connected !== true || this.stateNow !== 'online') return false
+    const body = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+    const acked = await withTimeout(client.publishAsync(topic, body, { qos: 1, retain: options.retain ?? false }).then(() => true, () => false), options.timeoutMs ?? this.options.pubackTimeoutMs)
+    return acked === true
   }
 
   start (): void {
@@ -169,6 +259,8 @@ export class Uplink {
     if (next === this.stateNow) return
     const from = this.stateNow
     this.stateNow = next
+    if (next === 'online') this.offlineSinceMs = undefined
+    else if (this.offlineSinceMs === undefined) this.offlineSinceMs = this.now()
     this.logger.info({ from, to: next, ...detail }, `uplink ${next}`)
   }
 
@@ -189,6 +281,10 @@ export class Uplink {
             const refused = isEdgefwdError(error, 'EDGEFWD_ERR_UPLINK_REFUSED')
             const wait = this.backoff.next(refused ? 'refused' : 'failure')
             this.lastError = isEdgefwdError(error) ? error.code : error.message
+            const reason = connectFailureReason(error)
+            this.connectFailures[reason] = (this.connectFailures[reason] ?? 0) + 1
+            this.backoffMs = wait
+            this.options.observer?.connectFailed?.(reason)
             this.setState('backoff')
             this.logger.warn({ code: isEdgefwdError(error) ? error.code : undefined, err: error, waitMs: wait, failures: this.backoff.failures },
               `uplink cannot connect: ${error.message}; next attempt in ${wait} ms`)
@@ -224,6 +320,7 @@ export class Uplink {
     const window = Math.max(1, Math.min(options.window, receiveMaximum ?? Number.POSITIVE_INFINITY))
     this.setState('online', { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
     client.publish(options.topics.status, statusPayload('online', this.now()), { qos: 1, retain: true })
+    this.subscribeOn(client)
     return { client, window }
   }
 
@@ -304,8 +401,9 @@ export class Uplink {
         throw err
       }
       const timer = setTimeout(() => { this.deadLink(client) }, options.pubackTimeoutMs)
-      this.inFlight.set(lease.id, { lease, timer })
+      this.inFlight.set(lease.id, { lease, timer, sentAt: this.now() })
       this.counts.published++
+      this.counts.eventsPublished += lease.events.length
       this.counts.bytesSent += bytes.byteLength
       this.account(bytes.byteLength)
       if (lease.events.length < options.batch.maxEvents && lease.bytes < options.batch.maxBytes * 0.9) this.lingerUntil = this.now() + options.lingerMs
@@ -315,10 +413,12 @@ export class Uplink {
         clearTimeout(entry.timer)
         this.inFlight.delete(lease.id)
         // mqtt.js reports success as undefined or null.
-        if (err !== undefined && err !== null) { this.store.nack(lease.id); this.counts.nacked++; this.deadLink(client); return }
+        if (err !== undefined && err !== null) { this.store.nack(lease.id); this.counts.nacked++; this.counts.eventsResent += lease.events.length; this.deadLink(client); return }
+        const pubackMs = this.now() - entry.sentAt
         this.store.ack(lease.id).then(() => {
           this.counts.acked++
           this.counts.eventsAcked += lease.events.length
+          this.options.observer?.batchAcked?.(lease, pubackMs)
         }, (ackErr: unknown) => { this.logger.error({ err: ackErr, leaseId: lease.id }, 'store ack failed; the batch will be sent again') })
         wakeOnAck()
       })
@@ -365,6 +465,7 @@ export class Uplink {
       clearTimeout(entry.timer)
       this.store.nack(id)
       this.counts.nacked++
+      this.counts.eventsResent += entry.lease.events.length
     }
     if (this.inFlight.size > 0) this.logger.info({ reason, batches: this.inFlight.size }, 'batches in flight returned to the store')
     this.inFlight.clear()
@@ -382,22 +483,4 @@ export class Uplink {
 
 function statusPayload (status: 'online' | 'offline', nowMs: number): string {
   return JSON.stringify({ status, time: new Date(nowMs).toISOString() })
-}
-
-async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([p, new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, ms) })])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function abortableSleep (ms: number, signal: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    if (signal.aborted) { reject(new Error('aborted')); return }
-    const timer = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
-    const onAbort = (): void => { clearTimeout(timer); reject(new Error('aborted')) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
 }

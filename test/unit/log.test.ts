@@ -1,6 +1,6 @@
 import pino from 'pino'
 import t from 'tap'
-import { childLogger, createLogger, DEFAULT_REDACT_PATHS, REDACTED } from '../../src/observe/log.js'
+import { childLogger, createLogger, DEFAULT_REDACT_PATHS, REDACTED, setLogLevel } from '../../src/observe/log.js'
 import { logLines } from '../helpers/log-lines.js'
 
 t.test('lines below the level are dropped', async t => {
@@ -86,4 +86,21 @@ t.test('by default lines go to stdout synchronously, with no worker transport', 
   const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { fd: number, sync: boolean }
   t.equal(stream.fd, 1)
   t.equal(stream.sync, true)
+})
+
+t.test('setLogLevel reaches the root, children and grandchildren made before and after', async t => {
+  const { stream, records } = logLines()
+  const root = createLogger({ level: 'info', destination: stream })
+  const child = childLogger(root, 'uplink')
+  const grandchild = child.child({ connection: 1 })
+  child.debug('hidden')
+  setLogLevel(root, 'debug')
+  child.debug('child debug')
+  grandchild.debug('grandchild debug')
+  childLogger(root, 'store').debug('later child debug')
+  root.debug('root debug')
+  setLogLevel(root, 'warn')
+  child.info('hidden again')
+  grandchild.warn('grandchild warn')
+  t.same(records.map(r => r.msg), ['child debug', 'grandchild debug', 'later child debug', 'root debug', 'grandchild warn'])
 })
