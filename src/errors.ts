@@ -37,6 +37,10 @@ export const errorCodes = {
   EDGEFWD_ERR_UPLINK_CONNECT: 'The broker could not be reached, did not answer, or refused the MQTT connection for a reason other than TLS.',
   EDGEFWD_ERR_CERTS_EXISTS: 'edgefwd certs would overwrite an existing file (use --force).',
   EDGEFWD_ERR_CERTS_WRITE: 'edgefwd certs could not write a file: no permission, no such directory, no space.',
+  EDGEFWD_ERR_METRICS_LISTEN: 'The metrics and health endpoint could not listen on its address (in use, no permission, not an address of this host).',
+  EDGEFWD_ERR_STATUS_UNREACHABLE: 'edgefwd status could not read the metrics endpoint: nothing listens there, or it answered with something other than edgefwd metrics.',
+  EDGEFWD_ERR_CONTROL_KEY: 'An operator key for signed remote configuration cannot be read or is not an Ed25519 or RSA key of the kind expected.',
+  EDGEFWD_ERR_CONTROL_STATE: 'The persisted remote-configuration state cannot be read or written (corrupt file, no permission, no space).',
 } as const
 
 export type ErrorCode = keyof typeof errorCodes
