@@ -10,18 +10,30 @@
  * and resend it), give batches in flight `uplink.stopTimeout` for their PUBACKs and return the
  * rest to the store, close the store. stopNow (a second signal): the same without waiting.
  * Either way nothing acknowledged to a device is lost: it is in the store, durably.
+ *
+ * reconfigure: the settings a remote configuration update may change at run time (ingest rules,
+ * rate limits and device policies, priority TTLs, batch/linger/rate cap/budget, heartbeat
+ * interval, log level) are applied in place; src/control decides what needs a restart instead.
+ *
+ * Metrics: the forwarder's counters are attached to a ForwarderMetrics (shared across forwarders
+ * of one process, so counters continue when a restart replaces this one); the heartbeat is read
+ * from the same registry.
  */
 import { dirname, join, resolve } from 'node:path'
 import type { Config } from './config/index.js'
 import { createTransports, transportContext, within, type Transport } from './ingest/transports/index.js'
 import { ingestOptions } from './ingest/options.js'
 import { IngestPipeline } from './ingest/pipeline.js'
-import { childLogger, type Logger } from './observe/log.js'
+import { ForwarderMetrics, type MetricSources } from './observe/forwarder-metrics.js'
+import { HeartbeatBuilder, heartbeatJson } from './observe/heartbeat.js'
+import type { HealthReport } from './observe/http-server.js'
+import { childLogger, setLogLevel, type Logger } from './observe/log.js'
+import { MetricsRegistry } from './observe/metrics.js'
 import { encodeHeartbeat } from './proto/codec.js'
 import { TlsMaterialSource, tlsSourceOptions } from './pki/reloader.js'
 import { openLevelStore, storeOptions, type EventStore } from './store/index.js'
 import { BatchSequence } from './uplink/batch-seq.js'
-import { gatewayTopics, uplinkOptions } from './uplink/options.js'
+import { gatewayTopics, liveUplinkSettings, uplinkOptions } from './uplink/options.js'
 import { Uplink } from './uplink/session.js'
 import { PRIORITIES, type Priority } from './types.js'
 
@@ -29,16 +41,22 @@ export interface ForwarderDeps {
   logger: Logger
   env: Readonly<Record<string, string | undefined>>
   version: string
+  /** Where the counters go; the forwarder makes its own when absent (its heartbeat needs one). */
+  metrics?: ForwarderMetrics
 }
+
 
 export class Forwarder {
   private heartbeat: NodeJS.Timeout | undefined
   private stopping: Promise<void> | undefined
   private readonly started = Date.now()
+  private heartbeats: HeartbeatBuilder | undefined
+  private sources: MetricSources | undefined
 
   private constructor (
-    private readonly config: Config,
-    private readonly deps: ForwarderDeps,
+    private config: Config,
+    private readonly deps: ForwarderDeps & { metrics: ForwarderMetrics },
+    private readonly ownMetrics: boolean,
     readonly store: EventStore,
     readonly tls: TlsMaterialSource,
     readonly uplink: Uplink,
@@ -47,15 +65,26 @@ export class Forwarder {
     readonly listening: string[]
   ) {}
 
-  static async start (config: Config, deps: ForwarderDeps): Promise<Forwarder> {
-    const { logger } = deps
-    const store = await openLevelStore(config.store.path, storeOptions(config.store), childLogger(logger, 'store'))
+  static async start (config: Config, givenDeps: ForwarderDeps): Promise<Forwarder> {
+    const { logger } = givenDeps
+    const ownMetrics = givenDeps.metrics === undefined
+    const metrics = givenDeps.metrics ?? new ForwarderMetrics(new MetricsRegistry(undefined, { logger: childLogger(logger, 'metrics') }), givenDeps.version)
+    const deps = { ...givenDeps, metrics }
+    let store: EventStore
+    try {
+      store = await openLevelStore(config.store.path, storeOptions(config.store), childLogger(logger, 'store'))
+    } catch (err) {
+      // Ours: its event-loop monitor must not outlive a failed start.
+      if (ownMetrics) metrics.close()
+      throw err
+    }
     const closing: Array<() => Promise<void>> = [async () => { await store.close() }]
+    if (ownMetrics) closing.push(async () => { deps.metrics.close() })
     try {
       const tls = await TlsMaterialSource.open(tlsSourceOptions(config.tls), { logger: childLogger(logger, 'tls'), env: deps.env })
       closing.unshift(async () => { await tls.close() })
       const batchSeq = BatchSequence.open(config.uplink.batchSeqFile ?? join(dirname(resolve(config.store.path)), 'batch-seq.json'))
-      const options = uplinkOptions(config, { credentials: () => tls.current(), nextBatchSeq: () => batchSeq.next() })
+      const options = { ...uplinkOptions(config, { credentials: () => tls.current(), nextBatchSeq: () => batchSeq.next() }), observer: deps.metrics.uplinkObserver }
       if (options.batch.maxBytes < config.uplink.batch.maxBytes) {
         logger.info({ maxBytes: options.batch.maxBytes, configured: config.uplink.batch.maxBytes, window: config.uplink.window, capacity: config.store.capacity },
           `uplink.batch.maxBytes lowered to ${options.batch.maxBytes}: ${config.uplink.window} batches in flight may hold at most half of store.capacity (events in flight cannot be evicted)`)
@@ -71,14 +100,79 @@ export class Forwarder {
         listening.push(`${transport.name} ${(await transport.start()).address}`)
         closing.unshift(async () => { await within(transport.stop(), 10_000) })
       }
-      const forwarder = new Forwarder(config, deps, store, tls, uplink, pipeline, transports, listening)
-      forwarder.heartbeat = setInterval(() => { forwarder.sendHeartbeat() }, config.uplink.heartbeatInterval).unref()
+      const forwarder = new Forwarder(config, deps, ownMetrics, store, tls, uplink, pipeline, transports, listening)
+      await forwarder.startMetrics()
       logger.info({ listening, broker: config.uplink.url, gateway: config.gateway.id, store: config.store.path },
         `edgefwd ${deps.version} running: listening on ${listening.length === 0 ? 'nothing (no ingest listener configured)' : listening.join(', ')}; delivering to ${config.uplink.url ?? '?'}`)
       return forwarder
     } catch (err) {
       for (const close of closing) await close().catch(() => {})
       throw err
+    }
+  }
+
+  private async startMetrics (): Promise<void> {
+    const { store, uplink, pipeline, tls } = this
+    this.sources = {
+      ingest: () => pipeline.counters(),
+      store: () => store.stats(),
+      oldestEventTimeMs: async () => await store.oldestEventTimeMs(),
+      uplink: () => uplink.stats(),
+      certExpiresAtMs: () => tls.current().info.notAfter.getTime()
+    }
+    this.deps.metrics.attach(this.sources)
+    this.heartbeats = new HeartbeatBuilder(this.deps.metrics.registry)
+    await this.heartbeats.start()
+    this.scheduleHeartbeat()
+  }
+
+  private scheduleHeartbeat (): void {
+    if (this.heartbeat !== undefined) clearInterval(this.heartbeat)
+    this.heartbeat = setInterval(() => {
+      this.sendHeartbeat().catch((err: unknown) => { this.deps.logger.warn({ err }, 'heartbeat not sent') })
+    }, this.config.uplink.heartbeatInterval).unref()
+  }
+
+  /** The configuration in force (the last reconfigure's). */
+  get currentConfig (): Config { return this.config }
+
+  /**
+   * Applies the settings that can change at run time (src/control/update.ts LIVE_KEYS) from a new
+   * configuration; the caller has checked that nothing else differs.
+   */
+  reconfigure (next: Config): void {
+    const before = this.config
+    this.config = next
+    this.pipeline.reconfigure(ingestOptions(next.ingest))
+    this.store.setTtl(storeOptions(next.store).ttlMs)
+    this.uplink.reconfigure(liveUplinkSettings(next))
+    if (next.uplink.heartbeatInterval !== before.uplink.heartbeatInterval) this.scheduleHeartbeat()
+    if (next.log.level !== before.log.level) setLogLevel(this.deps.logger, next.log.level)
+  }
+
+  /** /healthz: the process runs and the store is open. */
+  health (): HealthReport {
+    const state = this.store.stats().state
+    return { ok: state === 'open', checks: { store: { ok: state === 'open', detail: `store ${state}` } } }
+  }
+
+  /**
+   * /readyz: the store takes events durably (open, on disk: not its in-memory fallback) and the
+   * uplink is online or has been offline for less than `graceMs` (an outage within the reconnect
+   * backoff is what the store is for, not a fault).
+   */
+  readiness (graceMs: number, now = Date.now()): HealthReport {
+    const s = this.store.stats()
+    const u = this.uplink.stats()
+    const storeOk = s.state === 'open' && s.mode === 'disk'
+    const offlineMs = u.offlineSinceMs === undefined ? 0 : now - u.offlineSinceMs
+    const uplinkOk = u.state === 'online' || offlineMs <= graceMs
+    return {
+      ok: storeOk && uplinkOk,
+      checks: {
+        store: { ok: storeOk, detail: s.state !== 'open' ? `store ${s.state}` : s.mode === 'memory' ? 'store on its in-memory fallback (disk full or failing)' : 'store open on disk' },
+        uplink: { ok: uplinkOk, detail: u.state === 'online' ? 'uplink online' : `uplink ${u.state} for ${Math.round(offlineMs / 1000)} s${u.lastError === undefined ? '' : ` (${u.lastError})`}; grace ${Math.round(graceMs / 1000)} s` }
+      }
     }
   }
 
@@ -108,38 +202,24 @@ export class Forwarder {
     for (const t of this.transports) await within(t.stop(), 10_000).catch((err: unknown) => { logger.warn({ err, transport: t.name }, 'listener did not stop cleanly') })
     await this.uplink.stop(waitMs)
     await this.tls.close()
+    // A last collect while the parts still answer, so the counters keep what this forwarder did.
+    await this.deps.metrics.registry.collect().catch(() => {})
+    if (this.sources !== undefined) this.deps.metrics.detach(this.sources)
     await this.store.close()
+    if (this.ownMetrics) this.deps.metrics.close()
     logger.info({ delivered: this.uplink.stats().eventsAcked }, 'edgefwd stopped')
   }
 
-  private sendHeartbeat (): void {
+  private async sendHeartbeat (): Promise<void> {
+    const builder = this.heartbeats
+    if (builder === undefined) return
     const s = this.store.stats()
-    const u = this.uplink.stats()
-    const i = this.pipeline.counters()
-    const usage = process.resourceUsage()
     // The store's cumulative totals carry no times (those ride on eviction reports): 0 = not given.
     const drops = s.drops.map(d => ({ priority: PRIORITIES.indexOf(d.priority) as Priority, reason: d.reason, count: d.count, bytes: d.bytes, firstGatewayTimeMs: 0, lastGatewayTimeMs: 0 }))
-    const bytes = encodeHeartbeat({
-      gatewayId: this.config.gateway.id,
-      version: this.deps.version,
-      uptimeS: Math.floor((Date.now() - this.started) / 1000),
-      timeMs: Date.now(),
-      bufferedEvents: s.events,
-      bufferedBytes: s.usedBytes,
-      capacityBytes: s.capacityBytes,
-      oldestBufferedAgeMs: 0, // not tracked by the store yet: 0 means unknown
-      eventsReceived: i.events,
-      eventsDelivered: u.eventsAcked,
-      eventsEvicted: s.drops.filter(d => d.reason === 'evicted_for_space' || d.reason === 'expired_ttl').reduce((n, d) => n + d.count, 0),
-      eventsDropped: s.drops.reduce((n, d) => n + d.count, 0),
-      framesRejected: Object.values(i.rejected).reduce((n, c) => n + c, 0),
-      rssBytes: process.memoryUsage.rss(),
-      cpuSeconds: (usage.userCPUTime + usage.systemCPUTime) / 1e6,
-      certDaysLeft: this.tls.daysLeft(),
-      linkState: u.state,
-      diskDegraded: s.mode === 'memory',
-      drops
-    })
-    this.uplink.publishAside(gatewayTopics(this.config).health, bytes, { qos: 0 })
+    const heartbeat = await builder.build({ gatewayId: this.config.gateway.id, version: this.deps.version, startedMs: this.started, drops })
+    const payload = this.config.uplink.heartbeatFormat === 'json' ? heartbeatJson(heartbeat) : encodeHeartbeat(heartbeat)
+    // Retained, so a fleet view sees each gateway's last heartbeat at once; QoS 1 so it is not
+    // lost to a congested link the way a QoS 0 message may be.
+    if (this.uplink.publishAside(gatewayTopics(this.config).health, payload, { qos: 1, retain: true })) this.deps.metrics.registry.inc('edgefwd_heartbeats_sent_total')
   }
 }

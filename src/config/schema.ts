@@ -184,6 +184,7 @@ const tls = checkedSection({
 
 export const MQTT_VERSIONS = ['5', '3.1.1'] as const
 export const COMPRESSION_MODES = ['auto', 'none', 'gzip', 'deflate'] as const
+export const HEARTBEAT_FORMATS = ['protobuf', 'json'] as const
 
 const brokerUrl = z.string().refine(u => /^(mqtts|ssl|tls):\/\/[^/\s]+$/.test(u), { error: 'must be mqtts://HOST[:PORT] (edgefwd connects with mutual TLS only)' })
 // Topic levels edgefwd builds on: no wildcards, no empty level, no leading or trailing "/".
@@ -213,6 +214,7 @@ const uplink = checkedSection({
   rateLimit: size({ min: 1024 }).optional(),
   dailyBudget: size({ min: 1024 }).optional(),
   heartbeatInterval: duration({ min: 1000 }).default(60_000),
+  heartbeatFormat: z.enum(HEARTBEAT_FORMATS).default('protobuf'),
   stopTimeout: duration({ min: 0, max: 600_000 }).default(5000),
   batchSeqFile: z.string().min(1).optional(),
 }, (u, ctx) => {
@@ -228,6 +230,34 @@ const sink = section({
   out: z.string().min(1).optional(),
 })
 
+/*
+ * observe: the metrics and health endpoint (docs/operations.md). Loopback by default: a
+ * gateway's metrics are for an agent on the gateway or a scrape over a VPN, not the LAN.
+ */
+const hostPort = z.string().refine(a => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(a)
+  return m !== null && (m[1] === undefined ? isIP(m[2] ?? '') === 4 : isIP(m[1]) === 6) && Number(m[3]) <= 65535
+}, { error: 'must be ADDRESS:PORT, an IPv4 or [IPv6] address, e.g. 127.0.0.1:9464 or [::1]:9464' })
+
+const observe = section({
+  metrics: section({
+    enabled: z.boolean().default(true),
+    listen: hostPort.default('127.0.0.1:9464'),
+    readyOfflineGrace: duration({ min: 0 }).default(300_000),
+  }),
+})
+
+/*
+ * control: signed remote configuration (src/control, docs/operations.md "Remote configuration").
+ * Off unless at least one operator public key is given.
+ */
+const control = section({
+  publicKeys: z.array(z.string().min(1)).readonly().default([]),
+  fleetTopic: z.string().regex(/^[^#+\s]+$/, { error: 'must be an MQTT topic without "+", "#" or spaces' }).optional(),
+  probation: duration({ min: 1000, max: 86_400_000 }).default(120_000),
+  stateDir: z.string().min(1).optional(),
+})
+
 export const configSchema = z.strictObject({
   gateway,
   store,
@@ -236,6 +266,8 @@ export const configSchema = z.strictObject({
   tls,
   uplink,
   sink,
+  observe,
+  control,
 }).readonly()
 
 export type Config = z.output<typeof configSchema>

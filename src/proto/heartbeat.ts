@@ -27,12 +27,36 @@ export interface HeartbeatData {
   diskDegraded: boolean
   /** Cumulative, by priority and reason. */
   drops: DropCountData[]
+  intervalS: number
+  framesReceived: number
+  eventsPublished: number
+  eventsResent: number
+  uplinkConnects: number
+  connectFailures: number
+  authFailures: number
+  /** usedBytes / capacity, 0..1. */
+  bufferFill: number
+  deliverySuccessRatio: number
+  deliverySuccessRatioInterval: number
+  lossRatio: number
+  lossRatioInterval: number
+  pubackLatencyP99S: number
+  deliveryLagP99S: number
+  eventLoopDelayP99S: number
+  configVersion: number
 }
 
 /** The uint64 fields, in field-number order. */
 const U64_FIELDS = [
   'uptimeS', 'timeMs', 'bufferedEvents', 'bufferedBytes', 'capacityBytes', 'oldestBufferedAgeMs',
-  'eventsReceived', 'eventsDelivered', 'eventsEvicted', 'eventsDropped', 'framesRejected', 'rssBytes'
+  'eventsReceived', 'eventsDelivered', 'eventsEvicted', 'eventsDropped', 'framesRejected', 'rssBytes',
+  'intervalS', 'framesReceived', 'eventsPublished', 'eventsResent', 'uplinkConnects', 'connectFailures', 'authFailures', 'configVersion'
+] as const satisfies ReadonlyArray<keyof HeartbeatData>
+
+/** The double fields, in field-number order. */
+const DOUBLE_FIELDS = [
+  'cpuSeconds', 'bufferFill', 'deliverySuccessRatio', 'deliverySuccessRatioInterval', 'lossRatio', 'lossRatioInterval',
+  'pubackLatencyP99S', 'deliveryLagP99S', 'eventLoopDelayP99S'
 ] as const satisfies ReadonlyArray<keyof HeartbeatData>
 
 export function encodeHeartbeat (h: HeartbeatData): Uint8Array {
@@ -40,7 +64,7 @@ export function encodeHeartbeat (h: HeartbeatData): Uint8Array {
   putString(o, 'gatewayId', h.gatewayId)
   putString(o, 'version', h.version)
   for (const name of U64_FIELDS) putU64(o, name, h[name])
-  putDouble(o, 'cpuSeconds', h.cpuSeconds)
+  for (const name of DOUBLE_FIELDS) putDouble(o, name, h[name])
   putI32(o, 'certDaysLeft', h.certDaysLeft)
   putString(o, 'linkState', h.linkState)
   putBool(o, 'diskDegraded', h.diskDegraded)
@@ -71,7 +95,23 @@ export function decodeHeartbeat (b: Uint8Array): HeartbeatData {
       certDaysLeft: num(m, 'certDaysLeft'),
       linkState: str(m, 'linkState'),
       diskDegraded: bool(m, 'diskDegraded'),
-      drops: messages(m, 'drops').map((d, i) => dropCountFromWire(d, `drops[${i}]`))
+      drops: messages(m, 'drops').map((d, i) => dropCountFromWire(d, `drops[${i}]`)),
+      intervalS: u64(m, 'intervalS'),
+      framesReceived: u64(m, 'framesReceived'),
+      eventsPublished: u64(m, 'eventsPublished'),
+      eventsResent: u64(m, 'eventsResent'),
+      uplinkConnects: u64(m, 'uplinkConnects'),
+      connectFailures: u64(m, 'connectFailures'),
+      authFailures: u64(m, 'authFailures'),
+      bufferFill: num(m, 'bufferFill'),
+      deliverySuccessRatio: num(m, 'deliverySuccessRatio'),
+      deliverySuccessRatioInterval: num(m, 'deliverySuccessRatioInterval'),
+      lossRatio: num(m, 'lossRatio'),
+      lossRatioInterval: num(m, 'lossRatioInterval'),
+      pubackLatencyP99S: num(m, 'pubackLatencyP99S'),
+      deliveryLagP99S: num(m, 'deliveryLagP99S'),
+      eventLoopDelayP99S: num(m, 'eventLoopDelayP99S'),
+      configVersion: u64(m, 'configVersion')
     }
   })
 }

@@ -159,6 +159,24 @@ message Heartbeat {
   string link_state = 17;
   bool disk_degraded = 18;             // store running on its in-memory fallback
   repeated DropCount drops = 19;       // cumulative, by priority and reason
+  // Delivery SLIs (docs/operations.md "Heartbeat"). Counters are since the process started unless
+  // said otherwise; "interval" is the time since the previous heartbeat (interval_s).
+  uint64 interval_s = 20;
+  uint64 frames_received = 21;
+  uint64 events_published = 22;        // in batches, resends included
+  uint64 events_resent = 23;           // returned to the store unacknowledged, sent again
+  uint64 uplink_connects = 24;
+  uint64 connect_failures = 25;        // failed connection attempts, every reason
+  uint64 auth_failures = 26;           // of those, the broker refusing our credentials or certificate
+  double buffer_fill = 27;             // store used bytes / capacity, 0..1
+  double delivery_success_ratio = 28;  // delivered / (delivered + lost), since start; 1 when both are 0
+  double delivery_success_ratio_interval = 29;
+  double loss_ratio = 30;              // lost / accepted at ingest, since start (at most 1)
+  double loss_ratio_interval = 31;
+  double puback_latency_p99_s = 32;    // estimated from the histogram, since start; 0 = no sample
+  double delivery_lag_p99_s = 33;      // device time to PUBACK, since start; 0 = no sample
+  double event_loop_delay_p99_s = 34;
+  uint64 config_version = 35;          // remote configuration in force; 0 = the local file alone
 }
 `,
 }

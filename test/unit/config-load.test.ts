@@ -63,9 +63,12 @@ t.test('no sources at all: every default', async t => {
       keepalive: 30_000,
       backoff: { initial: 500, max: 60_000, multiplier: 2, refusedMin: 30_000 },
       heartbeatInterval: 60_000,
+      heartbeatFormat: 'protobuf',
       stopTimeout: 5000,
     },
     sink: { mqttVersion: '5' },
+    observe: { metrics: { enabled: true, listen: '127.0.0.1:9464', readyOfflineGrace: 300_000 } },
+    control: { publicKeys: [], probation: 120_000 },
   })
   t.match(config.gateway.id, /^(?:(?![/+#])[\x21-\x7e]){1,64}$/, 'the host name, made a valid gateway id')
   t.same(parseConfigText('', 'empty.yaml'), config, 'an empty file is all defaults')
@@ -156,7 +159,7 @@ t.test('unknown keys in the file, with the line and a suggestion', async t => {
   t.same(lines, [
     'config.yaml:4: store.capacty: unknown key (did you mean "capacity"?)',
     'config.yaml:6: store.groupCommit.windw: unknown key (did you mean "window"?)',
-    'config.yaml:7: cloud: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink"',
+    'config.yaml:7: cloud: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink", "observe", "control"',
     'config.yaml:9: store.capacity: unknown key (write dotted keys as nested mappings)',
   ])
 })
@@ -246,7 +249,7 @@ t.test('a missing or unreadable file is EDGEFWD_ERR_CONFIG_READ', async t => {
 
 t.test('a __proto__ key is an unknown key, not a prototype', async t => {
   t.same(await issueLines(t, () => parseConfigText('__proto__:\n  polluted: 1\nstore:\n  __proto__: {capacity: 1}\n', 'p.yaml')), [
-    'p.yaml:1: __proto__: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink"',
+    'p.yaml:1: __proto__: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink", "observe", "control"',
     'p.yaml:4: store.__proto__: unknown key; the keys here are "path", "capacity", "overheadFactor", "maxEventSize", "durability", "groupCommit", "drainOrder", "ttl", "expiryInterval", "memoryFallback", "compactAfterDeletes"',
   ])
   t.equal(({} as Record<string, unknown>).polluted, undefined)
@@ -286,4 +289,12 @@ t.test('the example configuration in examples/ is valid and means what its comme
   const config = await loadConfig({ file: join(import.meta.dirname, '../../examples/edgefwd.yaml') })
   t.equal(config.store.capacity, 512 * MiB)
   t.same(config.ingest.rules, [{ stream: 'alarm', priority: 'critical' }, { stream: 'debug/*', priority: 'low', ttl: 3_600_000 }])
+})
+
+t.test('observe.metrics.listen takes ADDRESS:PORT, IPv6 in brackets', async t => {
+  t.equal(parseConfigText('observe: { metrics: { listen: "[::1]:9100" } }', 'o.yaml').observe.metrics.listen, '[::1]:9100')
+  t.equal(parseConfigText('observe: { metrics: { listen: "0.0.0.0:0" } }', 'o.yaml').observe.metrics.listen, '0.0.0.0:0')
+  for (const bad of ['localhost:9464', '127.0.0.1', '::1:9464', '127.0.0.1:70000', '[127.0.0.1]:1']) {
+    t.throws(() => parseConfigText(`observe: { metrics: { listen: "${bad}" } }`, 'o.yaml'), { code: 'EDGEFWD_ERR_CONFIG_INVALID' }, bad)
+  }
 })

@@ -100,7 +100,10 @@ t.test('fuzz: mutated and truncated valid messages give a value or the coded err
     Heartbeat: [encodeHeartbeat({
       gatewayId: 'gw', version: '1', uptimeS: 1, timeMs: 2, bufferedEvents: 3, bufferedBytes: 4, capacityBytes: 5, oldestBufferedAgeMs: 6,
       eventsReceived: 7, eventsDelivered: 8, eventsEvicted: 9, eventsDropped: 10, framesRejected: 11, rssBytes: 12, cpuSeconds: 1.5,
-      certDaysLeft: -1, linkState: 'online', diskDegraded: true, drops: []
+      certDaysLeft: -1, linkState: 'online', diskDegraded: true, drops: [],
+      intervalS: 13, framesReceived: 14, eventsPublished: 15, eventsResent: 16, uplinkConnects: 17, connectFailures: 18, authFailures: 19,
+      bufferFill: 0.25, deliverySuccessRatio: 1, deliverySuccessRatioInterval: 1, lossRatio: 0, lossRatioInterval: 0,
+      pubackLatencyP99S: 0.5, deliveryLagP99S: 2, eventLoopDelayP99S: 0.01, configVersion: 3
     }), decodeHeartbeat]
   }
   for (const [name, [bytes, decode]] of Object.entries(valid)) {

@@ -39,7 +39,23 @@ const heartbeat: HeartbeatData = {
   certDaysLeft: -3,
   linkState: 'online',
   diskDegraded: true,
-  drops: report.counts
+  drops: report.counts,
+  intervalS: 60,
+  framesReceived: BIG,
+  eventsPublished: 6,
+  eventsResent: 7,
+  uplinkConnects: 8,
+  connectFailures: 9,
+  authFailures: 10,
+  bufferFill: 0.5,
+  deliverySuccessRatio: 0.99,
+  deliverySuccessRatioInterval: 0.875,
+  lossRatio: 0.01,
+  lossRatioInterval: 0.125,
+  pubackLatencyP99S: 0.025,
+  deliveryLagP99S: 3600.5,
+  eventLoopDelayP99S: 0.003,
+  configVersion: 42
 }
 
 t.test('EvictionReport round trip, with every drop reason and big counts', async t => {
@@ -111,7 +127,10 @@ t.test('Heartbeat round trip, negative cert days and big counters', async t => {
   const zero: HeartbeatData = {
     gatewayId: '', version: '', uptimeS: 0, timeMs: 0, bufferedEvents: 0, bufferedBytes: 0, capacityBytes: 0,
     oldestBufferedAgeMs: 0, eventsReceived: 0, eventsDelivered: 0, eventsEvicted: 0, eventsDropped: 0,
-    framesRejected: 0, rssBytes: 0, cpuSeconds: 0, certDaysLeft: 0, linkState: '', diskDegraded: false, drops: []
+    framesRejected: 0, rssBytes: 0, cpuSeconds: 0, certDaysLeft: 0, linkState: '', diskDegraded: false, drops: [],
+    intervalS: 0, framesReceived: 0, eventsPublished: 0, eventsResent: 0, uplinkConnects: 0, connectFailures: 0, authFailures: 0,
+    bufferFill: 0, deliverySuccessRatio: 0, deliverySuccessRatioInterval: 0, lossRatio: 0, lossRatioInterval: 0,
+    pubackLatencyP99S: 0, deliveryLagP99S: 0, eventLoopDelayP99S: 0, configVersion: 0
   }
   t.equal(encodeHeartbeat(zero).length, 0, 'defaults are omitted')
   t.same(decodeHeartbeat(new Uint8Array(0)), zero)

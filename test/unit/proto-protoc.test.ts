@@ -192,7 +192,10 @@ t.test('Heartbeat both ways', async t => {
     gatewayId: 'gw-1', version: '0.1.0', uptimeS: 60, timeMs: 1_700_000_000_000, bufferedEvents: BIG, bufferedBytes: 2048,
     capacityBytes: 2 ** 34, oldestBufferedAgeMs: 5, eventsReceived: 100, eventsDelivered: 90, eventsEvicted: 3, eventsDropped: 4,
     framesRejected: 2, rssBytes: 50_000_000, cpuSeconds: 1.25, certDaysLeft: -2, linkState: 'backoff', diskDegraded: true,
-    drops: [{ priority: 3, reason: 'memory_queue_full', count: 1, bytes: 10, firstGatewayTimeMs: 7, lastGatewayTimeMs: 8 }]
+    drops: [{ priority: 3, reason: 'memory_queue_full', count: 1, bytes: 10, firstGatewayTimeMs: 7, lastGatewayTimeMs: 8 }],
+    intervalS: 60, framesReceived: 120, eventsPublished: 95, eventsResent: 5, uplinkConnects: 2, connectFailures: 3, authFailures: 1,
+    bufferFill: 0.125, deliverySuccessRatio: 0.9375, deliverySuccessRatioInterval: 0.5, lossRatio: 0.0625, lossRatioInterval: 0.25,
+    pubackLatencyP99S: 0.05, deliveryLagP99S: 7.5, eventLoopDelayP99S: 0.002, configVersion: 7
   }
   const text = `
     gateway_id: "gw-1"
@@ -220,7 +223,23 @@ t.test('Heartbeat both ways', async t => {
       bytes: 10
       first_gateway_time_ms: 7
       last_gateway_time_ms: 8
-    }`
+    }
+    interval_s: 60
+    frames_received: 120
+    events_published: 95
+    events_resent: 5
+    uplink_connects: 2
+    connect_failures: 3
+    auth_failures: 1
+    buffer_fill: 0.125
+    delivery_success_ratio: 0.9375
+    delivery_success_ratio_interval: 0.5
+    loss_ratio: 0.0625
+    loss_ratio_interval: 0.25
+    puback_latency_p99_s: 0.05
+    delivery_lag_p99_s: 7.5
+    event_loop_delay_p99_s: 0.002
+    config_version: 7`
   t.same(decodeText('Heartbeat', encodeHeartbeat(heartbeat)), lines(text))
   t.same(decodeHeartbeat(protoc('encode', 'Heartbeat', text)), heartbeat)
 })
