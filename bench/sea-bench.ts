@@ -436,6 +436,7 @@ async function main (): Promise<void> {
       gateway: { id: GATEWAY },
       store: { path: join(root, 'store') },
       log: { level: 'info' },
+      observe: { metrics: { listen: '127.0.0.1:0' } },
       tls,
       uplink: { url: broker.url, heartbeatInterval: 1000 },
       ingest: { udp: { address: '127.0.0.1', port: 0, ...(RCVBUF === undefined ? {} : { receiveBufferSize: Number(RCVBUF) }) }, rateLimit: { eventsPerSecond: 1_000_000, bytesPerSecond: 64 * MB } },

@@ -9,6 +9,7 @@ import { envAssignments } from './env-source.js'
 import { parseConfigDocument, type Origin, type Origins } from './file-source.js'
 import { sortIssues, toConfigIssues } from './issues.js'
 import { overrideAssignments } from './override-source.js'
+import { mergeOverlay, overlayPaths } from './overlay.js'
 import { configSchema, type Config } from './schema.js'
 import { schemaTree } from './schema-tree.js'
 
@@ -19,7 +20,15 @@ export interface LoadConfigOptions {
   env?: Readonly<Record<string, string | undefined>>
   /** `KEY=VALUE` strings from repeated `--set` flags, applied in order. */
   overrides?: readonly string[]
+  /**
+   * A remote configuration update's overlay (src/control), applied last: mappings merge key by
+   * key, anything else (lists included) replaces. `source` names it in messages.
+   */
+  remote?: { overlay: Readonly<Record<string, unknown>>, source: string }
 }
+
+/** Builds the configuration again with a remote overlay, from the sources read once. */
+export type ConfigBuilder = (remote?: LoadConfigOptions['remote']) => Config
 
 const tree = schemaTree(configSchema)
 
@@ -31,6 +40,18 @@ export async function loadConfig (options: LoadConfigOptions = {}): Promise<Conf
   const { file, ...rest } = options
   if (file === undefined) return buildConfig(undefined, rest)
   return buildConfig({ text: await readConfigFile(file), source: file }, rest)
+}
+
+/**
+ * Reads the file once and returns a builder that validates the configuration with or without a
+ * remote overlay (the file, environment and `--set` as they were at start). Throws as loadConfig.
+ */
+export async function configBuilder (options: Omit<LoadConfigOptions, 'remote'> = {}): Promise<ConfigBuilder> {
+  const { file, ...rest } = options
+  const document = file === undefined ? undefined : { text: await readConfigFile(file), source: file }
+  const build: ConfigBuilder = (remote) => buildConfig(document, remote === undefined ? rest : { ...rest, remote })
+  build()
+  return build
 }
 
 /** The same as loadConfig() for a document already in memory; `source` names it in messages. */
@@ -52,12 +73,13 @@ function buildConfig (document: { text: string, source: string } | undefined,
   for (const assignment of [...fromEnv.assignments, ...fromFlags.assignments]) {
     apply(raw, origins, assignment)
   }
+  const remote = options.remote === undefined ? { raw, issues: [] } : applyRemote(raw, origins, options.remote)
 
-  const issues: ConfigIssue[] = [...fromEnv.issues, ...fromFlags.issues]
-  const result = configSchema.safeParse(raw)
+  const issues: ConfigIssue[] = [...fromEnv.issues, ...fromFlags.issues, ...remote.issues]
+  const result = configSchema.safeParse(remote.raw)
   if (!result.success) {
     const fallback: Origin = { source: document?.source ?? 'config' }
-    issues.push(...toConfigIssues(result.error.issues, raw, origins, tree, fallback))
+    issues.push(...toConfigIssues(result.error.issues, remote.raw, origins, tree, fallback))
   }
   if (issues.length > 0 || !result.success) {
     throw new ConfigError('EDGEFWD_ERR_CONFIG_INVALID', sortIssues(issues), {
@@ -84,6 +106,26 @@ function apply (raw: Record<string, unknown>, origins: Origins, { path, value, o
     if (key.startsWith(`${dotted}.`)) origins.delete(key)
   }
   origins.set(dotted, origin)
+}
+
+/** Keys an overlay may not use: the schema would report them as unknown anyway, but say it plainly. */
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
+/**
+ * The remote overlay merged onto the raw input (after the environment and --set: an update the
+ * operator signed wins), its keys' origins set to the update, so an invalid value names it.
+ */
+function applyRemote (raw: Record<string, unknown>, origins: Origins, remote: NonNullable<LoadConfigOptions['remote']>): { raw: Record<string, unknown>, issues: ConfigIssue[] } {
+  const issues: ConfigIssue[] = []
+  const origin: Origin = { source: remote.source }
+  for (const path of overlayPaths(raw, remote.overlay)) {
+    const unsafe = path.findIndex(k => UNSAFE_KEYS.has(k))
+    if (unsafe >= 0) { issues.push({ source: remote.source, path: path.slice(0, unsafe + 1).join('.'), message: 'unknown key' }); continue }
+    const dotted = path.join('.')
+    for (const key of origins.keys()) if (key === dotted || key.startsWith(`${dotted}.`)) origins.delete(key)
+    origins.set(dotted, origin)
+  }
+  return { raw: issues.length > 0 ? raw : mergeOverlay(raw, remote.overlay), issues }
 }
 
 async function readConfigFile (file: string): Promise<string> {

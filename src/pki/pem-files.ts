@@ -18,7 +18,7 @@ import { basename, dirname, join } from 'node:path'
 import { EdgefwdError } from '../errors.js'
 import type { PemPair } from './generate.js'
 
-export type PemFileKind = 'private key' | 'certificate' | 'certificate signing request'
+export type PemFileKind = 'private key' | 'public key' | 'certificate' | 'certificate signing request'
 
 export interface PemFile {
   path: string

@@ -71,6 +71,7 @@ function writeConfig (dir: string, url: string, extra = '', uplinkExtra = ''): s
     'gateway: { id: gw-e2e }',
     `store: { path: ${join(dir, 'store')} }`,
     'log: { level: info }',
+    'observe: { metrics: { listen: "127.0.0.1:0" } }',
     `tls: { ca: ${files.ca}, cert: ${files.cert}, key: ${files.key} }`,
     `uplink: { url: "${url}", batch: { maxEvents: 100 }, ${uplinkExtra === '' ? 'stopTimeout: 3s' : uplinkExtra} }`,
     'ingest:',

@@ -77,6 +77,7 @@ function startForwarder (t: Test, env: NodeJS.ProcessEnv): Started & { lines: Lo
     'gateway: { id: gw-systemd }',
     `store: { path: ${join(dir, 'store')} }`,
     'log: { level: info }',
+    'observe: { metrics: { listen: "127.0.0.1:0" } }',
     `tls: { ca: ${files.ca}, cert: ${files.cert}, key: ${files.key} }`,
     'uplink: { url: "mqtts://127.0.0.1:1", stopTimeout: 2s }',
     'ingest:',

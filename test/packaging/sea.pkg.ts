@@ -114,6 +114,7 @@ t.test('certs, run and sink from the binary against Mosquitto over mutual TLS', 
   writeFileSync(join(root, 'gw.yaml'), [
     'gateway: { id: gw-sea }',
     'store: { path: ./gw-store, capacity: 8MiB }',
+    'observe: { metrics: { listen: "127.0.0.1:0" } }',
     `tls: { ca: ${join(pki, 'ca.crt')}, cert: ${join(pki, 'gw-sea.crt')}, key: ${join(pki, 'gw-sea.key')} }`,
     `uplink: { url: "${broker.url}", stopTimeout: 3s }`,
     `ingest: { tcp: [{ address: 127.0.0.1, port: ${port}, format: jsonl }] }`,

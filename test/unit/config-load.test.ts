@@ -291,6 +291,28 @@ t.test('the example configuration in examples/ is valid and means what its comme
   t.same(config.ingest.rules, [{ stream: 'alarm', priority: 'critical' }, { stream: 'debug/*', priority: 'low', ttl: 3_600_000 }])
 })
 
+t.test('a remote overlay merges mappings key by key, replaces lists and scalars, and is named in errors', async t => {
+  const file = 'ingest:\n  rateLimit: { eventsPerSecond: 50, burst: 2s }\n  rules: [{ device: "a*", priority: high }]\nuplink:\n  window: 4\n'
+  const base = parseConfigText(file, 'gw.yaml')
+  const remote = { overlay: { ingest: { rateLimit: { eventsPerSecond: 5 }, rules: [{ stream: 'alarm', priority: 'critical' }], devices: {} }, uplink: { batch: { linger: '200ms' } } }, source: 'remote config v3' }
+  const merged = parseConfigText(file, 'gw.yaml', { remote })
+  t.equal(merged.ingest.rateLimit.eventsPerSecond, 5)
+  t.equal(merged.ingest.rateLimit.burst, 2000, 'a sibling the overlay does not name is kept')
+  t.same(merged.ingest.rules, [{ stream: 'alarm', priority: 'critical' }], 'a list is replaced whole')
+  t.equal(merged.uplink.batch.linger, 200, 'units as in a file')
+  t.equal(merged.uplink.window, 4)
+  t.same(base.ingest.rules, [{ device: 'a*', priority: 'high' }], 'the overlay changes nothing of the base')
+  t.same(parseConfigText(file, 'gw.yaml', { remote: { overlay: {}, source: 'remote config v4' } }), base, 'an empty overlay is the base')
+  const err = t.throws(() => parseConfigText(file, 'gw.yaml', { remote: { overlay: { uplink: { window: 5000 } }, source: 'remote config v5' } })) as ConfigError
+  t.match(err.message, /^remote config v5: uplink\.window: /m)
+  const typo = t.throws(() => parseConfigText(file, 'gw.yaml', { remote: { overlay: { uplink: { window: { max: 4 } } }, source: 'remote config v7' } })) as ConfigError
+  t.match(typo.message, /^remote config v7: uplink\.window: /m, 'a mapping where a number belongs is refused, not ignored')
+  const proto = JSON.parse('{"__proto__": {"polluted": true}, "uplink": {"constructor": 1}}') as Record<string, unknown>
+  const refused = t.throws(() => parseConfigText(file, 'gw.yaml', { remote: { overlay: proto, source: 'remote config v6' } })) as ConfigError
+  t.same(refused.issues.map(i => i.path).sort(), ['__proto__', 'uplink.constructor'])
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'nothing reached Object.prototype')
+})
+
 t.test('observe.metrics.listen takes ADDRESS:PORT, IPv6 in brackets', async t => {
   t.equal(parseConfigText('observe: { metrics: { listen: "[::1]:9100" } }', 'o.yaml').observe.metrics.listen, '[::1]:9100')
   t.equal(parseConfigText('observe: { metrics: { listen: "0.0.0.0:0" } }', 'o.yaml').observe.metrics.listen, '0.0.0.0:0')

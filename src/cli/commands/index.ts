@@ -7,10 +7,13 @@ import { certsIssueCommand } from './certs-issue.js'
 import { certsSignCommand } from './certs-sign.js'
 import { certsCheckCommand } from './certs-check.js'
 import { configCheckCommand } from './config-check.js'
+import { configKeygenCommand } from './config-keygen.js'
+import { configSignCommand } from './config-sign.js'
 import { helpCommand } from './help.js'
 import { sinkCommand } from './sink.js'
 import { runCommand } from './run.js'
 import { simulateCommand } from './simulate.js'
+import { statusCommand } from './status.js'
 
 export const commands: readonly Command[] = [
   runCommand,
@@ -21,6 +24,9 @@ export const commands: readonly Command[] = [
   certsInspectCommand,
   certsCheckCommand,
   configCheckCommand,
+  configKeygenCommand,
+  configSignCommand,
+  statusCommand,
   sinkCommand,
   simulateCommand,
   helpCommand,

@@ -4,7 +4,7 @@ import { ConfigError, EdgefwdError, formatConfigIssue, isEdgefwdError } from '..
 import { defineCommand } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
 import { packageVersion } from '../version.js'
-import type { Forwarder } from '../../forwarder.js'
+import type { Supervisor } from '../../control/supervisor.js'
 
 export const runCommand = defineCommand({
   name: ['run'],
@@ -19,6 +19,10 @@ export const runCommand = defineCommand({
     'a second signal stops at once. Exit 0 after a stop, 78 on an invalid configuration, 1 when',
     'the start fails (store, TLS material).',
     '',
+    'Metrics (Prometheus text) and /healthz, /readyz are served on observe.metrics.listen',
+    '(127.0.0.1:9464 unless configured; see docs/operations.md). With control.publicKeys set, it',
+    'takes signed configuration updates on <prefix>/<gateway>/config and answers on .../config/ack.',
+    '',
     'Under systemd (NOTIFY_SOCKET set, a Type=notify unit) it reports READY=1 once running,',
     'STOPPING=1 on the first stop signal and WATCHDOG=1 every WATCHDOG_USEC/2, through the',
     'systemd-notify program (the unit needs NotifyAccess=all; see docs/systemd.md).',
@@ -32,12 +36,15 @@ export const runCommand = defineCommand({
     if (values.config !== undefined && positional !== undefined) throw new EdgefwdError('EDGEFWD_ERR_USAGE', 'run: give the configuration file once, as FILE or --config FILE')
     const signals = io.signals
     if (signals === undefined) throw new EdgefwdError('EDGEFWD_ERR_USAGE', 'run needs process signals (run it from the edgefwd executable)')
-    const [{ loadConfig }, { createLogger, childLogger }, { createSystemdNotifier }, { Forwarder: ForwarderClass }] = await Promise.all([
-      import('../../config/index.js'), import('../../observe/log.js'), import('../../observe/systemd-notify.js'), import('../../forwarder.js')
+    const [{ configBuilder }, { createLogger, childLogger }, { createSystemdNotifier }, { Supervisor: SupervisorClass }, { ForwarderMetrics }, { MetricsRegistry }, { startObserveServer }] = await Promise.all([
+      import('../../config/index.js'), import('../../observe/log.js'), import('../../observe/systemd-notify.js'), import('../../control/supervisor.js'),
+      import('../../observe/forwarder-metrics.js'), import('../../observe/metrics.js'), import('../../observe/http-server.js')
     ])
+    let build
     let config
     try {
-      config = await loadConfig({ file: values.config ?? positional, env, overrides: values.set ?? [] })
+      build = await configBuilder({ file: values.config ?? positional, env, overrides: values.set ?? [] })
+      config = build()
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       for (const issue of err.issues) io.stderr.write(`${formatConfigIssue(issue)}\n`)
@@ -48,28 +55,46 @@ export const runCommand = defineCommand({
     let signalsSeen = 0
     let stop: () => void = () => {}
     const stopped = new Promise<void>(resolve => { stop = resolve })
-    let forwarder: Forwarder | undefined
+    let supervisor: Supervisor | undefined
+    let fatal: unknown
     const onStop = (signal: string) => () => {
       signalsSeen++
       logger.info({ signal }, signalsSeen === 1 ? 'stop requested' : 'second stop signal: stopping now')
       if (signalsSeen === 1) { systemd.stopping(`stopping on ${signal}`); stop() }
-      else void forwarder?.stopNow().then(() => { stop() })
+      else void supervisor?.stopNow().then(() => { stop() })
     }
     const offs = [
       signals.on('SIGTERM', onStop('SIGTERM')),
       signals.on('SIGINT', onStop('SIGINT')),
-      signals.on('SIGHUP', () => { forwarder?.reloadTls() }),
+      signals.on('SIGHUP', () => { supervisor?.current?.reloadTls() }),
     ]
+    const metrics = new ForwarderMetrics(new MetricsRegistry(undefined, { logger: childLogger(logger, 'metrics') }), packageVersion())
+    let endpoint: Awaited<ReturnType<typeof startObserveServer>> | undefined
     // Signal listeners do not keep Node running; this does, until stopped.
     const keepAlive = setInterval(() => {}, 1 << 30)
     try {
-      forwarder = await ForwarderClass.start(config, { logger, env, version: packageVersion() })
+      supervisor = await SupervisorClass.start({
+        build, logger, env, version: packageVersion(), metrics,
+        onFatal: (err) => { fatal = err; logger.fatal({ err }, 'no forwarder can run after a failed restart: exiting'); stop() }
+      })
+      const running = supervisor
+      if (config.observe.metrics.enabled) {
+        const { host, port } = splitListen(config.observe.metrics.listen)
+        endpoint = await startObserveServer({
+          host, port, registry: metrics.registry, logger: childLogger(logger, 'metrics'), version: packageVersion(),
+          health: () => running.health(), ready: () => running.readiness()
+        })
+        logger.info({ address: endpoint.address }, `metrics on http://${endpoint.address}/metrics (health: /healthz, /readyz)`)
+      }
+      const forwarder = running.current
       if (signalsSeen > 0) stop()
-      else systemd.ready(`listening on ${forwarder.listening.length === 0 ? 'nothing' : forwarder.listening.join(', ')}; delivering to ${config.uplink.url ?? '?'}`)
+      else systemd.ready(`listening on ${forwarder === undefined || forwarder.listening.length === 0 ? 'nothing' : forwarder.listening.join(', ')}; delivering to ${config.uplink.url ?? '?'}`)
       await stopped
-      await forwarder.stop()
+      await running.stop()
+      if (fatal !== undefined) throw fatal
       return ExitCode.ok
     } catch (err) {
+      await supervisor?.stopNow().catch(() => {})
       if (err instanceof ConfigError) {
         for (const issue of err.issues) io.stderr.write(`${formatConfigIssue(issue)}\n`)
         return ExitCode.configInvalid
@@ -80,9 +105,17 @@ export const runCommand = defineCommand({
       }
       throw err
     } finally {
+      await endpoint?.close()
+      metrics.close()
       clearInterval(keepAlive)
       systemd.close()
       for (const off of offs) off()
     }
   },
 })
+
+/** "127.0.0.1:9464" or "[::1]:9464" (validated by the schema) → host and port. */
+function splitListen (listen: string): { host: string, port: number } {
+  const at = listen.lastIndexOf(':')
+  return { host: listen.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(listen.slice(at + 1)) }
+}

@@ -1,0 +1,215 @@
+/**
+ * Signed remote configuration against a real Mosquitto over mutual TLS: the gateway (the same
+ * Supervisor `edgefwd run` uses) takes an update from its retained config topic, applies it live
+ * or by an in-process restart, proves delivery within the probation or rolls back, and reports
+ * every outcome on the ack topic. The crash case runs the built `edgefwd run` and SIGKILLs it.
+ */
+import { spawn } from 'node:child_process'
+import { createPrivateKey, type KeyObject } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import mqtt, { type MqttClient } from 'mqtt'
+import { configBuilder } from '../../src/config/index.js'
+import { encodeMessage, generateKeyPair, signDocument } from '../../src/control/signing.js'
+import { Supervisor } from '../../src/control/supervisor.js'
+import { ForwarderMetrics } from '../../src/observe/forwarder-metrics.js'
+import { MetricsRegistry } from '../../src/observe/metrics.js'
+import { issueCertificate } from '../../src/pki/generate.js'
+import { clientTlsOptions } from '../../src/pki/tls-options.js'
+import { assertBuilt, distRoot } from '../helpers/built.js'
+import { silentLogger } from '../helpers/logger.js'
+import { freePort, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js'
+import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
+import { encode, event } from './helpers/device.js'
+import { waitFor } from './helpers/sinks.js'
+
+const ca = makeCa()
+const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
+const operatorCert = makeClient(ca, { commonName: 'operator' })
+const operatorKeys = generateKeyPair()
+const operatorKey = createPrivateKey(operatorKeys.privatePem)
+const intruderKey = createPrivateKey(generateKeyPair().privatePem)
+
+interface Ack { gateway: string, version: number | null, status: string, reason?: string, detail?: string, keys?: string[] }
+
+/** The operator's side: publishes signed updates (retained) and reads the acks. */
+async function operator (t: Test, broker: Mosquitto, gw: string): Promise<{ acks: Ack[], publish: (doc: unknown, key?: KeyObject, tamper?: boolean) => Promise<void> }> {
+  const client: MqttClient = await mqtt.connectAsync(broker.url, {
+    ...clientTlsOptions({ ca: ca.certPem, cert: operatorCert.certPem, key: operatorCert.keyPem }), clientId: `operator-${gw}`, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000
+  }, false)
+  t.teardown(async () => { await client.endAsync(true) })
+  const acks: Ack[] = []
+  client.on('message', (_topic, payload) => { acks.push(JSON.parse(payload.toString()) as Ack) })
+  await client.subscribeAsync(`edgefwd/${gw}/config/ack`, { qos: 1 })
+  return {
+    acks,
+    publish: async (doc, key = operatorKey, tamper = false) => {
+      const message = signDocument(Buffer.from(JSON.stringify(doc)), key)
+      // A document changed after signing: a version and content the operator never signed.
+      if (tamper) message.document = Buffer.from(JSON.stringify({ ...(doc as object), version: 99 })).toString('base64')
+      await client.publishAsync(`edgefwd/${gw}/config`, encodeMessage(message), { qos: 1, retain: true })
+    }
+  }
+}
+
+function writeConfig (dir: string, gw: string, url: string, extra: string[] = []): string {
+  const c = makeClient(ca, { commonName: gw })
+  const tls = writeSet(join(dir, 'tls'), { ca: ca.certPem, cert: c.certPem, key: c.keyPem })
+  writeFileSync(join(dir, 'operator.pub'), operatorKeys.publicPem)
+  const path = join(dir, 'gw.yaml')
+  writeFileSync(path, [
+    `gateway: { id: ${gw} }`,
+    `store: { path: ${join(dir, 'store')} }`,
+    'log: { level: info }',
+    `tls: { ca: ${tls.ca}, cert: ${tls.cert}, key: ${tls.key} }`,
+    `uplink: { url: "${url}", stopTimeout: 1s, backoff: { initial: 100ms, max: 300ms, refusedMin: 100ms }, connectTimeout: 2s }`,
+    'ingest:',
+    '  rateLimit: { eventsPerSecond: 10000, burst: 1s }',
+    '  tcp: [{ address: 127.0.0.1, port: 0, format: frames }]',
+    `control: { publicKeys: [${join(dir, 'operator.pub')}], probation: 4s }`,
+    'observe: { metrics: { listen: "127.0.0.1:0" } }',
+    ...extra
+  ].join('\n'))
+  return path
+}
+
+async function startGateway (t: Test, config: string): Promise<{ supervisor: Supervisor, registry: MetricsRegistry }> {
+  const logger = silentLogger()
+  const registry = new MetricsRegistry()
+  const metrics = new ForwarderMetrics(registry, 'test')
+  const supervisor = await Supervisor.start({ build: await configBuilder({ file: config }), logger, env: {}, version: 'test', metrics, onFatal: (err) => { throw err } })
+  t.teardown(async () => { await supervisor.stopNow(); metrics.close() })
+  await waitFor(() => supervisor.current?.uplink.state() === 'online', 10_000, 'the gateway online')
+  return { supervisor, registry }
+}
+
+/** Sends `count` events from one device over TCP as fast as it can; resolves once written. */
+async function burst (supervisor: Supervisor, deviceId: string, from: number, count: number): Promise<void> {
+  const address = supervisor.current?.listening.find(l => l.startsWith('tcp ')) ?? ''
+  const port = Number(address.slice(address.lastIndexOf(':') + 1))
+  const socket = connect(port, '127.0.0.1')
+  socket.on('data', () => {})
+  await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
+  const frames = Array.from({ length: count }, (_, i) => encode('stream', event(deviceId, from + i)))
+  await new Promise<void>(resolve => socket.write(Buffer.concat(frames), () => { resolve() }))
+  await new Promise(resolve => setTimeout(resolve, 200))
+  socket.destroy()
+}
+
+const rateLimited = (supervisor: Supervisor): number => supervisor.current?.pipeline.counters().rejected.rate_limited ?? -1
+
+t.test('a signed update is applied live; bad signature, invalid, older version are each rejected with their reason', async t => {
+  const dir = t.testdir()
+  mkdirSync(join(dir, 'broker'))
+  const broker = await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
+  t.teardown(async () => { await broker.stop() })
+  const op = await operator(t, broker, 'gw-live')
+  const { supervisor, registry } = await startGateway(t, writeConfig(dir, 'gw-live', broker.url))
+  const forwarder = supervisor.current
+
+  await burst(supervisor, 'dev-1', 1, 40)
+  await waitFor(() => (supervisor.current?.pipeline.counters().events ?? 0) === 40, 5000, '40 events accepted')
+  t.equal(rateLimited(supervisor), 0, 'before the update nothing is rate limited')
+
+  await op.publish({ version: 1, comment: 'throttle devices', config: { ingest: { rateLimit: { eventsPerSecond: 1, burst: '1s' } }, log: { level: 'warn' } } })
+  await waitFor(() => op.acks.some(a => a.version === 1 && a.status === 'applied'), 15_000, 'version 1 applied')
+  t.match(op.acks.find(a => a.version === 1 && a.status === 'applied'), { gateway: 'gw-live', keys: ['ingest.rateLimit.eventsPerSecond', 'log.level'] })
+  t.ok(op.acks.some(a => a.version === 1 && a.status === 'probation'), 'the probation ack came first (the publish that proved delivery)')
+  t.equal(supervisor.current, forwarder, 'applied live: the same forwarder, no restart')
+  t.equal(supervisor.config.ingest.rateLimit.eventsPerSecond, 1)
+  await burst(supervisor, 'dev-1', 41, 40)
+  await waitFor(() => rateLimited(supervisor) > 0, 5000, 'rate-limited frames')
+  t.ok(rateLimited(supervisor) >= 35, `the new rate limit takes effect at once (${rateLimited(supervisor)} of 40 refused)`)
+
+  await op.publish({ version: 9, config: { uplink: { window: 16 } } }, intruderKey)
+  await waitFor(() => op.acks.some(a => a.reason === 'bad_signature'), 10_000, 'bad_signature (unknown key)')
+  await op.publish({ version: 2, config: {} }, operatorKey, true)
+  await waitFor(() => op.acks.filter(a => a.reason === 'bad_signature').length === 2, 10_000, 'bad_signature (tampered document)')
+  await op.publish({ version: 5, config: { uplink: { window: 5000 } } })
+  await waitFor(() => op.acks.some(a => a.version === 5), 10_000, 'version 5 answered')
+  t.match(op.acks.find(a => a.version === 5), { status: 'rejected', reason: 'invalid', detail: /uplink\.window: must be at most 1000/ })
+  await op.publish({ version: 3, config: { uplink: { batch: { linger: '10ms' } } } })
+  await waitFor(() => op.acks.some(a => a.version === 3), 10_000, 'version 3 answered')
+  t.match(op.acks.find(a => a.version === 3), { status: 'rejected', reason: 'old_version', detail: /version 3 is not newer than version 5/ })
+  await op.publish({ version: 6, config: { uplink: { url: 'mqtts://127.0.0.1:1' } } })
+  await waitFor(() => op.acks.some(a => a.version === 6), 10_000, 'version 6 answered')
+  t.match(op.acks.find(a => a.version === 6), { status: 'rejected', reason: 'restart_required', keys: ['uplink.url'] })
+
+  t.equal(supervisor.config.uplink.window, 8, 'nothing of the rejected updates was applied')
+  t.equal(supervisor.config.ingest.rateLimit.eventsPerSecond, 1, 'version 1 still in force')
+  const counts = Object.fromEntries(registry.series('edgefwd_config_updates_total').map(s => [s.labels.result, s.value]))
+  t.same(counts, { applied: 1, bad_signature: 2, old_version: 1, invalid: 1, restart_required: 1, rolled_back: 0 })
+  t.equal(registry.get('edgefwd_config_version'), 1)
+})
+
+t.test('an update that breaks connectivity is rolled back within its probation and the gateway reconnects', async t => {
+  const dir = t.testdir()
+  mkdirSync(join(dir, 'broker'))
+  const broker = await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
+  t.teardown(async () => { await broker.stop() })
+  const op = await operator(t, broker, 'gw-rollback')
+  const { supervisor, registry } = await startGateway(t, writeConfig(dir, 'gw-rollback', broker.url))
+  const before = supervisor.current
+
+  const wrongPort = await freePort()
+  const sent = Date.now()
+  await op.publish({ version: 1, restart: true, comment: 'move to the new broker (wrong port)', config: { uplink: { url: `mqtts://127.0.0.1:${wrongPort}` } } })
+  await waitFor(() => op.acks.some(a => a.version === 1 && a.status === 'rolled_back'), 20_000, 'the rollback ack')
+  const took = Date.now() - sent
+  t.ok(took < 12_000, `rolled back and reported within the 4 s probation plus a reconnect (${took} ms)`)
+  t.match(op.acks.find(a => a.version === 1 && a.status === 'rolled_back'), { reason: 'rolled_back', detail: /no publish was acknowledged by the broker within the probation of 4000 ms/ })
+  t.notOk(op.acks.some(a => a.version === 1 && a.status === 'applied'))
+  t.not(supervisor.current, before, 'the forwarder was restarted for the update, and again for the rollback')
+  t.equal(supervisor.config.uplink.url, broker.url, 'back on the previous broker')
+  await waitFor(() => supervisor.current?.uplink.state() === 'online', 10_000, 'online again')
+  t.equal(registry.get('edgefwd_config_updates_total', { result: 'rolled_back' }), 1)
+  t.equal(registry.get('edgefwd_config_version'), 0, 'still the local configuration')
+  const state = JSON.parse(readFileSync(join(dir, 'control', 'state.json'), 'utf8')) as Record<string, unknown>
+  t.match(state, { highestVersion: 1, lastFailed: { version: 1 } })
+  t.notOk('pending' in state, 'nothing left on probation')
+  t.notOk('current' in state, 'no good remote configuration yet')
+})
+
+t.test('a crash between apply and the end of probation comes back on the last good configuration', async t => {
+  assertBuilt()
+  const dir = t.testdir()
+  mkdirSync(join(dir, 'broker'))
+  const broker = await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
+  t.teardown(async () => { await broker.stop() })
+  const op = await operator(t, broker, 'gw-crash')
+  const config = writeConfig(dir, 'gw-crash', broker.url)
+  writeFileSync(config, readFileSync(config, 'utf8').replace('probation: 4s', 'probation: 2m'))
+  const start = (): { lines: () => string, exited: Promise<number | null>, kill: () => void } => {
+    const child = spawn(process.execPath, [join(distRoot, 'src/cli/main.js'), 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    child.stderr.on('data', (c: Buffer) => { out += c.toString() })
+    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+    return { lines: () => out, exited: new Promise(resolve => child.once('exit', code => { resolve(code) })), kill: () => { child.kill('SIGKILL') } }
+  }
+
+  const first = start()
+  await waitFor(() => first.lines().includes('"to":"online"'), 15_000, 'the first process online')
+  await op.publish({ version: 1, config: { uplink: { batch: { linger: '20ms' } } } })
+  await waitFor(() => op.acks.some(a => a.version === 1 && a.status === 'applied'), 15_000, 'version 1 applied (the last good)')
+  await op.publish({ version: 2, restart: true, config: { uplink: { url: `mqtts://127.0.0.1:${await freePort()}` } } })
+  await waitFor(() => first.lines().includes('applying remote configuration version 2'), 10_000, 'version 2 being applied')
+  await waitFor(() => (first.lines().match(/ running: /g) ?? []).length === 2, 10_000, 'the forwarder restarted on version 2')
+  first.kill()
+  await first.exited
+  const pending = JSON.parse(readFileSync(join(dir, 'control', 'state.json'), 'utf8')) as Record<string, unknown>
+  t.match(pending, { current: { version: 1 }, pending: { version: 2, restart: true } }, 'killed with version 2 on probation')
+
+  const second = start()
+  await waitFor(() => second.lines().includes('"to":"online"'), 15_000, 'the second process online, on the last good broker')
+  await waitFor(() => op.acks.some(a => a.version === 2 && a.status === 'rolled_back'), 10_000, 'the rollback reported')
+  t.match(op.acks.find(a => a.version === 2 && a.status === 'rolled_back'), { detail: 'restarted during probation' })
+  t.match(second.lines(), /running version 1/, 'version 1 (the last good) is in force')
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  t.notMatch(second.lines(), /applying remote configuration/, 'the retained version 2 is not applied again')
+  const state = JSON.parse(readFileSync(join(dir, 'control', 'state.json'), 'utf8')) as Record<string, unknown>
+  t.match(state, { highestVersion: 2, current: { version: 1 }, lastFailed: { version: 2, reason: 'restarted during probation' } })
+  t.notOk('pending' in state)
+})
