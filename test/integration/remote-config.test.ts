@@ -35,21 +35,23 @@ const intruderKey = createPrivateKey(generateKeyPair().privatePem)
 interface Ack { gateway: string, version: number | null, status: string, reason?: string, detail?: string, keys?: string[] }
 
 /** The operator's side: publishes signed updates (retained) and reads the acks. */
-async function operator (t: Test, broker: Mosquitto, gw: string): Promise<{ acks: Ack[], publish: (doc: unknown, key?: KeyObject, tamper?: boolean) => Promise<void> }> {
+async function operator (t: Test, broker: Mosquitto, gw: string): Promise<{ acks: Ack[], heartbeats: unknown[], publish: (doc: unknown, key?: KeyObject, tamper?: boolean, topic?: string) => Promise<void> }> {
   const client: MqttClient = await mqtt.connectAsync(broker.url, {
     ...clientTlsOptions({ ca: ca.certPem, cert: operatorCert.certPem, key: operatorCert.keyPem }), clientId: `operator-${gw}`, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000
   }, false)
   t.teardown(async () => { await client.endAsync(true) })
   const acks: Ack[] = []
-  client.on('message', (_topic, payload) => { acks.push(JSON.parse(payload.toString()) as Ack) })
-  await client.subscribeAsync(`edgefwd/${gw}/config/ack`, { qos: 1 })
+  const heartbeats: unknown[] = []
+  client.on('message', (topic, payload) => { (topic.endsWith('/health') ? heartbeats : acks).push(JSON.parse(payload.toString())) })
+  await client.subscribeAsync([`edgefwd/${gw}/config/ack`, `edgefwd/${gw}/health`], { qos: 1 })
   return {
     acks,
-    publish: async (doc, key = operatorKey, tamper = false) => {
+    heartbeats,
+    publish: async (doc, key = operatorKey, tamper = false, topic = `edgefwd/${gw}/config`) => {
       const message = signDocument(Buffer.from(JSON.stringify(doc)), key)
       // A document changed after signing: a version and content the operator never signed.
       if (tamper) message.document = Buffer.from(JSON.stringify({ ...(doc as object), version: 99 })).toString('base64')
-      await client.publishAsync(`edgefwd/${gw}/config`, encodeMessage(message), { qos: 1, retain: true })
+      await client.publishAsync(topic, encodeMessage(message), { qos: 1, retain: true })
     }
   }
 }
@@ -106,7 +108,11 @@ t.test('a signed update is applied live; bad signature, invalid, older version a
   const broker = await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
   t.teardown(async () => { await broker.stop() })
   const op = await operator(t, broker, 'gw-live')
-  const { supervisor, registry } = await startGateway(t, writeConfig(dir, 'gw-live', broker.url))
+  const config = writeConfig(dir, 'gw-live', broker.url)
+  writeFileSync(config, readFileSync(config, 'utf8')
+    .replace('stopTimeout: 1s,', 'stopTimeout: 1s, heartbeatInterval: 1s, heartbeatFormat: json,')
+    .replace('probation: 4s', 'probation: 4s, fleetTopic: test/fleet/config'))
+  const { supervisor, registry } = await startGateway(t, config)
   const forwarder = supervisor.current
 
   await burst(supervisor, 'dev-1', 1, 40)
@@ -139,9 +145,17 @@ t.test('a signed update is applied live; bad signature, invalid, older version a
 
   t.equal(supervisor.config.uplink.window, 8, 'nothing of the rejected updates was applied')
   t.equal(supervisor.config.ingest.rateLimit.eventsPerSecond, 1, 'version 1 still in force')
+
+  // The fleet-wide topic shares the version sequence; the whole overlay replaces version 1's.
+  await op.publish({ version: 7, config: { uplink: { batch: { maxEvents: 50 } } } }, operatorKey, false, 'test/fleet/config')
+  await waitFor(() => op.acks.some(a => a.version === 7 && a.status === 'applied'), 15_000, 'version 7 (fleet topic) applied')
+  t.equal(supervisor.config.uplink.batch.maxEvents, 50)
+  t.equal(supervisor.config.ingest.rateLimit.eventsPerSecond, 10_000, 'a key version 7 leaves out returns to its local value')
   const counts = Object.fromEntries(registry.series('edgefwd_config_updates_total').map(s => [s.labels.result, s.value]))
-  t.same(counts, { applied: 1, bad_signature: 2, old_version: 1, invalid: 1, restart_required: 1, rolled_back: 0 })
-  t.equal(registry.get('edgefwd_config_version'), 1)
+  t.same(counts, { applied: 2, bad_signature: 2, old_version: 1, invalid: 1, restart_required: 1, rolled_back: 0 })
+  t.equal(registry.get('edgefwd_config_version'), 7)
+  await waitFor(() => op.heartbeats.some(h => (h as { configVersion?: number }).configVersion === 7), 5000, 'a heartbeat with version 7')
+  t.match(op.heartbeats.at(-1), { gatewayId: 'gw-live', linkState: 'online', configVersion: 7 }, 'uplink.heartbeatFormat: json')
 })
 
 t.test('an update that breaks connectivity is rolled back within its probation and the gateway reconnects', async t => {
