@@ -8,6 +8,8 @@ import type { ForwarderMessage, ForwarderStatsMessage } from './forwarder-proces
 
 export interface ForwarderChild {
   readonly pid: number | undefined
+  /** host:port of its metrics endpoint, when the configuration turns it on. */
+  readonly metrics: string | undefined
   /** The latest stats, undefined until the first arrives. */
   stats: () => ForwarderStatsMessage | undefined
   running: () => boolean
@@ -58,12 +60,13 @@ export async function startForwarderChild (options: { configFile: string, logFil
   child.stderr?.on('data', (chunk: Buffer) => { if (stderr.length < 8192) stderr += chunk.toString() })
   const gone = new Promise<void>(resolve => { child.once('exit', () => { exited = true; resolve() }) })
   child.on('message', (m: ForwarderMessage) => { if (m.type === 'stats') latest = m })
+  let metrics: string | undefined
 
   const timeoutMs = options.readyTimeoutMs ?? 30_000
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => { fail(new Error(`the forwarder did not start within ${timeoutMs} ms`)) }, timeoutMs)
     const onMessage = (m: ForwarderMessage): void => {
-      if (m.type === 'ready') { cleanup(); resolve() }
+      if (m.type === 'ready') { metrics = m.metrics; cleanup(); resolve() }
       if (m.type === 'failed') fail(new Error(`the forwarder failed to start: ${m.message}`))
     }
     const onExit = (code: number | null): void => { fail(new Error(`the forwarder exited (${String(code)}) before it was ready${stderr === '' ? '' : `: ${stderr.trim()}`}`)) }
@@ -75,6 +78,7 @@ export async function startForwarderChild (options: { configFile: string, logFil
 
   return {
     pid: child.pid,
+    metrics,
     stats: () => latest,
     running: () => !exited,
     async kill () {

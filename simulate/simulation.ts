@@ -59,6 +59,8 @@ export interface SimulationOptions {
   drainTimeoutMs?: number
   /** Keep the temporary directory (certificates, store, forwarder log) instead of removing it. */
   keepWorkDir?: boolean
+  /** Serve the forwarder's metrics, /healthz and /readyz here (ADDRESS:PORT), as `edgefwd run` does. */
+  metricsListen?: string
 }
 
 export interface Progress {
@@ -200,6 +202,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
         backoff: { initial: 200, max: 2000, refusedMin: 1000 },
         heartbeatInterval: 5000,
       },
+      observe: { metrics: options.metricsListen === undefined ? { enabled: false } : { enabled: true, listen: options.metricsListen } },
     }
     const configFile = join(work, 'edgefwd.json')
     await writeFile(configFile, JSON.stringify(config, null, 2))

@@ -153,7 +153,7 @@ export class Forwarder {
   /** /healthz: the process runs and the store is open. */
   health (): HealthReport {
     const state = this.store.stats().state
-    return { ok: state === 'open', checks: { store: { ok: state === 'open', detail: `store ${state}` } } }
+    return { ok: state === 'open', checks: { store: { ok: state === 'open', detail: state } } }
   }
 
   /**
@@ -170,8 +170,8 @@ export class Forwarder {
     return {
       ok: storeOk && uplinkOk,
       checks: {
-        store: { ok: storeOk, detail: s.state !== 'open' ? `store ${s.state}` : s.mode === 'memory' ? 'store on its in-memory fallback (disk full or failing)' : 'store open on disk' },
-        uplink: { ok: uplinkOk, detail: u.state === 'online' ? 'uplink online' : `uplink ${u.state} for ${Math.round(offlineMs / 1000)} s${u.lastError === undefined ? '' : ` (${u.lastError})`}; grace ${Math.round(graceMs / 1000)} s` }
+        store: { ok: storeOk, detail: s.state !== 'open' ? s.state : s.mode === 'memory' ? 'on its in-memory fallback (disk full or failing)' : 'open on disk' },
+        uplink: { ok: uplinkOk, detail: u.state === 'online' ? 'online' : `${u.state} for ${Math.round(offlineMs / 1000)} s${u.lastError === undefined ? '' : ` (${u.lastError})`}, grace ${Math.round(graceMs / 1000)} s` }
       }
     }
   }

@@ -89,12 +89,12 @@ export class Supervisor {
   get current (): Forwarder | undefined { return this.forwarder }
 
   health (): HealthReport {
-    return this.forwarder?.health() ?? down(this.restarting ? 'forwarder restarting' : 'forwarder not running')
+    return this.forwarder?.health() ?? down(this.restarting ? 'restarting' : 'not running')
   }
 
   readiness (): HealthReport {
     const f = this.forwarder
-    return f?.readiness(f.currentConfig.observe.metrics.readyOfflineGrace) ?? down(this.restarting ? 'forwarder restarting' : 'forwarder not running')
+    return f?.readiness(f.currentConfig.observe.metrics.readyOfflineGrace) ?? down(this.restarting ? 'restarting' : 'not running')
   }
 
   /** Resolves once every remote update received so far has been handled (its probation included). */

@@ -172,3 +172,9 @@ t.test('typed option values reach the command', async t => {
   t.same(await run(['help', 'probe', 'deep', 'more'], {}, [probe, ...commands]),
     { code: 2, stdout: '', stderr: 'edgefwd: unknown command "probe deep more" (see edgefwd --help)\n' })
 })
+
+t.test('simulate --metrics must be ADDRESS:PORT: a usage error before anything starts', async t => {
+  const { code, stderr } = await run(['simulate', '--metrics', 'localhost'])
+  t.equal(code, 2)
+  t.match(stderr, /simulate: --metrics must be ADDRESS:PORT, e\.g\. 127\.0\.0\.1:9464, got "localhost"/)
+})

@@ -36,6 +36,7 @@ export const simulateCommand = defineCommand({
     report: { type: 'string', valueName: 'DIR', description: 'write report.html and summary.json to DIR' },
     json: { type: 'boolean', description: 'print the summary as JSON on standard output instead of the table' },
     list: { type: 'boolean', description: 'list the scenarios and exit' },
+    metrics: { type: 'string', valueName: 'ADDRESS:PORT', description: 'serve the simulated gateway\'s /metrics, /healthz and /readyz there (e.g. 127.0.0.1:9464), for Prometheus or edgefwd status' },
   },
   positionals: [],
   async run ({ values }, { io }) {
@@ -66,7 +67,11 @@ export const simulateCommand = defineCommand({
 
     const progress = progressWriter(io.stderr)
     io.stderr.write(`edgefwd simulate: scenario ${scenario.name} (${Math.round(scenario.durationMs / 1000)} s, seed ${seed ?? scenario.seed}): ${scenario.description}\n`)
-    const result = await runSimulation({ scenario, ...(seed === undefined ? {} : { seed }), onProgress: progress.update })
+    if (values.metrics !== undefined) {
+      if (!/^(?:\[[0-9a-fA-F:.]+\]|[0-9.]+):\d{1,5}$/.test(values.metrics)) throw new EdgefwdError('EDGEFWD_ERR_USAGE', `simulate: --metrics must be ADDRESS:PORT, e.g. 127.0.0.1:9464, got ${JSON.stringify(values.metrics)}`)
+      io.stderr.write(`metrics: http://${values.metrics}/metrics while it runs (edgefwd status --url http://${values.metrics})\n`)
+    }
+    const result = await runSimulation({ scenario, ...(seed === undefined ? {} : { seed }), ...(values.metrics === undefined ? {} : { metricsListen: values.metrics }), onProgress: progress.update })
     progress.done()
     if (values.json === true) io.stdout.write(`${JSON.stringify({ ...result, samples: undefined })}\n`)
     else io.stdout.write(renderSummary(result))
