@@ -93,3 +93,16 @@ export function formatConfigIssue (issue: ConfigIssue): string {
 export function isEdgefwdError (err: unknown, code?: ErrorCode): err is EdgefwdError {
   return err instanceof EdgefwdError && (code === undefined || err.code === code)
 }
+
+/** A file system error in a few words: the errno's meaning, else the message. */
+export function fsErrorReason (err: unknown): string {
+  switch ((err as NodeJS.ErrnoException | undefined)?.code) {
+    case 'ENOENT': return 'no such file or directory'
+    case 'EACCES': case 'EPERM': return 'permission denied'
+    case 'EISDIR': return 'it is a directory'
+    case 'ENOTDIR': return 'a part of the path is not a directory'
+    case 'ENOSPC': return 'no space left on the device'
+    case 'EROFS': return 'read-only file system'
+    default: return err instanceof Error ? err.message : String(err)
+  }
+}

@@ -24,7 +24,7 @@ import { constants } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { access, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { EdgefwdError } from '../errors.js'
+import { EdgefwdError, fsErrorReason } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 
 export const STATE_FILE = 'state.json'
@@ -86,7 +86,7 @@ export class ControlStateStore {
       await mkdir(dir, { recursive: true, mode: DIR_MODE })
       await access(dir, constants.W_OK | constants.X_OK)
     } catch (err) {
-      throw stateError(`cannot use the control state directory ${dir}: ${reason(err)}`, err)
+      throw stateError(`cannot use the control state directory ${dir}: ${fsErrorReason(err)}`, err)
     }
     await removeLeftovers(dir)
 
@@ -96,7 +96,7 @@ export class ControlStateStore {
       text = await readFile(path, 'utf8')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new ControlStateStore(dir, emptyState())
-      throw stateError(`cannot read the control state ${path}: ${reason(err)}`, err)
+      throw stateError(`cannot read the control state ${path}: ${fsErrorReason(err)}`, err)
     }
 
     const parsed = parseState(text)
@@ -106,7 +106,7 @@ export class ControlStateStore {
     try {
       await rename(path, aside)
     } catch (err) {
-      throw stateError(`the control state ${path} is corrupt (${parsed}) and cannot be moved aside: ${reason(err)}`, err)
+      throw stateError(`the control state ${path} is corrupt (${parsed}) and cannot be moved aside: ${fsErrorReason(err)}`, err)
     }
     logger?.error({ code: 'EDGEFWD_ERR_CONTROL_STATE', path, movedTo: aside, problem: parsed },
       'control state file is corrupt; moved aside, starting on the local configuration')
@@ -155,7 +155,7 @@ async function writeAtomically (dir: string, text: string): Promise<void> {
     await rename(temp, path)
   } catch (err) {
     await rm(temp, { force: true }).catch(() => {})
-    throw stateError(`cannot write the control state ${path}: ${reason(err)}`, err)
+    throw stateError(`cannot write the control state ${path}: ${fsErrorReason(err)}`, err)
   }
   await syncDirectory(dir)
 }
@@ -179,7 +179,7 @@ async function removeLeftovers (dir: string): Promise<void> {
   try {
     names = await readdir(dir)
   } catch (err) {
-    throw stateError(`cannot list the control state directory ${dir}: ${reason(err)}`, err)
+    throw stateError(`cannot list the control state directory ${dir}: ${fsErrorReason(err)}`, err)
   }
   for (const name of names.filter(n => TEMP_FILE.test(n))) await rm(join(dir, name), { force: true }).catch(() => {})
 }
@@ -245,16 +245,4 @@ function stateError (message: string, cause?: unknown): EdgefwdError {
     ...(cause === undefined ? {} : { cause }),
     hint: 'check the directory\'s owner, permissions and free space (control.stateDir)',
   })
-}
-
-function reason (err: unknown): string {
-  switch ((err as NodeJS.ErrnoException | undefined)?.code) {
-    case 'ENOENT': return 'no such file or directory'
-    case 'EACCES': case 'EPERM': return 'permission denied'
-    case 'EISDIR': return 'it is a directory'
-    case 'ENOTDIR': return 'a part of the path is not a directory'
-    case 'ENOSPC': return 'no space left on the device'
-    case 'EROFS': return 'read-only file system'
-    default: return err instanceof Error ? err.message : String(err)
-  }
 }

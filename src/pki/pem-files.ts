@@ -15,7 +15,7 @@ import { constants } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { EdgefwdError } from '../errors.js'
+import { EdgefwdError, fsErrorReason } from '../errors.js'
 import type { PemPair } from './generate.js'
 
 export type PemFileKind = 'private key' | 'public key' | 'certificate' | 'certificate signing request'
@@ -98,7 +98,7 @@ export async function readTlsFile (path: string, role: string): Promise<Buffer> 
   try {
     return await readFile(path)
   } catch (err) {
-    throw new EdgefwdError('EDGEFWD_ERR_TLS_FILE_UNREADABLE', `cannot read the ${role} ${path}: ${reason(err)}`, { cause: err })
+    throw new EdgefwdError('EDGEFWD_ERR_TLS_FILE_UNREADABLE', `cannot read the ${role} ${path}: ${fsErrorReason(err)}`, { cause: err })
   }
 }
 
@@ -150,19 +150,7 @@ async function exists (path: string): Promise<boolean> {
 }
 
 function writeError (path: string, err: unknown): EdgefwdError {
-  return new EdgefwdError('EDGEFWD_ERR_CERTS_WRITE', `cannot write ${path}: ${reason(err)}`, {
+  return new EdgefwdError('EDGEFWD_ERR_CERTS_WRITE', `cannot write ${path}: ${fsErrorReason(err)}`, {
     cause: err, hint: 'choose a directory the edgefwd user can write to, on a file system with free space'
   })
-}
-
-function reason (err: unknown): string {
-  switch ((err as NodeJS.ErrnoException | undefined)?.code) {
-    case 'ENOENT': return 'no such file or directory'
-    case 'EACCES': case 'EPERM': return 'permission denied'
-    case 'EISDIR': return 'it is a directory'
-    case 'ENOTDIR': return 'a part of the path is not a directory'
-    case 'ENOSPC': return 'no space left on the device'
-    case 'EROFS': return 'read-only file system'
-    default: return err instanceof Error ? err.message : String(err)
-  }
 }
