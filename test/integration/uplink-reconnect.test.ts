@@ -23,9 +23,12 @@ t.test('a refused connection backs off with full jitter, growing to the maximum'
   let done: () => void = () => {}
   const enough = new Promise<void>(resolve => { done = resolve })
   const { logger, records } = captureLogger('info')
+  // Nothing listens on the port, so no TLS handshake ever starts: one set made up front serves
+  // every attempt (making a CA and a client per attempt was most of this test's time).
+  const credentials = makeRsaSet()
   const uplink = new Uplink(store, {
     address: parseBrokerUrl(`mqtts://127.0.0.1:${port}`),
-    credentials: () => makeRsaSet(),
+    credentials: () => credentials,
     gatewayId: 'gw',
     protocolVersion: 5,
     topics: { events: 'e', status: 's' },

