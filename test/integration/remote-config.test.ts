@@ -158,7 +158,7 @@ t.test('a signed update is applied live; bad signature, invalid, older version a
   t.match(op.heartbeats.at(-1), { gatewayId: 'gw-live', linkState: 'online', configVersion: 7 }, 'uplink.heartbeatFormat: json')
 })
 
-t.test('an update that breaks connectivity is rolled back within its probation and the gateway reconnects', async t => {
+t.test('updates that break the gateway are rolled back: one it cannot start with at once, one that cuts it off within its probation', async t => {
   const dir = t.testdir()
   mkdirSync(join(dir, 'broker'))
   const broker = await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
@@ -167,21 +167,29 @@ t.test('an update that breaks connectivity is rolled back within its probation a
   const { supervisor, registry } = await startGateway(t, writeConfig(dir, 'gw-rollback', broker.url))
   const before = supervisor.current
 
+  // A forwarder that cannot even start with the update (its store path lies under a file).
+  writeFileSync(join(dir, 'a-file'), '')
+  await op.publish({ version: 1, restart: true, config: { store: { path: join(dir, 'a-file', 'store') } } })
+  await waitFor(() => op.acks.some(a => a.version === 1 && a.status === 'rolled_back'), 20_000, 'the rollback of version 1')
+  t.match(op.acks.find(a => a.version === 1 && a.status === 'rolled_back'), { reason: 'rolled_back', detail: /^the forwarder did not start with it: / })
+  await waitFor(() => supervisor.current?.uplink.state() === 'online', 10_000, 'online again on the previous store')
+  t.equal(supervisor.config.store.path, join(dir, 'store'))
+
   const wrongPort = await freePort()
   const sent = Date.now()
-  await op.publish({ version: 1, restart: true, comment: 'move to the new broker (wrong port)', config: { uplink: { url: `mqtts://127.0.0.1:${wrongPort}` } } })
-  await waitFor(() => op.acks.some(a => a.version === 1 && a.status === 'rolled_back'), 20_000, 'the rollback ack')
+  await op.publish({ version: 2, restart: true, comment: 'move to the new broker (wrong port)', config: { uplink: { url: `mqtts://127.0.0.1:${wrongPort}` } } })
+  await waitFor(() => op.acks.some(a => a.version === 2 && a.status === 'rolled_back'), 20_000, 'the rollback ack')
   const took = Date.now() - sent
   t.ok(took < 12_000, `rolled back and reported within the 4 s probation plus a reconnect (${took} ms)`)
-  t.match(op.acks.find(a => a.version === 1 && a.status === 'rolled_back'), { reason: 'rolled_back', detail: /no publish was acknowledged by the broker within the probation of 4000 ms/ })
-  t.notOk(op.acks.some(a => a.version === 1 && a.status === 'applied'))
+  t.match(op.acks.find(a => a.version === 2 && a.status === 'rolled_back'), { reason: 'rolled_back', detail: /no publish was acknowledged by the broker within the probation of 4000 ms/ })
+  t.notOk(op.acks.some(a => a.status === 'applied'))
   t.not(supervisor.current, before, 'the forwarder was restarted for the update, and again for the rollback')
   t.equal(supervisor.config.uplink.url, broker.url, 'back on the previous broker')
   await waitFor(() => supervisor.current?.uplink.state() === 'online', 10_000, 'online again')
-  t.equal(registry.get('edgefwd_config_updates_total', { result: 'rolled_back' }), 1)
+  t.equal(registry.get('edgefwd_config_updates_total', { result: 'rolled_back' }), 2)
   t.equal(registry.get('edgefwd_config_version'), 0, 'still the local configuration')
   const state = JSON.parse(readFileSync(join(dir, 'control', 'state.json'), 'utf8')) as Record<string, unknown>
-  t.match(state, { highestVersion: 1, lastFailed: { version: 1 } })
+  t.match(state, { highestVersion: 2, lastFailed: { version: 2 } })
   t.notOk('pending' in state, 'nothing left on probation')
   t.notOk('current' in state, 'no good remote configuration yet')
 })
