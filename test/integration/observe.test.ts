@@ -6,8 +6,9 @@
  * received and what the store reports; the heartbeat, decoded with protobufjs straight from the
  * .proto file, must equal the metrics.
  */
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -28,6 +29,8 @@ import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import { decodeEnvelopeMessage } from '../../src/sink/decode.js'
 import { SequenceVerifier } from '../../src/sink/verify.js'
 import { PRIORITIES } from '../../src/types.js'
+import { openLevelStore } from '../../src/store/index.js'
+import { assertBuilt, distRoot } from '../helpers/built.js'
 import { silentLogger } from '../helpers/logger.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
@@ -189,4 +192,28 @@ t.test('after a scripted run the scraped metrics equal what the sink and the sto
   t.equal(beat.deliverySuccessRatioInterval, 1, 'nothing lost in the last interval')
   t.ok((beat.certDaysLeft as number) > 300)
   t.ok((beat.deliveryLagP99S as number) > 0 && (beat.pubackLatencyP99S as number) > 0, 'latency figures from the histograms')
+})
+
+t.test('edgefwd run with its metrics address in use: a clear error, exit 1, nothing left running or locked', async t => {
+  assertBuilt()
+  const dir = t.testdir()
+  const busy = createServer()
+  await new Promise<void>(resolve => busy.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { busy.close() })
+  const port = (busy.address() as AddressInfo).port
+  const tls = writeSet(join(dir, 'tls'), { ca: ca.certPem, cert: gwCert.certPem, key: gwCert.keyPem })
+  const config = join(dir, 'gw.yaml')
+  writeFileSync(config, [
+    'gateway: { id: gw-busy }',
+    `store: { path: ${join(dir, 'store')} }`,
+    `tls: { ca: ${tls.ca}, cert: ${tls.cert}, key: ${tls.key} }`,
+    'uplink: { url: "mqtts://127.0.0.1:1" }',
+    `observe: { metrics: { listen: "127.0.0.1:${port}" } }`,
+  ].join('\n'))
+  const run = spawnSync(process.execPath, [join(distRoot, 'src/cli/main.js'), 'run', config], { encoding: 'utf8', timeout: 30_000 })
+  t.equal(run.status, 1, run.stderr)
+  t.match(run.stderr, new RegExp(`^edgefwd: the metrics endpoint cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE\\nhint: `, 'm'))
+  // The forwarder that started beside it was stopped: its store opens again at once.
+  const store = await openLevelStore(join(dir, 'store'), { capacityBytes: 1 << 20 }, silentLogger())
+  await store.close()
 })
