@@ -64,12 +64,20 @@ export interface Accounting {
  * Takes one event of a range of this priority holding `seq` that has some left; false when none
  * has. The priority must match: a device's priorities interleave, so its low range spans its
  * normal events too, and must not explain them.
+ *
+ * Ranges of one device and priority overlap (one per reason and report: a long outage's
+ * evicted_for_space range can span a later rejected_full one). Called with ascending seqs, taking
+ * from the range that ends first leaves the wider ranges for the seqs beyond: the greedy that
+ * explains the most (first-fit left seqs past the narrow range unexplained).
  */
 function takeFromRange (left: Array<{ from: number, to: number, count: number, priority: PriorityName }>, seq: number, priority: PriorityName): boolean {
+  let best: { to: number, count: number } | undefined
   for (const r of left) {
-    if (r.priority === priority && seq >= r.from && seq <= r.to && r.count > 0) { r.count--; return true }
+    if (r.priority === priority && seq >= r.from && seq <= r.to && r.count > 0 && (best === undefined || r.to < best.to)) best = r
   }
-  return false
+  if (best === undefined) return false
+  best.count--
+  return true
 }
 
 function percentile (sorted: readonly number[], p: number): number {
