@@ -25,6 +25,12 @@ export interface LoadConfigOptions {
    * key, anything else (lists included) replaces. `source` names it in messages.
    */
   remote?: { overlay: Readonly<Record<string, unknown>>, source: string }
+  /**
+   * 'run': also require what `edgefwd run` cannot start without (the schema leaves them optional
+   * for the commands that do not connect): uplink.url and the TLS files. `config check` asks for
+   * the same, so "ok" means run will start.
+   */
+  purpose?: 'run'
 }
 
 /** Builds the configuration again with a remote overlay, from the sources read once. */
@@ -81,12 +87,23 @@ function buildConfig (document: { text: string, source: string } | undefined,
     const fallback: Origin = { source: document?.source ?? 'config' }
     issues.push(...toConfigIssues(result.error.issues, remote.raw, origins, tree, fallback))
   }
+  if (result.success && options.purpose === 'run') issues.push(...runRequirementIssues(result.data, document?.source ?? 'config'))
   if (issues.length > 0 || !result.success) {
     throw new ConfigError('EDGEFWD_ERR_CONFIG_INVALID', sortIssues(issues), {
       hint: 'see docs/config.md for every key, its type and its default',
     })
   }
   return deepFreeze(result.data)
+}
+
+/** The keys `edgefwd run` needs that the schema leaves optional, each missing one as an issue. */
+function runRequirementIssues (config: Config, source: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = []
+  if (config.uplink.url === undefined) issues.push({ source, path: 'uplink.url', message: 'is required by edgefwd run: the broker to deliver to, mqtts://HOST[:PORT]' })
+  for (const key of ['ca', 'cert', 'key'] as const) {
+    if (config.tls[key] === undefined) issues.push({ source, path: `tls.${key}`, message: 'is required by edgefwd run (it connects with mutual TLS only): a path to a PEM file' })
+  }
+  return issues
 }
 
 function apply (raw: Record<string, unknown>, origins: Origins, { path, value, origin }: Assignment): void {

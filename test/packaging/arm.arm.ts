@@ -48,7 +48,7 @@ for (const target of TARGETS) {
     }
 
     t.same(edgefwd(['--version'], 60_000), { code: 0, stdout: `${VERSION}\n`, stderr: '' })
-    writeFileSync(join(root, 'good.yaml'), 'gateway: { id: gw-arm }\nstore: { path: ./store, capacity: 8MiB }\n')
+    writeFileSync(join(root, 'good.yaml'), 'gateway: { id: gw-arm }\nstore: { path: ./store, capacity: 8MiB }\nuplink: { url: "mqtts://broker.example:8883" }\ntls: { ca: ca.pem, cert: gw.pem, key: gw-key.pem }\n')
     t.same(edgefwd(['config', 'check', 'good.yaml'], 60_000), { code: 0, stdout: 'ok\n', stderr: '' })
     const sim = edgefwd(['simulate', '--scenario', scenario, '--json'], 300_000)
     t.equal(sim.code, 0, sim.code === 0 ? 'exit 0' : sim.stderr.slice(-2000))

@@ -90,7 +90,7 @@ t.test('it runs with no node on PATH and no node_modules: --version, help, confi
   t.equal(help.code, 0)
   for (const command of ['run', 'sink', 'simulate', 'certs', 'config']) t.match(help.stdout, new RegExp(`\\n\\s+${command}\\b`), `help lists ${command}`)
 
-  writeFileSync(join(root, 'good.yaml'), 'gateway: { id: gw-sea }\nstore: { path: ./store, capacity: 8MiB }\n')
+  writeFileSync(join(root, 'good.yaml'), 'gateway: { id: gw-sea }\nstore: { path: ./store, capacity: 8MiB }\nuplink: { url: "mqtts://broker.example:8883" }\ntls: { ca: ca.pem, cert: gw.pem, key: gw-key.pem }\n')
   t.same(edgefwd(['config', 'check', 'good.yaml']), { code: 0, stdout: 'ok\n', stderr: '' })
   writeFileSync(join(root, 'bad.yaml'), 'store: { capacity: lots }\n')
   const bad = edgefwd(['config', 'check', 'bad.yaml'])

@@ -32,7 +32,7 @@ t.test('the built bin checks a configuration file', async t => {
   t.ok(readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node\n'), 'the bin starts with a shebang')
 
   const dir = t.testdir({
-    'good.yaml': 'gateway:\n  id: gw-bin\nstore:\n  capacity: 64MiB\n',
+    'good.yaml': 'gateway:\n  id: gw-bin\nstore:\n  capacity: 64MiB\nuplink: { url: "mqtts://broker.example:8883" }\ntls: { ca: ca.pem, cert: gw.pem, key: gw-key.pem }\n',
     'bad.yaml': 'store:\n  capacity: 1KiB\n  durability: fast\n',
   })
   t.same(await runBin(['config', 'check', join(dir, 'good.yaml')]), { code: 0, stdout: 'ok\n', stderr: '' })

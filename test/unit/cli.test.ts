@@ -85,11 +85,33 @@ t.test('usage errors: one line on stderr, exit 2', async t => {
   }
 })
 
+/** What `edgefwd run` needs beyond the schema: the broker and the TLS files. */
+const RUNNABLE = 'uplink:\n  url: mqtts://broker.example:8883\ntls:\n  ca: ca.pem\n  cert: gw.pem\n  key: gw-key.pem\n'
+
 t.test('config check: ok', async t => {
-  const dir = t.testdir({ 'config.yaml': 'gateway:\n  id: gw-1\nstore:\n  capacity: 1MiB\n', 'empty.yaml': '' })
+  const dir = t.testdir({ 'config.yaml': `gateway:\n  id: gw-1\nstore:\n  capacity: 1MiB\n${RUNNABLE}`, 'empty.yaml': '' })
   t.same(await run(['config', 'check', join(dir, 'config.yaml')]), { code: 0, stdout: 'ok\n', stderr: '' })
-  t.same(await run(['config', 'check', join(dir, 'empty.yaml'), '--set', 'store.capacity=64MiB', '--set=log.level=debug']),
-    { code: 0, stdout: 'ok\n', stderr: '' })
+  t.same(await run(['config', 'check', join(dir, 'empty.yaml'), '--set', 'store.capacity=64MiB', '--set=log.level=debug',
+    '--set', 'uplink.url=mqtts://broker.example:8883', '--set', 'tls.ca=ca.pem', '--set', 'tls.cert=gw.pem', '--set', 'tls.key=gw-key.pem']),
+  { code: 0, stdout: 'ok\n', stderr: '' })
+})
+
+t.test('config check: "ok" means run can start: the broker and the TLS files are required', async t => {
+  const dir = t.testdir({ 'config.yaml': 'gateway:\n  id: gw-1\nuplink:\n  window: 4\n' })
+  const file = join(dir, 'config.yaml')
+  t.same(await run(['config', 'check', file]), {
+    code: 1,
+    stdout: '',
+    stderr: [
+      `${file}: uplink.url: is required by edgefwd run: the broker to deliver to, mqtts://HOST[:PORT]`,
+      ...['ca', 'cert', 'key'].map(k => `${file}: tls.${k}: is required by edgefwd run (it connects with mutual TLS only): a path to a PEM file`),
+      '',
+    ].join('\n'),
+  })
+  // Set from the environment, they count as well.
+  t.same(await run(['config', 'check', file, '--set', 'tls.ca=ca.pem'],
+    { EDGEFWD_UPLINK__URL: 'mqtts://broker.example:8883', EDGEFWD_TLS__CERT: 'gw.pem', EDGEFWD_TLS__KEY: 'gw-key.pem' }),
+  { code: 0, stdout: 'ok\n', stderr: '' })
 })
 
 t.test('config check: every issue on its own line, exit 1', async t => {

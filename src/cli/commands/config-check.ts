@@ -8,8 +8,10 @@ export const configCheckCommand = defineCommand({
   summary: 'Validate a configuration file together with EDGEFWD_* variables and --set',
   description: [
     'Loads FILE, applies EDGEFWD_<SECTION>__<KEY> environment variables and --set overrides',
-    'exactly as "run" will, and prints "ok", or every problem on its own line on stderr',
-    '(FILE:LINE: KEY: what was expected) and exits 1.',
+    'exactly as "run" will, requires what "run" cannot start without (uplink.url, tls.ca,',
+    'tls.cert, tls.key), and prints "ok", or every problem on its own line on stderr',
+    '(FILE:LINE: KEY: what was expected) and exits 1. The TLS files themselves are checked by',
+    '"edgefwd certs check".',
   ].join('\n'),
   options: {
     set: {
@@ -23,7 +25,7 @@ export const configCheckCommand = defineCommand({
   async run ({ values, positionals: [file] }, { env, io }) {
     try {
       const { loadConfig } = await import('../../config/index.js')
-      await loadConfig({ file, env, overrides: values.set ?? [] })
+      await loadConfig({ file, env, overrides: values.set ?? [], purpose: 'run' })
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       for (const issue of err.issues) io.stderr.write(`${formatConfigIssue(issue)}\n`)

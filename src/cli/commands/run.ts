@@ -43,7 +43,7 @@ export const runCommand = defineCommand({
     let build
     let config
     try {
-      build = await configBuilder({ file: values.config ?? positional, env, overrides: values.set ?? [] })
+      build = await configBuilder({ file: values.config ?? positional, env, overrides: values.set ?? [], purpose: 'run' })
       config = build()
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
