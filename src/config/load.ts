@@ -82,12 +82,10 @@ function buildConfig (document: { text: string, source: string } | undefined,
   const remote = options.remote === undefined ? { raw, issues: [] } : applyRemote(raw, origins, options.remote)
 
   const issues: ConfigIssue[] = [...fromEnv.issues, ...fromFlags.issues, ...remote.issues]
+  const fallback: Origin = { source: document?.source ?? 'config' }
   const result = configSchema.safeParse(remote.raw)
-  if (!result.success) {
-    const fallback: Origin = { source: document?.source ?? 'config' }
-    issues.push(...toConfigIssues(result.error.issues, remote.raw, origins, tree, fallback))
-  }
-  if (result.success && options.purpose === 'run') issues.push(...runRequirementIssues(result.data, document?.source ?? 'config'))
+  if (!result.success) issues.push(...toConfigIssues(result.error.issues, remote.raw, origins, tree, fallback))
+  else if (options.purpose === 'run') issues.push(...runRequirementIssues(result.data, fallback.source))
   if (issues.length > 0 || !result.success) {
     throw new ConfigError('EDGEFWD_ERR_CONFIG_INVALID', sortIssues(issues), {
       hint: 'see docs/config.md for every key, its type and its default',
