@@ -21,6 +21,7 @@
  */
 import { dirname, join, resolve } from 'node:path'
 import type { Config } from './config/index.js'
+import { memoryBudget } from './config/memory-budget.js'
 import { createTransports, transportContext, within, type Transport } from './ingest/transports/index.js'
 import { ingestOptions } from './ingest/options.js'
 import { IngestPipeline } from './ingest/pipeline.js'
@@ -31,7 +32,7 @@ import { childLogger, setLogLevel, type Logger } from './observe/log.js'
 import { MetricsRegistry } from './observe/metrics.js'
 import { encodeHeartbeat } from './proto/codec.js'
 import { TlsMaterialSource, tlsSourceOptions } from './pki/reloader.js'
-import { openLevelStore, storeOptions, type EventStore } from './store/index.js'
+import { levelMemory, openLevelStore, storeOptions, type EventStore } from './store/index.js'
 import { BatchSequence } from './uplink/batch-seq.js'
 import { gatewayTopics, liveUplinkSettings, uplinkOptions } from './uplink/options.js'
 import { Uplink } from './uplink/session.js'
@@ -70,9 +71,10 @@ export class Forwarder {
     const ownMetrics = givenDeps.metrics === undefined
     const metrics = givenDeps.metrics ?? new ForwarderMetrics(new MetricsRegistry(undefined, { logger: childLogger(logger, 'metrics') }), givenDeps.version)
     const deps = { ...givenDeps, metrics }
+    const budget = memoryBudget(config.process.memory)
     let store: EventStore
     try {
-      store = await openLevelStore(config.store.path, storeOptions(config.store), childLogger(logger, 'store'))
+      store = await openLevelStore(config.store.path, storeOptions(config.store, budget), childLogger(logger, 'store'), levelMemory(budget))
     } catch (err) {
       // Ours: its event-loop monitor must not outlive a failed start.
       if (ownMetrics) metrics.close()
@@ -94,7 +96,7 @@ export class Forwarder {
       closing.unshift(async () => { await uplink.stop(0) })
       const ingestLogger = childLogger(logger, 'ingest')
       const pipeline = new IngestPipeline(store, ingestOptions(config.ingest), ingestLogger)
-      const transports = createTransports(config.ingest, transportContext(config.ingest, { pipeline, logger: ingestLogger }))
+      const transports = createTransports(config.ingest, transportContext(config.ingest, { pipeline, logger: ingestLogger }, budget))
       const listening: string[] = []
       for (const transport of transports) {
         listening.push(`${transport.name} ${(await transport.start()).address}`)

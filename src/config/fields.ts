@@ -31,6 +31,19 @@ export function size (range: Range = {}) {
   return unitField(parseSize, formatSize, range)
 }
 
+/** Like size(), or the word `off`. */
+export function sizeOrOff (range: Range = {}) {
+  const bytes = size(range)
+  return z.unknown().transform((input, ctx): number | 'off' => {
+    if (input === 'off' || input === false) return 'off'
+    const parsed = bytes.safeParse(input)
+    if (parsed.success) return parsed.data
+    const message = parsed.error.issues[0]?.message ?? 'invalid'
+    ctx.addIssue({ code: 'custom', message: `${message}, or off`, input })
+    return z.NEVER
+  })
+}
+
 /** A duration written as milliseconds or a string like "5s"; the output is milliseconds. */
 export function duration (range: Range = {}) {
   return unitField(parseDuration, formatDuration, range)

@@ -7,8 +7,9 @@
  */
 import { isIP } from 'node:net'
 import { z } from 'zod'
-import { checkedSection, duration, section, size } from './fields.js'
+import { checkedSection, duration, section, size, sizeOrOff } from './fields.js'
 import { defaultGatewayId, GATEWAY_ID_MAX_LENGTH, GATEWAY_ID_PATTERN } from './gateway-id.js'
+import { DEFAULT_MEMORY_BUDGET, MIN_MEMORY_BUDGET } from './memory-budget.js'
 import { formatSize } from './units.js'
 
 // A configuration is parsed once per process: zod's default of compiling a parser for each
@@ -258,6 +259,16 @@ const control = section({
   stateDir: z.string().min(1).optional(),
 })
 
+/*
+ * process: what the forwarder's process may use. `memory` is the RSS budget every in-memory bound
+ * is derived from (src/config/memory-budget.ts, docs/config.md "process"); `off` keeps each
+ * configured bound as it is and leaves V8's heap unlimited (Node's defaults).
+ */
+const memory = sizeOrOff({ min: MIN_MEMORY_BUDGET, max: 64 * 1024 * MiB })
+const processSection = section({
+  memory: memory.default(DEFAULT_MEMORY_BUDGET),
+})
+
 export const configSchema = z.strictObject({
   gateway,
   store,
@@ -268,6 +279,7 @@ export const configSchema = z.strictObject({
   sink,
   observe,
   control,
+  process: processSection,
 }).readonly()
 
 export type Config = z.output<typeof configSchema>

@@ -29,6 +29,7 @@
  * rejected before that are counted per reason and transport only. A forgotten device comes back
  * with full buckets and zeroed counters (counted in `devicesForgotten`).
  */
+import { PENDING_EVENT_OVERHEAD } from '../config/memory-budget.js'
 import { isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { EventSink } from '../store/event-store.js'
@@ -75,7 +76,8 @@ export class IngestPipeline {
   private readonly stats = new IngestCounters()
   private readonly log: ThrottledLog
   private pending = 0
-  private lowWaiters: Array<{ below: number, wake: () => void }> = []
+  private pendingByteCount = 0
+  private lowWaiters: Array<{ below: number, belowBytes: number, wake: () => void }> = []
 
   constructor (private readonly sink: EventSink, private options: IngestOptions,
     logger: Logger, private readonly now: () => number = Date.now) {
@@ -114,12 +116,18 @@ export class IngestPipeline {
   get pendingEvents (): number { return this.pending }
 
   /**
-   * Resolves once pendingEvents is at most `below` (at once if it is). Lets a transport that
-   * paused on the global bound resume without polling.
+   * What those events hold in memory: their frame bytes plus PENDING_EVENT_OVERHEAD each (the
+   * EventRecord and its share of the append). The memory budget bounds this (memory-budget.ts).
    */
-  async pendingAtMost (below: number): Promise<void> {
-    if (this.pending <= below) return
-    await new Promise<void>(resolve => this.lowWaiters.push({ below, wake: resolve }))
+  get pendingBytes (): number { return this.pendingByteCount }
+
+  /**
+   * Resolves once pendingEvents is at most `below` and pendingBytes at most `belowBytes` (at once
+   * if they are). Lets a transport that paused on a global bound resume without polling.
+   */
+  async pendingAtMost (below: number, belowBytes = Infinity): Promise<void> {
+    if (this.pending <= below && this.pendingByteCount <= belowBytes) return
+    await new Promise<void>(resolve => this.lowWaiters.push({ below, belowBytes, wake: resolve }))
   }
 
   /** Processes one transport read's frames; see the module comment. Never rejects. */
@@ -127,6 +135,7 @@ export class IngestPipeline {
     const now = this.now()
     const t = this.stats.transport(transport)
     const records: EventRecord[] = []
+    let bytes = 0
     for (const f of frames) {
       this.stats.frames++
       t.frames++
@@ -156,11 +165,12 @@ export class IngestPipeline {
         continue
       }
       c.events++
+      bytes += f.bytes + PENDING_EVENT_OVERHEAD
       records.push(this.toRecord(e, applyRules(device.rules, e.stream, e.priority), now))
     }
     if (records.length === 0) return Promise.resolve(NOTHING)
     this.stats.events += records.length
-    return this.append(transport, records)
+    return this.append(transport, records, bytes)
   }
 
   /** A transport dropped input before parsing it (e.g. UDP while the sink is overloaded). */
@@ -246,12 +256,14 @@ export class IngestPipeline {
     return r
   }
 
-  private async append (transport: string, records: EventRecord[]): Promise<SubmitResult> {
+  private async append (transport: string, records: EventRecord[], bytes: number): Promise<SubmitResult> {
     this.pending += records.length
+    this.pendingByteCount += bytes
     try {
       return await this.store(transport, records, true)
     } finally {
       this.pending -= records.length
+      this.pendingByteCount -= bytes
       if (this.lowWaiters.length > 0) this.wakeWaiters()
     }
   }
@@ -259,7 +271,7 @@ export class IngestPipeline {
   private wakeWaiters (): void {
     const still: typeof this.lowWaiters = []
     for (const w of this.lowWaiters) {
-      if (this.pending <= w.below) w.wake()
+      if (this.pending <= w.below && this.pendingByteCount <= w.belowBytes) w.wake()
       else still.push(w)
     }
     this.lowWaiters = still

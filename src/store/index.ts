@@ -71,23 +71,27 @@
  * gets EDGEFWD_ERR_STORE_LOCKED.
  */
 import type { Config } from '../config/index.js'
+import type { MemoryBudget } from '../config/memory-budget.js'
 import type { Logger } from '../observe/log.js'
 import type { EventStore, RingBufferOptions } from './event-store.js'
 import { FallbackBackend } from './fallback-backend.js'
-import { LevelBackend } from './level-backend.js'
+import { LevelBackend, type LevelMemoryOptions } from './level-backend.js'
 import { MemoryBackend, MemoryVolume } from './memory-backend.js'
 import { RingBuffer } from './ring-buffer.js'
 
 export type { AppendResult, BatchSource, EventSink, EventStore, Lease, LeaseOptions, RingBufferOptions, StoreStats, StoreState, PriorityStats } from './event-store.js'
 export { RingBuffer } from './ring-buffer.js'
 export { MemoryBackend, MemoryVolume } from './memory-backend.js'
-export { LevelBackend } from './level-backend.js'
+export { LevelBackend, type LevelMemoryOptions } from './level-backend.js'
 export { FallbackBackend } from './fallback-backend.js'
 export type { StoreBackend } from './backend.js'
 
-/** The production store: LevelDB at `path`, with the in-memory fallback for a full disk. Opened. */
-export async function openLevelStore (path: string, options: RingBufferOptions, logger: Logger): Promise<EventStore> {
-  const store = new RingBuffer(new FallbackBackend(new LevelBackend({ path, logger }), logger), options, logger)
+/**
+ * The production store: LevelDB at `path`, with the in-memory fallback for a full disk. Opened.
+ * `memory`: LevelDB's memtable and block cache sizes (levelMemory(budget)); absent, its defaults.
+ */
+export async function openLevelStore (path: string, options: RingBufferOptions, logger: Logger, memory?: LevelMemoryOptions): Promise<EventStore> {
+  const store = new RingBuffer(new FallbackBackend(new LevelBackend(memory === undefined ? { path, logger } : { path, logger, memory }), logger), options, logger)
   await store.open()
   return store
 }
@@ -99,8 +103,16 @@ export async function openMemoryStore (options: RingBufferOptions, volume: Memor
   return store
 }
 
-/** The store's options from the validated configuration (sizes in bytes, durations in ms). */
-export function storeOptions (store: Config['store']): RingBufferOptions {
+/** LevelDB's memory options under a memory budget; undefined (LevelDB's own defaults) without one. */
+export function levelMemory (budget: MemoryBudget | undefined): LevelMemoryOptions | undefined {
+  return budget === undefined ? undefined : { ...budget.level }
+}
+
+/**
+ * The store's options from the validated configuration (sizes in bytes, durations in ms). A
+ * memory budget caps the disk-full fallback queue at its share.
+ */
+export function storeOptions (store: Config['store'], budget?: MemoryBudget): RingBufferOptions {
   const ttlMs: RingBufferOptions['ttlMs'] = {}
   for (const p of ['low', 'normal', 'high', 'critical'] as const) {
     const ttl = store.ttl[p]
@@ -115,7 +127,7 @@ export function storeOptions (store: Config['store']): RingBufferOptions {
     drainOrder: store.drainOrder,
     ttlMs,
     expiryIntervalMs: store.expiryInterval,
-    memoryFallback: { maxBytes: store.memoryFallback.maxBytes, retryIntervalMs: store.memoryFallback.retryInterval },
+    memoryFallback: { maxBytes: Math.min(store.memoryFallback.maxBytes, budget?.memoryFallbackBytes ?? Infinity), retryIntervalMs: store.memoryFallback.retryInterval },
     compactAfterDeletes: store.compactAfterDeletes
   }
 }

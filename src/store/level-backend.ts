@@ -38,6 +38,8 @@ async function release (it: Iterator): Promise<void> {
 export interface LevelBackendOptions {
   path: string
   logger: Logger
+  /** LevelDB's memtable and block cache sizes (the memory budget's); absent: DB_OPTIONS below. */
+  memory?: LevelMemoryOptions
   /** Clock for naming moved-aside databases. */
   now?: () => number
 }
@@ -121,7 +123,7 @@ export class LevelBackend implements StoreBackend {
   private async openOrRecover (): Promise<{ db: Db, repaired: boolean }> {
     const { path, logger } = this.opts
     try {
-      return await openChecked(path, logger)
+      return await openChecked(path, logger, this.opts.memory)
     } catch (err) {
       if (levelCode(err) === 'LEVEL_LOCKED') {
         throw new EdgefwdError('EDGEFWD_ERR_STORE_LOCKED', `store ${path} is locked by another process`, {
@@ -137,7 +139,7 @@ export class LevelBackend implements StoreBackend {
     }
     try {
       await ClassicLevel.repair(path)
-      const { db } = await openChecked(path, logger)
+      const { db } = await openChecked(path, logger, this.opts.memory)
       logger.error({ code: 'EDGEFWD_ERR_STORE_CORRUPT', path }, 'store repaired; readable events were kept')
       return { db, repaired: true }
     } catch (err) {
@@ -145,7 +147,7 @@ export class LevelBackend implements StoreBackend {
       logger.error({ code: 'EDGEFWD_ERR_STORE_CORRUPT', path, movedTo: aside, err }, 'store repair failed; moving the damaged database aside and starting empty')
       try {
         await rename(path, aside)
-        return { db: await openDb(path), repaired: true }
+        return { db: await openDb(path, this.opts.memory), repaired: true }
       } catch (err2) {
         throw new EdgefwdError('EDGEFWD_ERR_STORE_OPEN_FAILED', `store ${path} could not be opened, repaired or replaced`, { cause: err2 })
       }
@@ -276,8 +278,8 @@ export class LevelBackend implements StoreBackend {
 }
 
 /** Opens and checks for damage; `repaired` when LevelDB dropped damaged log records on the way. */
-async function openChecked (path: string, logger: Logger): Promise<{ db: Db, repaired: boolean }> {
-  const db = await openDb(path)
+async function openChecked (path: string, logger: Logger, memory: LevelMemoryOptions | undefined): Promise<{ db: Db, repaired: boolean }> {
+  const db = await openDb(path, memory)
   try {
     // LevelDB's log recovery skips damaged records and only says so in its info LOG (there is no
     // paranoid mode here). Those records carried meta updates too, so the meta must be recounted.
@@ -308,8 +310,10 @@ async function openChecked (path: string, logger: Logger): Promise<{ db: Db, rep
  */
 const DB_OPTIONS = { maxOpenFiles: 74, maxFileSize: 1024 * 1024, cacheSize: 2 * 1024 * 1024 }
 
-async function openDb (path: string): Promise<Db> {
-  const db: Db = new ClassicLevel<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', ...DB_OPTIONS })
+export interface LevelMemoryOptions { writeBufferSize: number, cacheSize: number }
+
+async function openDb (path: string, memory?: LevelMemoryOptions): Promise<Db> {
+  const db: Db = new ClassicLevel<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', ...DB_OPTIONS, ...memory })
   await db.open()
   return db
 }

@@ -1,5 +1,6 @@
 /** The uplink's options from the validated configuration. */
 import type { Config } from '../config/index.js'
+import { memoryBudget } from '../config/memory-budget.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
 import { parseBrokerUrl } from './connect.js'
 import type { LiveUplinkSettings, UplinkOptions } from './session.js'
@@ -17,23 +18,30 @@ export function gatewayTopics (config: Pick<Config, 'gateway' | 'uplink'>): { ev
  * everything buffered may be in flight, and the only room left for a new critical event would be
  * an older critical one. So a batch takes at most capacity / (2 × window): what is in flight never
  * holds more than half of the store. The default store (256 MiB, window 8) leaves 128 KiB alone.
+ * Under a memory budget, what is in flight also stays within its uplink share (memory-budget.ts):
+ * the batches and mqtt.js's copies of them are on the heap until their PUBACK.
  */
-export function batchMaxBytes (configured: number, window: number, storeCapacity: number): number {
-  return Math.min(configured, Math.max(1024, Math.floor(storeCapacity / (2 * window))))
+export function batchMaxBytes (configured: number, window: number, storeCapacity: number, inFlightBytes = Infinity): number {
+  return Math.min(configured, Math.max(1024, Math.floor(Math.min(storeCapacity / 2, inFlightBytes) / window)))
+}
+
+/** The memory budget's bound on batches in flight (window × batch.maxBytes); none when it is off. */
+function inFlightBound (config: Pick<Config, 'process'>): number {
+  return memoryBudget(config.process.memory)?.uplinkInFlightBytes ?? Infinity
 }
 
 /** The uplink settings a running session can take without a restart (Uplink.reconfigure). */
-export function liveUplinkSettings (config: Pick<Config, 'uplink' | 'store'>): LiveUplinkSettings {
+export function liveUplinkSettings (config: Pick<Config, 'uplink' | 'store' | 'process'>): LiveUplinkSettings {
   const u = config.uplink
   return {
-    batch: { maxEvents: u.batch.maxEvents, maxBytes: batchMaxBytes(u.batch.maxBytes, u.window, config.store.capacity) },
+    batch: { maxEvents: u.batch.maxEvents, maxBytes: batchMaxBytes(u.batch.maxBytes, u.window, config.store.capacity, inFlightBound(config)) },
     lingerMs: u.batch.linger,
     rateLimitBytesPerSecond: u.rateLimit,
     dailyBudgetBytes: u.dailyBudget
   }
 }
 
-export function uplinkOptions (config: Pick<Config, 'gateway' | 'uplink' | 'store'>, deps: { credentials: () => TlsCredentials, nextBatchSeq: () => number }): UplinkOptions {
+export function uplinkOptions (config: Pick<Config, 'gateway' | 'uplink' | 'store' | 'process'>, deps: { credentials: () => TlsCredentials, nextBatchSeq: () => number }): UplinkOptions {
   const u = config.uplink
   if (u.url === undefined) {
     throw new EdgefwdError('EDGEFWD_ERR_CONFIG_INVALID', 'uplink.url is not set: edgefwd run needs the broker to deliver to', { hint: 'set uplink.url: mqtts://broker.example:8883 (and tls.ca, tls.cert, tls.key)' })
@@ -46,7 +54,7 @@ export function uplinkOptions (config: Pick<Config, 'gateway' | 'uplink' | 'stor
     protocolVersion: u.mqttVersion === '5' ? 5 : 4,
     topics: { events, status },
     window: u.window,
-    batch: { maxEvents: u.batch.maxEvents, maxBytes: batchMaxBytes(u.batch.maxBytes, u.window, config.store.capacity) },
+    batch: { maxEvents: u.batch.maxEvents, maxBytes: batchMaxBytes(u.batch.maxBytes, u.window, config.store.capacity, inFlightBound(config)) },
     lingerMs: u.batch.linger,
     compression: { compression: u.compression, level: u.compressionLevel },
     pubackTimeoutMs: u.pubackTimeout,

@@ -10,6 +10,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { PENDING_EVENT_OVERHEAD } from '../../src/config/memory-budget.js'
 import { SerialTransport, StreamServerTransport, UdpTransport, within, type Transport } from '../../src/ingest/transports/index.js'
 import { setup } from './helpers/conformance.js'
 import { AckReader, encode, event } from './helpers/device.js'
@@ -148,6 +149,59 @@ t.test('udp: datagrams beyond pendingEvents are dropped and counted as overloade
   t.ok((pipeline.counters().transports.udp?.dropped.overloaded ?? 0) >= 40)
   sink.release()
   await waitFor(() => sink.events.length === pipeline.counters().frames, 5000, 'the accepted ones stored')
+})
+
+t.test('udp: datagrams beyond the pending bytes of the memory budget are dropped and counted as overloaded', async t => {
+  const sink = new FakeSink()
+  sink.block()
+  const frame = encode('datagram', event('u', 1, { value: { kind: 'text', text: 'x'.repeat(500) } }))
+  const cost = frame.length + PENDING_EVENT_OVERHEAD
+  // Room for 5 such events by bytes, 1000 by count: the bytes bound is the one that holds.
+  const { pipeline, ctx } = setup(sink, {}, { pendingBytes: 5 * cost })
+  const address = await started(t, new UdpTransport({ address: '127.0.0.1', port: 0, maxPendingEvents: 1000 }, ctx))
+  const sender = dgram.createSocket('udp4')
+  t.teardown(() => sender.close())
+  for (let seq = 1; seq <= 30; seq++) {
+    const bytes = encode('datagram', event('u', seq, { value: { kind: 'text', text: 'x'.repeat(500) } }))
+    await new Promise<void>(resolve => sender.send(bytes, port(address).port, '127.0.0.1', () => resolve()))
+  }
+  const seen = (): number => pipeline.counters().frames + (pipeline.counters().transports.udp?.dropped.overloaded ?? 0)
+  await waitFor(() => seen() === 30, 5000, 'all 30 datagrams seen')
+  t.ok(pipeline.pendingBytes <= 5 * cost, `pending bytes bounded (${pipeline.pendingBytes} of ${5 * cost})`)
+  t.ok(pipeline.pendingEvents <= 5, `so the events are (${pipeline.pendingEvents})`)
+  t.equal(pipeline.counters().transports.udp?.dropped.overloaded, 30 - pipeline.counters().frames, 'every other datagram counted')
+  sink.release()
+  await waitFor(() => sink.events.length === pipeline.counters().frames, 5000, 'the accepted ones stored')
+  t.equal(pipeline.pendingBytes, 0, 'nothing pending once stored')
+})
+
+t.test('tcp: the pending bytes of the memory budget pause every connection; all arrives after', async t => {
+  const sink = new FakeSink()
+  sink.block()
+  const big = (seq: number): Uint8Array => encode('stream', event('b', seq, { value: { kind: 'text', text: 'y'.repeat(800) } }))
+  const bound = 64 * 1024
+  // connectionEvents far above what the bytes allow: only the bytes bound can pause.
+  const { pipeline, ctx } = setup(sink, {}, { connectionEvents: 100_000, pendingBytes: bound })
+  const address = await started(t, new StreamServerTransport({ kind: 'tcp', address: '127.0.0.1', port: 0 }, 'frames', ctx))
+  const socket = await connect(t, port(address))
+  const acks = new AckReader('stream')
+  socket.on('data', (d: Buffer) => acks.push(d))
+  let seq = 0
+  let full = false
+  for (let chunk = 0; chunk < 2000 && !full; chunk++) {
+    const frames: Uint8Array[] = []
+    for (let i = 0; i < 64; i++) frames.push(big(++seq))
+    if (!socket.write(Buffer.concat(frames))) full = !await within(new Promise(resolve => socket.once('drain', resolve)), 200)
+  }
+  t.ok(full, `the sender's writes block (no drain) after ${seq} frames`)
+  const pending = pipeline.pendingBytes
+  // One read past the bound at most: a read is parsed whole before the pause takes effect.
+  t.ok(pending <= bound + 64 * 1024 + 64 * PENDING_EVENT_OVERHEAD, `pending bytes bounded by the budget plus one read (${pending})`)
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.equal(pipeline.pendingBytes, pending, 'nothing more is read while the store is blocked')
+  sink.release()
+  await waitFor(() => sink.events.length === seq, 30_000, `all ${seq} events`)
+  await waitFor(() => acks.highest('b') === seq, 5000, 'the last ack')
 })
 
 t.test('tcp-jsonl: an endless line is reported once and skipped without buffering', async t => {

@@ -36,9 +36,10 @@ export const runCommand = defineCommand({
     if (values.config !== undefined && positional !== undefined) throw new EdgefwdError('EDGEFWD_ERR_USAGE', 'run: give the configuration file once, as FILE or --config FILE')
     const signals = io.signals
     if (signals === undefined) throw new EdgefwdError('EDGEFWD_ERR_USAGE', 'run needs process signals (run it from the edgefwd executable)')
-    const [{ configBuilder }, { createLogger, childLogger }, { createSystemdNotifier }, { Supervisor: SupervisorClass }, { ForwarderMetrics }, { MetricsRegistry }, { startObserveServer }] = await Promise.all([
+    const [{ configBuilder }, { createLogger, childLogger }, { createSystemdNotifier }, { Supervisor: SupervisorClass }, { ForwarderMetrics }, { MetricsRegistry }, { startObserveServer }, { memoryBudget }, { applyHeapBudget, currentProcess }] = await Promise.all([
       import('../../config/index.js'), import('../../observe/log.js'), import('../../observe/systemd-notify.js'), import('../../control/supervisor.js'),
-      import('../../observe/forwarder-metrics.js'), import('../../observe/metrics.js'), import('../../observe/http-server.js')
+      import('../../observe/forwarder-metrics.js'), import('../../observe/metrics.js'), import('../../observe/http-server.js'),
+      import('../../config/memory-budget.js'), import('../heap-budget.js')
     ])
     let build
     let config
@@ -50,7 +51,16 @@ export const runCommand = defineCommand({
       for (const issue of err.issues) io.stderr.write(`${formatConfigIssue(issue)}\n`)
       return ExitCode.configInvalid
     }
+    // Before anything is opened: this may re-execute the process with the budget's heap limits.
+    const budget = memoryBudget(config.process.memory)
+    const heap = applyHeapBudget(budget, await currentProcess(env))
     const logger = createLogger({ level: config.log.level, redact: [...config.log.redact], destination: io.stdout as pino.DestinationStream })
+    if (heap.kind === 'not-applied') {
+      logger.warn({ heapLimitBytes: heap.heapLimitBytes, wantedBytes: heap.wantedBytes, nodeOptions: heap.nodeOptions },
+        `process.memory ${Math.round((budget?.totalBytes ?? 0) / 1048576)} MiB: the V8 heap limit is not the budget's (${heap.why}); start edgefwd with NODE_OPTIONS="${heap.nodeOptions}" MALLOC_ARENA_MAX=2, as the systemd unit does`)
+    } else if (budget !== undefined) {
+      logger.info({ budget }, `memory budget ${Math.round(budget.totalBytes / 1048576)} MiB: V8 heap ${budget.v8.oldSpaceMiB} MiB old + ${3 * budget.v8.semiSpaceMiB} MiB young`)
+    }
     const systemd = createSystemdNotifier({ env, logger: childLogger(logger, 'systemd') })
     let signalsSeen = 0
     let stop: () => void = () => {}

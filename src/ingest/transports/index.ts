@@ -4,6 +4,7 @@
  */
 import type { Readable, Writable } from 'node:stream'
 import type { Config } from '../../config/index.js'
+import type { MemoryBudget } from '../../config/memory-budget.js'
 import { SerialTransport } from './serial.js'
 import { StdinTransport } from './stdin.js'
 import { StreamServerTransport } from './stream-server.js'
@@ -27,9 +28,15 @@ export interface TransportIo {
   stdinAcks?: Writable
 }
 
-/** Context for transports from the `ingest` section (the pipeline comes from ingestOptions()). */
-export function transportContext (ingest: Config['ingest'], base: Pick<TransportContext, 'pipeline' | 'logger'>): TransportContext {
-  return { ...base, connectionEvents: ingest.backpressure.connectionEvents, pendingEvents: ingest.backpressure.pendingEvents, ackTimeoutMs: ingest.ackTimeout }
+/**
+ * Context for transports from the `ingest` section (the pipeline comes from ingestOptions()).
+ * With a memory budget, the events waiting for the store are also bounded in bytes by its ingest
+ * share (config/memory-budget.ts).
+ */
+export function transportContext (ingest: Config['ingest'], base: Pick<TransportContext, 'pipeline' | 'logger'>, budget?: MemoryBudget): TransportContext {
+  const ctx: TransportContext = { ...base, connectionEvents: ingest.backpressure.connectionEvents, pendingEvents: ingest.backpressure.pendingEvents, ackTimeoutMs: ingest.ackTimeout }
+  if (budget !== undefined) ctx.pendingBytes = budget.ingestPendingBytes
+  return ctx
 }
 
 export function createTransports (ingest: Config['ingest'], ctx: TransportContext, io: TransportIo = {}): Transport[] {

@@ -131,8 +131,9 @@ export class StreamConnection {
 
   private maybePause (): void {
     if (this.paused || this.stopping !== undefined) return
-    const global = this.opts.ctx.pendingEvents
-    if (this.inFlight > this.opts.ctx.connectionEvents || (global !== undefined && this.opts.ctx.pipeline.pendingEvents > global)) {
+    const { pendingEvents: global, pendingBytes: globalBytes, pipeline } = this.opts.ctx
+    if (this.inFlight > this.opts.ctx.connectionEvents || (global !== undefined && pipeline.pendingEvents > global) ||
+      (globalBytes !== undefined && pipeline.pendingBytes > globalBytes)) {
       this.paused = true
       this.source.pause()
       this.maybeResume()
@@ -142,13 +143,14 @@ export class StreamConnection {
   /** Resumes once this connection is at half its bound and the pipeline at half the global one. */
   private maybeResume (): void {
     if (!this.paused || this.stopping !== undefined || this.inFlight > this.opts.ctx.connectionEvents / 2) return
-    const global = this.opts.ctx.pendingEvents
-    const { pipeline } = this.opts.ctx
-    if (global !== undefined && pipeline.pendingEvents > global / 2) {
+    const { pendingEvents: global, pendingBytes: globalBytes, pipeline } = this.opts.ctx
+    const events = global === undefined ? Infinity : global / 2
+    const bytes = globalBytes === undefined ? Infinity : globalBytes / 2
+    if (pipeline.pendingEvents > events || pipeline.pendingBytes > bytes) {
       // Woken by the pipeline, not by this connection's appends: it may have none in flight.
       if (!this.waitingForPipeline) {
         this.waitingForPipeline = true
-        pipeline.pendingAtMost(global / 2).then(() => {
+        pipeline.pendingAtMost(events, bytes).then(() => {
           this.waitingForPipeline = false
           this.maybeResume()
         }, () => {})

@@ -27,6 +27,8 @@ export interface TransportContext {
    * transports (UDP drops instead). Absent: no global bound.
    */
   pendingEvents?: number
+  /** The same bound on the pipeline's pendingBytes (the memory budget's share for ingest). Absent: none. */
+  pendingBytes?: number
   /** How long an ack write waits for 'drain' before the peer counts as not reading. */
   ackTimeoutMs: number
   /** Bound of every wait in stop(); default 5000. */

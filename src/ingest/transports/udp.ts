@@ -5,10 +5,12 @@
  * together on setImmediate: one append per burst, not per datagram. UDP has no backpressure, so
  * while more than `maxPendingEvents` events (all transports) wait for the store, datagrams are
  * dropped unparsed and counted as `overloaded`: the kernel's receive buffer would overflow
- * anyway, and this way the loss is counted.
+ * anyway, and this way the loss is counted. The same holds while the pending events' bytes
+ * (those of this turn's datagrams included) reach the memory budget's ingest share.
  */
 import dgram from 'node:dgram'
 import { isIPv6 } from 'node:net'
+import { PENDING_EVENT_OVERHEAD } from '../../config/memory-budget.js'
 import { parseFrame, type FrameResult } from '../frame.js'
 import { DEFAULT_STOP_TIMEOUT_MS, startError, within, type Transport, type TransportContext } from './transport.js'
 
@@ -25,6 +27,7 @@ export class UdpTransport implements Transport {
   readonly name = 'udp'
   private socket: dgram.Socket | undefined
   private batch: FrameResult[] = []
+  private batchBytes = 0
   private scheduled = false
   private readonly appends = new Set<Promise<unknown>>()
 
@@ -64,11 +67,13 @@ export class UdpTransport implements Transport {
   }
 
   private readonly onMessage = (msg: Buffer): void => {
-    const { pipeline } = this.ctx
-    if (pipeline.pendingEvents + this.batch.length >= this.listen.maxPendingEvents) {
+    const { pipeline, pendingBytes } = this.ctx
+    if (pipeline.pendingEvents + this.batch.length >= this.listen.maxPendingEvents ||
+      (pendingBytes !== undefined && pipeline.pendingBytes + this.batchBytes >= pendingBytes)) {
       pipeline.countDrop('udp', 'overloaded')
       return
     }
+    this.batchBytes += msg.length + PENDING_EVENT_OVERHEAD
     this.batch.push(parseFrame(msg, pipeline.frameOptions))
     if (!this.scheduled) {
       this.scheduled = true
@@ -81,6 +86,7 @@ export class UdpTransport implements Transport {
     if (this.batch.length === 0) return
     const frames = this.batch
     this.batch = []
+    this.batchBytes = 0
     const done = this.ctx.pipeline.submit('udp', frames).finally(() => this.appends.delete(done))
     this.appends.add(done)
   }
