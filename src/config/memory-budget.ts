@@ -14,7 +14,7 @@
  * | LevelDB write buffer          | B / 24, 1–4 MiB (LevelDB holds two)   | 4 MiB         |
  * | LevelDB block cache           | B / 48, 512 KiB–8 MiB                 | 2 MiB         |
  * | LevelDB open tables (mmapped) | 74 files of 1 MiB (its floor)         | ≤ 64 MiB file |
- * | ingest, events not yet stored | B / 16 of frame bytes + 256 B each    | 6 MiB         |
+ * | ingest, events not yet stored | B / 16, 2 × frame bytes + 512 B each  | 6 MiB         |
  * | uplink, batches in flight     | window × batch.maxBytes ≤ B / 32      | 3 MiB         |
  * | disk-full memory fallback     | B / 8                                 | 12 MiB        |
  *
@@ -46,15 +46,23 @@ export interface MemoryBudget {
   totalBytes: number
   v8: { oldSpaceMiB: number, semiSpaceMiB: number }
   level: { writeBufferSize: number, cacheSize: number }
-  /** Frame bytes (plus PENDING_EVENT_OVERHEAD each) of events handed to the store, not yet stored. */
+  /** pendingEventCost() of the events handed to the store, not yet stored. */
   ingestPendingBytes: number
   /** window × batch.maxBytes at most. */
   uplinkInFlightBytes: number
   memoryFallbackBytes: number
 }
 
-/** What one pending event costs beyond its frame bytes: its EventRecord and the promise around it. */
-export const PENDING_EVENT_OVERHEAD = 256
+/**
+ * What one event waiting for the store costs: its parsed frame and EventRecord on the heap and
+ * its encoded copy in the store's commit group, about twice its frame bytes plus 512 B. Measured
+ * (Node 20, 192-byte frames with an 8-number map and two tags, 20,000 pending): 536 B of heap
+ * for the parsed frame and the record, ~860 B with the encoded value.
+ */
+export const PENDING_EVENT_OVERHEAD = 512
+export function pendingEventCost (frameBytes: number): number {
+  return 2 * frameBytes + PENDING_EVENT_OVERHEAD
+}
 
 export function memoryBudget (memory: number | 'off'): MemoryBudget | undefined {
   if (memory === 'off') return undefined

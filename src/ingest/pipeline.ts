@@ -29,7 +29,7 @@
  * rejected before that are counted per reason and transport only. A forgotten device comes back
  * with full buckets and zeroed counters (counted in `devicesForgotten`).
  */
-import { PENDING_EVENT_OVERHEAD } from '../config/memory-budget.js'
+import { pendingEventCost } from '../config/memory-budget.js'
 import { isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { EventSink } from '../store/event-store.js'
@@ -116,8 +116,8 @@ export class IngestPipeline {
   get pendingEvents (): number { return this.pending }
 
   /**
-   * What those events hold in memory: their frame bytes plus PENDING_EVENT_OVERHEAD each (the
-   * EventRecord and its share of the append). The memory budget bounds this (memory-budget.ts).
+   * What those events hold in memory, pendingEventCost() each: the parsed frame, the EventRecord
+   * and the store's encoded copy. The memory budget bounds this (memory-budget.ts).
    */
   get pendingBytes (): number { return this.pendingByteCount }
 
@@ -165,7 +165,7 @@ export class IngestPipeline {
         continue
       }
       c.events++
-      bytes += f.bytes + PENDING_EVENT_OVERHEAD
+      bytes += pendingEventCost(f.bytes)
       records.push(this.toRecord(e, applyRules(device.rules, e.stream, e.priority), now))
     }
     if (records.length === 0) return Promise.resolve(NOTHING)

@@ -95,6 +95,9 @@ export async function connectBroker (address: BrokerAddress, credentials: () => 
     reconnectPeriod: 0,
     connectTimeout: timeoutMs,
     queueQoSZero: false,
+    // mqtt-packet otherwise builds a cache of 65536 two-byte Buffers (6.6 MiB of heap, a sixth of
+    // the default memory budget's) on the first packet, to save one small allocation per packet.
+    writeCache: false,
     ...(options.keepaliveS === undefined ? {} : { keepalive: options.keepaliveS }),
     ...(options.will === undefined ? {} : { will: options.will }),
   } satisfies IClientOptions)

@@ -10,7 +10,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { PENDING_EVENT_OVERHEAD } from '../../src/config/memory-budget.js'
+import { pendingEventCost } from '../../src/config/memory-budget.js'
 import { SerialTransport, StreamServerTransport, UdpTransport, within, type Transport } from '../../src/ingest/transports/index.js'
 import { setup } from './helpers/conformance.js'
 import { AckReader, encode, event } from './helpers/device.js'
@@ -155,7 +155,7 @@ t.test('udp: datagrams beyond the pending bytes of the memory budget are dropped
   const sink = new FakeSink()
   sink.block()
   const frame = encode('datagram', event('u', 1, { value: { kind: 'text', text: 'x'.repeat(500) } }))
-  const cost = frame.length + PENDING_EVENT_OVERHEAD
+  const cost = pendingEventCost(frame.length)
   // Room for 5 such events by bytes, 1000 by count: the bytes bound is the one that holds.
   const { pipeline, ctx } = setup(sink, {}, { pendingBytes: 5 * cost })
   const address = await started(t, new UdpTransport({ address: '127.0.0.1', port: 0, maxPendingEvents: 1000 }, ctx))
@@ -196,7 +196,7 @@ t.test('tcp: the pending bytes of the memory budget pause every connection; all 
   t.ok(full, `the sender's writes block (no drain) after ${seq} frames`)
   const pending = pipeline.pendingBytes
   // One read past the bound at most: a read is parsed whole before the pause takes effect.
-  t.ok(pending <= bound + 64 * 1024 + 64 * PENDING_EVENT_OVERHEAD, `pending bytes bounded by the budget plus one read (${pending})`)
+  t.ok(pending <= bound + pendingEventCost(64 * 1024), `pending bytes bounded by the budget plus one read (${pending})`)
   await new Promise(resolve => setTimeout(resolve, 200))
   t.equal(pipeline.pendingBytes, pending, 'nothing more is read while the store is blocked')
   sink.release()

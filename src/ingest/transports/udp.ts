@@ -10,7 +10,7 @@
  */
 import dgram from 'node:dgram'
 import { isIPv6 } from 'node:net'
-import { PENDING_EVENT_OVERHEAD } from '../../config/memory-budget.js'
+import { pendingEventCost } from '../../config/memory-budget.js'
 import { parseFrame, type FrameResult } from '../frame.js'
 import { DEFAULT_STOP_TIMEOUT_MS, startError, within, type Transport, type TransportContext } from './transport.js'
 
@@ -73,7 +73,7 @@ export class UdpTransport implements Transport {
       pipeline.countDrop('udp', 'overloaded')
       return
     }
-    this.batchBytes += msg.length + PENDING_EVENT_OVERHEAD
+    this.batchBytes += pendingEventCost(msg.length)
     this.batch.push(parseFrame(msg, pipeline.frameOptions))
     if (!this.scheduled) {
       this.scheduled = true
