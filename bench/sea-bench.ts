@@ -30,9 +30,11 @@
  *                                       (events decoded from the envelopes a subscriber receives on
  *                                       the events topic, duplicates counted apart).
  *
- * The forwarder's config is the defaults but for: store durability `sync` (the default),
- * ingest.rateLimit raised to 1M events/s and 64 MiB/s (the default 1000 events/s per device would
- * reject most of the load), uplink.heartbeatInterval 1 s (the counters ride on it).
+ * The forwarder runs with the environment edgefwd.service gives it: the default memory budget's
+ * NODE_OPTIONS (V8 heap limits) and MALLOC_ARENA_MAX=2. Its config is the defaults but for: store
+ * durability `sync` (the default), ingest.rateLimit raised to 1M events/s and 64 MiB/s (the
+ * default 1000 events/s per device would reject most of the load), uplink.heartbeatInterval 1 s
+ * (the counters ride on it).
  *
  * Environment: BENCH_RUNS (start-up runs, 7), BENCH_VERSION_RUNS (10), BENCH_IDLE_S (30),
  * BENCH_LOAD_S (30), BENCH_RATE (10000 events/s), BENCH_RCVBUF (ingest.udp.receiveBufferSize in
@@ -42,21 +44,26 @@
  * The machine's load average is printed with the figures: start-up times and UDP drops depend on
  * what else is running.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import dgram from 'node:dgram'
-import { accessSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
+import { budgetEnvironment, DEFAULT_MEMORY_BUDGET, memoryBudget } from '../src/config/memory-budget.js'
 import { encodeFrame } from '../src/ingest/frame.js'
 import { createCa, issueCertificate } from '../src/pki/generate.js'
 import { clientTlsOptions } from '../src/pki/tls-options.js'
-import { decodeHeartbeat, encodeDeviceFrame, type HeartbeatData } from '../src/proto/codec.js'
+import { decodeHeartbeat, type HeartbeatData } from '../src/proto/codec.js'
 import { decodeEnvelopeMessage } from '../src/sink/decode.js'
+import { deviceEventBody } from './lib/device-frames.js'
+import { ForwarderChild, killRunningForwarders, type Watched } from './lib/forwarder-child.js'
 import { startBenchMosquitto } from './lib/mosquitto.js'
 import { startNotifyReceiver, type NotifyReceiver } from './lib/notify-receiver.js'
+import { processMemory } from './lib/proc-memory.js'
+import { kernelUdpDrops } from './lib/udp-kernel-drops.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7)
 const VERSION_RUNS = Number(process.env.BENCH_VERSION_RUNS ?? 10)
@@ -99,98 +106,13 @@ function spread (xs: number[]): Spread {
   return { median, min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN }
 }
 
-/** VmRSS / RssAnon / RssFile of a process, in bytes; undefined once it has gone. */
-function rssOf (pid: number): { rss: number, anon: number, file: number } | undefined {
-  let status: string
-  try { status = readFileSync(`/proc/${pid}/status`, 'utf8') } catch { return undefined }
-  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024
-  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') }
-}
-
-/** The kernel's drop count of the UDP socket bound to 127.0.0.1:port (/proc/net/udp, last column). */
-function kernelUdpDrops (port: number): number | undefined {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
-  const line = readFileSync('/proc/net/udp', 'utf8').split('\n').find(l => l.trim().split(/\s+/)[1] === local)
-  const drops = line?.trim().split(/\s+/).at(-1)
-  return drops === undefined ? undefined : Number(drops)
-}
-
 // ── the forwarder process ──────────────────────────────────────────────────────────────────────
 
-type LogLine = Record<string, unknown> & { msg?: string }
-interface Forwarder {
-  child: ChildProcess
-  pid: number
-  spawnedAt: bigint
-  /** Date.now() at spawn, for the `time` field of its log lines. */
-  spawnedWall: number
-  lines: LogLine[]
-  /** hrtime when a log line whose msg contains `text` arrived, once one has. */
-  seen: Map<string, bigint>
-  exited: Promise<number | null>
-  stderr: () => string
-}
-const running = new Set<ChildProcess>()
-process.on('exit', () => { for (const c of running) c.kill('SIGKILL') })
-const WATCHED = ['running: listening on', 'uplink online', 'edgefwd stopped']
+process.on('exit', killRunningForwarders)
 
-function startForwarder (config: string, env: NodeJS.ProcessEnv): Forwarder {
-  const spawnedWall = Date.now()
-  const spawnedAt = process.hrtime.bigint()
-  const child = spawn(EXE, ['run', '--config', config], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  const lines: LogLine[] = []
-  const seen = new Map<string, bigint>()
-  let buffered = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    const at = process.hrtime.bigint()
-    buffered += chunk.toString()
-    const parts = buffered.split('\n')
-    buffered = parts.pop() ?? ''
-    for (const part of parts) {
-      let line: LogLine
-      try { line = JSON.parse(part) as LogLine } catch { line = { msg: part } }
-      lines.push(line)
-      for (const text of WATCHED) if (!seen.has(text) && line.msg?.includes(text) === true) seen.set(text, at)
-    }
-  })
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  running.add(child)
-  const exited = new Promise<number | null>(resolve => {
-    child.once('exit', code => { running.delete(child); resolve(code) })
-    child.once('error', err => { running.delete(child); stderr += String(err); resolve(null) })
-  })
-  if (child.pid === undefined) throw new Error(`cannot start ${BIN}`)
-  return { child, pid: child.pid, spawnedAt, spawnedWall, lines, seen, exited, stderr: () => stderr }
-}
-
-async function waitLine (f: Forwarder, text: string, ms: number): Promise<bigint> {
-  const until = Date.now() + ms
-  for (;;) {
-    const at = f.seen.get(text)
-    if (at !== undefined) return at
-    if (f.child.exitCode !== null || Date.now() > until) {
-      throw new Error(`no "${text}" log line from ${BIN} within ${ms} ms (exit ${f.child.exitCode}): ${f.stderr().trim()} ${f.lines.slice(-5).map(l => JSON.stringify(l)).join(' ')}`)
-    }
-    await sleep(1)
-  }
-}
-
-/** SIGTERM, then SIGKILL after 10 s; resolves with the exit code. */
-async function stopForwarder (f: Forwarder): Promise<number | null> {
-  if (f.child.exitCode !== null) return f.child.exitCode
-  f.child.kill('SIGTERM')
-  const timer = setTimeout(() => { f.child.kill('SIGKILL') }, 10_000)
-  const code = await f.exited
-  clearTimeout(timer)
-  return code
-}
-
-function listenerPort (f: Forwarder): number {
-  const line = f.lines.find(l => l.msg?.includes('running: listening on') === true)
-  const m = /udp [\d.]+:(\d+)/.exec(line?.msg ?? '')
-  if (m === null) throw new Error(`no UDP listener in: ${line?.msg ?? '(no running line)'}`)
-  return Number(m[1])
+/** `EXE run --config FILE`, stopped with SIGTERM and, after 10 s, SIGKILL. */
+function startForwarder (config: string, env: NodeJS.ProcessEnv): ForwarderChild {
+  return new ForwarderChild({ command: EXE, args: [] }, config, env, 10_000)
 }
 
 // ── the phases ─────────────────────────────────────────────────────────────────────────────────
@@ -226,22 +148,22 @@ async function startup (config: string, env: NodeJS.ProcessEnv, notify: NotifyRe
   /** From the log lines' own `time` (ms): store opened + TLS loaded, and the listener bound. */
   const tlsLoaded: number[] = []
   const listening: number[] = []
-  const lineTime = (f: Forwarder, msg: string): number => {
-    const line = f.lines.find(l => l.msg === msg)
-    return typeof line?.time === 'number' ? line.time - f.spawnedWall : NaN
+  const lineTime = (f: ForwarderChild, msg: Watched): number => {
+    const line = f.seen.get(msg)?.line
+    return typeof line?.time === 'number' ? line.time - f.spawnedAt : NaN
   }
   for (let i = 0; i < RUNS; i++) {
     const from = notify.datagrams.length
     const f = startForwarder(config, env)
     try {
       const datagram = await notify.waitFor(d => d.text.split('\n').includes('READY=1'), from, 10_000)
-      ready.push(elapsedMs(f.spawnedAt, datagram.atNs))
-      logged.push(elapsedMs(f.spawnedAt, await waitLine(f, 'running: listening on', 1000)))
+      ready.push(elapsedMs(f.spawnedAtNs, datagram.atNs))
+      logged.push(elapsedMs(f.spawnedAtNs, (await f.waitLine('running: listening on', 1000)).atNs))
       tlsLoaded.push(lineTime(f, 'TLS material loaded'))
       listening.push(lineTime(f, 'ingest listening'))
     } finally {
-      const code = await stopForwarder(f)
-      if (code !== 0) throw new Error(`run ${i + 1}: exit ${code} after SIGTERM: ${f.stderr().trim()}`)
+      const code = (await f.stop()).code
+      if (code !== 0) throw new Error(`run ${i + 1}: exit ${code} after SIGTERM: ${f.stderr.trim()}`)
     }
   }
   const r = spread(ready)
@@ -275,18 +197,7 @@ function versions (): void {
 
 /** 150-byte-ish frames for DEVICES devices, priority normal, seq counting up per device. */
 function frameFor (device: number, seq: number): Uint8Array {
-  return encodeFrame({
-    type: 'event',
-    body: encodeDeviceFrame({
-      deviceId: `bench-${String(device).padStart(3, '0')}`,
-      seq,
-      deviceTimeMs: Date.now(),
-      priority: 1,
-      stream: 'telemetry',
-      value: { kind: 'numbers', numbers: { t: 21.5 + (seq % 7) / 10, rh: 40.1, p: 1013.2, v: 3.3, i: 0.12, co2: 415 + (seq % 50), pm25: 7.5, lux: 300 } },
-      tags: { site: 'greenhouse-2', fw: '1.4.2' }
-    })
-  })
+  return encodeFrame({ type: 'event', body: deviceEventBody(`bench-${String(device).padStart(3, '0')}`, seq) })
 }
 
 interface LoadResult { sent: number, sendErrors: number, frameBytes: number, seconds: number }
@@ -344,24 +255,24 @@ async function idleAndLoad (config: string, env: NodeJS.ProcessEnv, brokerUrl: s
 
   const f = startForwarder(config, env)
   try {
-    await waitLine(f, 'running: listening on', 10_000)
+    await f.waitLine('running: listening on', 10_000)
     const readyAt = Date.now()
-    await waitLine(f, 'uplink online', 10_000)
+    await f.waitLine('uplink online', 10_000)
     const onlineMs = Date.now() - readyAt
     const idleMarks = [...new Set([Math.min(10, IDLE_S), IDLE_S])]
     for (const s of idleMarks) {
       await sleep(Math.max(0, readyAt + s * 1000 - Date.now()))
-      const m = rssOf(f.pid)
-      if (m === undefined) throw new Error(`the forwarder exited while idle: ${f.stderr().trim()}`)
+      const m = processMemory(f.pid)
+      if (m === undefined) throw new Error(`the forwarder exited while idle: ${f.stderr.trim()}`)
       figure(`idle_rss_mb_${s}s`, m.rss / MB, 'MB')
       summary.push(`idle RSS after ${s} s${s === idleMarks[0] ? ` (uplink online ${onlineMs} ms after ready)` : ''}: ${(m.rss / MB).toFixed(1)} MB ` +
         `(anonymous ${(m.anon / MB).toFixed(1)}, file-backed ${(m.file / MB).toFixed(1)}) (${verdict(m.rss / MB <= TARGETS.rssMb)}, ≤ ${TARGETS.rssMb})`)
     }
 
-    const port = listenerPort(f)
+    const port = f.listenerPort('udp')
     const dropsBefore = kernelUdpDrops(port) ?? 0
     const samples: number[] = []
-    const sampler = setInterval(() => { const m = rssOf(f.pid); if (m !== undefined) samples.push(m.rss) }, 1000)
+    const sampler = setInterval(() => { const m = processMemory(f.pid); if (m !== undefined) samples.push(m.rss) }, 1000)
     const load = await sendLoad(port)
     const loadEnd = Date.now()
     // Done when a heartbeat taken after the load says every accepted event is delivered (bounded).
@@ -373,7 +284,7 @@ async function idleAndLoad (config: string, env: NodeJS.ProcessEnv, brokerUrl: s
       await sleep(100)
     }
     clearInterval(sampler)
-    const final = rssOf(f.pid)
+    const final = processMemory(f.pid)
     const kernelDrops = (kernelUdpDrops(port) ?? NaN) - dropsBefore
     const hb = heartbeat
     const accepted = hb?.eventsReceived ?? NaN
@@ -396,9 +307,9 @@ async function idleAndLoad (config: string, env: NodeJS.ProcessEnv, brokerUrl: s
       `store drops ${hb?.eventsDropped ?? NaN}, accepted but undelivered ${accepted - delivered.size}, send errors ${load.sendErrors}` +
       (settled ? '' : '; NOT SETTLED within 30 s of the load\'s end'))
   } finally {
-    const code = await stopForwarder(f)
+    const code = (await f.stop()).code
     await sub.endAsync(true).catch(() => {})
-    if (code !== 0) console.error(`the forwarder exited with ${code} after SIGTERM: ${f.stderr().trim()}`)
+    if (code !== 0) console.error(`the forwarder exited with ${code} after SIGTERM: ${f.stderr.trim()}`)
   }
 }
 
@@ -442,7 +353,9 @@ async function main (): Promise<void> {
       ingest: { udp: { address: '127.0.0.1', port: 0, ...(RCVBUF === undefined ? {} : { receiveBufferSize: Number(RCVBUF) }) }, rateLimit: { eventsPerSecond: 1_000_000, bytesPerSecond: 64 * MB } },
     }, null, 2))
     // Only this NOTIFY_SOCKET: none inherited from a systemd the bench itself may run under.
-    const env: NodeJS.ProcessEnv = { ...process.env, NOTIFY_SOCKET: notify.socket }
+    // The environment edgefwd.service gives it: the default memory budget's NODE_OPTIONS and
+    // MALLOC_ARENA_MAX (without them `run` re-executes itself to put the budget in force).
+    const env: NodeJS.ProcessEnv = { ...process.env, ...budgetEnvironment(memoryBudget(DEFAULT_MEMORY_BUDGET)), NOTIFY_SOCKET: notify.socket }
     // BENCH_NODE_OPTIONS: Node options for the forwarder alone (e.g. a heap limit), not the bench.
     if (process.env.BENCH_NODE_OPTIONS !== undefined) env.NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS
     for (const k of ['WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID']) delete env[k]

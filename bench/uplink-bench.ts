@@ -13,10 +13,11 @@
  *                                    same port: seconds from "broker accepts again" to the last ack
  *   rss_mb_peak                      peak resident set size over the whole run (store fill included)
  *
- * Event data ("random-looking"): deviceId one of 50 chosen at random, deviceSeq increasing per
- * device, gatewayTimeMs increasing, stream 'telemetry', an 8-number map of which 4 are uniform
- * random readings at sensor resolution (t 2 decimals, rh 1, p 2, v 3), co2 a random integer and
- * 3 slowly varying values, tags site/line. Not raw random bytes, which no compression shrinks.
+ * Event data ("random-looking", bench/lib/sensor-events.ts): deviceId one of 50 chosen at
+ * random, deviceSeq increasing per device, gatewayTimeMs increasing, stream 'telemetry', an
+ * 8-number map of which 4 are uniform random readings at sensor resolution (t 2 decimals, rh 1,
+ * p 2, v 3), co2 a random integer and 3 slowly varying values, tags site/line. Not raw random
+ * bytes, which no compression shrinks.
  *
  * Environment: BENCH_EVENTS (1000000), BENCH_BACKLOG (100000), BENCH_WINDOW (8), BENCH_BATCH
  * (500 events per batch), BENCH_COMPRESSION (auto|none|gzip|deflate), BENCH_LEVEL (1),
@@ -38,13 +39,14 @@ import mqtt from 'mqtt'
 import { createLogger } from '../src/observe/log.js'
 import { createCa, issueCertificate } from '../src/pki/generate.js'
 import { clientTlsOptions } from '../src/pki/tls-options.js'
-import { openLevelStore, type EventStore } from '../src/store/index.js'
-import type { EventRecord } from '../src/types.js'
+import { openLevelStore } from '../src/store/index.js'
 import { parseBrokerUrl } from '../src/uplink/connect.js'
 import type { CompressionOptions } from '../src/uplink/envelope.js'
 import { Uplink, type UplinkOptions } from '../src/uplink/session.js'
 import { startChaosProxy } from '../simulate/chaos-proxy.js'
 import { startBenchMosquitto } from './lib/mosquitto.js'
+import { processMemory } from './lib/proc-memory.js'
+import { appendSensorEvents, SensorEventSource } from './lib/sensor-events.js'
 
 const N = Number(process.env.BENCH_EVENTS ?? 1_000_000)
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000)
@@ -64,15 +66,11 @@ let rssPeak = 0
 let anonPeak = 0
 /** Peak RSS since the current phase began (reset by the phases). */
 let phasePeak = 0
-function rssAnon (): number {
-  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find(l => l.startsWith('RssAnon:'))
-  return Number(/\d+/.exec(line ?? '')?.[0] ?? 0) * 1024
-}
 /** At the RSS peak: V8's heap (total reserved, used), memory outside it (Buffers, native), anonymous RSS. */
 let atPeak = { heapTotal: 0, heapUsed: 0, external: 0, anon: 0 }
 function sample (): void {
   const rss = process.memoryUsage.rss()
-  const anon = rssAnon()
+  const anon = processMemory('self')?.anon ?? 0
   if (rss > rssPeak) {
     const m = process.memoryUsage()
     atPeak = { heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, anon }
@@ -85,51 +83,8 @@ const sampler = setInterval(sample, 20)
 const mb = (n: number): string => (n / 1024 / 1024).toFixed(1)
 const seconds = (from: bigint): number => Number(process.hrtime.bigint() - from) / 1e9
 
-const DEVICES = 50
-const deviceSeqs = new Array<number>(DEVICES).fill(0)
-let clock = Date.now()
-const round = (x: number, decimals: number): number => Math.round(x * 10 ** decimals) / 10 ** decimals
-function makeEvent (i: number): EventRecord {
-  const d = Math.floor(Math.random() * DEVICES)
-  deviceSeqs[d] = (deviceSeqs[d] ?? 0) + 1
-  clock += Math.random() < 0.1 ? 1 : 0
-  return {
-    deviceId: `sensor-${String(d).padStart(4, '0')}`,
-    deviceSeq: deviceSeqs[d] ?? 0,
-    gatewayTimeMs: clock,
-    priority: 1,
-    stream: 'telemetry',
-    value: {
-      kind: 'numbers',
-      numbers: {
-        t: round(15 + Math.random() * 15, 2),
-        rh: round(30 + Math.random() * 40, 1),
-        p: round(990 + Math.random() * 40, 2),
-        v: round(3.1 + Math.random() * 0.3, 3),
-        co2: 400 + Math.floor(Math.random() * 400),
-        pm25: 7.5 + (i % 5),
-        i: 0.12,
-        lux: 300 + (i % 100)
-      }
-    },
-    tags: { site: 'plant-7', line: 'L3' }
-  }
-}
-
-async function fill (store: EventStore, total: number): Promise<void> {
-  // Big appends from a few writers: the store's fast path (bench/store-bench.ts).
-  let left = total
-  let i = 0
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (left > 0) {
-      const n = Math.min(1000, left)
-      left -= n
-      const batch: EventRecord[] = []
-      for (let k = 0; k < n; k++) batch.push(makeEvent(i++))
-      await store.append(batch)
-    }
-  }))
-}
+/** The events' devices, seqs and clock go on counting from the drain's fill to the backlog's. */
+const events = new SensorEventSource()
 
 async function waitFor (what: string, cond: () => boolean, ms: number): Promise<void> {
   const until = Date.now() + ms
@@ -188,7 +143,7 @@ async function main (): Promise<void> {
     capacityBytes: 1024 * 1024 * 1024, durability: 'relaxed', compactAfterDeletes: 0, expiryIntervalMs: 0
   }, logger)
   const fillStart = process.hrtime.bigint()
-  await fill(store, N)
+  await appendSensorEvents(store, events, N)
   const fillS = seconds(fillStart)
   const st = store.stats()
   const storedPerEvent = st.perPriority.reduce((n, p) => n + p.bytes, 0) / st.events
@@ -256,7 +211,7 @@ async function main (): Promise<void> {
   // Reconnect: broker down, BACKLOG events buffered, broker up on the same port.
   await broker.stop()
   await waitFor('the uplink to notice', () => uplink.state() !== 'online', 10_000)
-  await fill(store, BACKLOG)
+  await appendSensorEvents(store, events, BACKLOG)
   await sleep(DOWN_MS)
   const connectsBefore = uplink.stats().connects
   await broker.restart()
