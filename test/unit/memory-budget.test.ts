@@ -36,14 +36,14 @@ t.test('the default budget: the split documented in docs/config.md', async t => 
   const b = memoryBudget(96 * MiB)
   t.same(b, {
     totalBytes: 96 * MiB,
-    v8: { oldSpaceMiB: 36, semiSpaceMiB: 1 },
+    v8: { oldSpaceMiB: 30, semiSpaceMiB: 1 },
     level: { writeBufferSize: 4 * MiB, cacheSize: 2 * MiB },
     ingestPendingBytes: 6 * MiB,
     uplinkInFlightBytes: 3 * MiB,
     memoryFallbackBytes: 12 * MiB
   })
-  t.same(budgetNodeOptions(b), ['--max-old-space-size=36', '--max-semi-space-size=1'])
-  t.equal(budgetHeapLimitBytes(b as NonNullable<typeof b>), 39 * MiB, 'old space + 3 semi-spaces, what V8 reports as heap_size_limit')
+  t.same(budgetNodeOptions(b), ['--max-old-space-size=30', '--max-semi-space-size=1'])
+  t.equal(budgetHeapLimitBytes(b as NonNullable<typeof b>), 33 * MiB, 'old space + 3 semi-spaces, what V8 reports as heap_size_limit')
   t.equal(memoryBudget('off'), undefined)
   t.same(budgetNodeOptions(undefined), [])
   t.same(budgetEnvironment(undefined), {})
@@ -61,7 +61,7 @@ t.test('smaller budgets lower every bound, and never below what still works', as
 
 t.test('budgetEnvironment replaces heap options already in NODE_OPTIONS and keeps the others', async t => {
   t.same(budgetEnvironment(memoryBudget(96 * MiB), { NODE_OPTIONS: '--max-old-space-size=4096 --enable-source-maps  --max-semi-space-size=16' }),
-    { NODE_OPTIONS: '--enable-source-maps --max-old-space-size=36 --max-semi-space-size=1', MALLOC_ARENA_MAX: '2' })
+    { NODE_OPTIONS: '--enable-source-maps --max-old-space-size=30 --max-semi-space-size=1', MALLOC_ARENA_MAX: '2' })
 })
 
 t.test('the budget caps the configured bounds; a smaller configured bound is kept', async t => {
@@ -93,7 +93,7 @@ function fakeProcess (heapLimitBytes: number, env: Record<string, string> = {}, 
 
 t.test('run: the heap limit in force is left alone; another one is replaced by re-executing in place', async t => {
   const budget = memoryBudget(96 * MiB)
-  t.same(applyHeapBudget(budget, fakeProcess(39 * MiB)), { kind: 'in-force', heapLimitBytes: 39 * MiB })
+  t.same(applyHeapBudget(budget, fakeProcess(33 * MiB)), { kind: 'in-force', heapLimitBytes: 33 * MiB })
   t.same(applyHeapBudget(undefined, fakeProcess(4096 * MiB)), { kind: 'off' })
 
   const proc = fakeProcess(4144 * MiB, { PATH: '/bin', NODE_OPTIONS: '--enable-source-maps' })
@@ -101,14 +101,14 @@ t.test('run: the heap limit in force is left alone; another one is replaced by r
   t.same(proc.calls, [{
     file: '/usr/bin/node',
     args: ['/usr/bin/node', '/x/main.js', 'run', '-c', 'f.yaml'],
-    env: { PATH: '/bin', NODE_OPTIONS: '--enable-source-maps --max-old-space-size=36 --max-semi-space-size=1', MALLOC_ARENA_MAX: '2', [REEXEC_MARKER]: '1' }
+    env: { PATH: '/bin', NODE_OPTIONS: '--enable-source-maps --max-old-space-size=30 --max-semi-space-size=1', MALLOC_ARENA_MAX: '2', [REEXEC_MARKER]: '1' }
   }])
 })
 
 t.test('run: where Node cannot re-execute, or the options did not take, it says so and runs on', async t => {
   const budget = memoryBudget(96 * MiB)
   const old = applyHeapBudget(budget, fakeProcess(4144 * MiB, {}, false))
-  t.match(old, { kind: 'not-applied', heapLimitBytes: 4144 * MiB, wantedBytes: 39 * MiB, nodeOptions: '--max-old-space-size=36 --max-semi-space-size=1', why: /process\.execve needs Node 22\.15/ })
+  t.match(old, { kind: 'not-applied', heapLimitBytes: 4144 * MiB, wantedBytes: 33 * MiB, nodeOptions: '--max-old-space-size=30 --max-semi-space-size=1', why: /process\.execve needs Node 22\.15/ })
   const again = fakeProcess(4144 * MiB, { [REEXEC_MARKER]: '1' })
   t.match(applyHeapBudget(budget, again), { kind: 'not-applied', why: /override NODE_OPTIONS/ })
   t.same(again.calls, [], 'no second re-execution: no loop')
