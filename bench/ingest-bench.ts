@@ -19,7 +19,9 @@
  *
  * Environment: BENCH_SECONDS (default 4 per transport), BENCH_DEVICES (50), BENCH_DIR (temp dir),
  * BENCH_ONLY (tcp or udp), BENCH_PENDING (ingest.backpressure.pendingEvents, default 16384),
- * BENCH_GROUP (store.groupCommit.maxEvents, default 1000), BENCH_SINK=null (a sink that stores
+ * BENCH_GROUP (store.groupCommit.maxEvents, default 1000), BENCH_BUDGET (process.memory in MiB,
+ * default 96, or off: the budget's bound on pending bytes and LevelDB's buffers, as `edgefwd run`
+ * applies them; the heap limits are the bench process's own Node options), BENCH_SINK=null (a sink that stores
  * nothing and answers durable at once: the ingest path and the sender alone, without LevelDB).
  */
 import { execFileSync } from 'node:child_process'
@@ -35,12 +37,14 @@ import { IngestPipeline } from '../src/ingest/pipeline.js'
 import { StreamServerTransport, UdpTransport, type Transport } from '../src/ingest/transports/index.js'
 import { createLogger } from '../src/observe/log.js'
 import { encodeDeviceFrame } from '../src/proto/codec.js'
-import { openLevelStore, type EventSink } from '../src/store/index.js'
+import { openLevelStore, levelMemory, type EventSink } from '../src/store/index.js'
+import { memoryBudget } from '../src/config/memory-budget.js'
 
 interface SendJob { kind: 'tcp' | 'udp', port: number, devices: number, seconds: number }
 interface SendResult { sent: number, acks: number }
 
 const FRAMES_PER_WRITE = 32
+const BUDGET = memoryBudget(process.env.BENCH_BUDGET === 'off' ? 'off' : Number(process.env.BENCH_BUDGET ?? 96) * 1024 * 1024)
 
 /**
  * Frames are built from a template: protobuf encoders write fields in ascending order, so a
@@ -132,7 +136,7 @@ async function run (kind: 'tcp' | 'udp', dir: string, seconds: number, devices: 
   const logger = createLogger({ level: 'warn' })
   const store: EventSink & { close: () => Promise<void> } = process.env.BENCH_SINK === 'null'
     ? { append: async (events) => ({ accepted: events.length, rejected: [], evicted: 0, durable: true }), close: async () => {} }
-    : await openLevelStore(join(dir, kind), { capacityBytes: 4 * 1024 ** 3, durability: 'sync', groupCommit: { windowMs: 5, maxEvents: Number(process.env.BENCH_GROUP ?? 1000) } }, logger)
+    : await openLevelStore(join(dir, kind), { capacityBytes: 4 * 1024 ** 3, durability: 'sync', groupCommit: { windowMs: 5, maxEvents: Number(process.env.BENCH_GROUP ?? 1000) } }, logger, levelMemory(BUDGET))
   const pipeline = new IngestPipeline(store, {
     maxFrameSize: 16384,
     maxClockSkewMs: 300_000,
@@ -142,7 +146,7 @@ async function run (kind: 'tcp' | 'udp', dir: string, seconds: number, devices: 
     rules: [],
     maxTrackedDevices: 1024
   }, logger)
-  const ctx = { pipeline, logger, connectionEvents: 4096, pendingEvents: Number(process.env.BENCH_PENDING ?? 16_384), ackTimeoutMs: 10_000 }
+  const ctx = { pipeline, logger, connectionEvents: 4096, pendingEvents: Number(process.env.BENCH_PENDING ?? 16_384), ackTimeoutMs: 10_000, ...(BUDGET === undefined ? {} : { pendingBytes: BUDGET.ingestPendingBytes }) }
   const transport: Transport = kind === 'tcp'
     ? new StreamServerTransport({ kind: 'tcp', address: '127.0.0.1', port: 0 }, 'frames', ctx)
     : new UdpTransport({ address: '127.0.0.1', port: 0, receiveBufferSize: 4 * 1024 * 1024, maxPendingEvents: 65_536 }, ctx)

@@ -92,8 +92,9 @@ export function budgetNodeOptions (budget: MemoryBudget | undefined): string[] {
 export function budgetEnvironment (budget: MemoryBudget | undefined, env: Readonly<Record<string, string | undefined>> = {}): Record<string, string> {
   const options = budgetNodeOptions(budget)
   if (options.length === 0) return {}
-  const kept = (env.NODE_OPTIONS ?? '').split(/\s+/).filter(o => o !== '' && !/^--max-(old|semi)-space-size[=]/.test(o))
-  return { NODE_OPTIONS: [...kept, ...options].join(' '), MALLOC_ARENA_MAX: '2' }
+  // Only the heap options are taken out; the rest (quoted values included) is kept as written.
+  const kept = (env.NODE_OPTIONS ?? '').replace(/(^|\s)--max-(?:old|semi)-space-size[= ]\S+/g, ' ').replace(/\s+/g, ' ').trim()
+  return { NODE_OPTIONS: [kept, ...options].filter(o => o !== '').join(' '), MALLOC_ARENA_MAX: '2' }
 }
 
 /** V8's heap_size_limit under the budget's options: old space + 3 semi-spaces (measured, Node 20 and 24). */

@@ -132,6 +132,15 @@ t.test('certs, run and sink from the binary against Mosquitto over mutual TLS', 
   const forwarder = start(['run', '--config', 'gw.yaml'])
   t.teardown(() => { forwarder.child.kill('SIGKILL') })
   await waitFor('the forwarder to run', () => forwarder.out().includes('running: listening on'))
+  // Started without the budget's Node options (no systemd unit here), it re-executed itself in
+  // place with them: the same PID, now with NODE_OPTIONS, and the heap limit in force (Node 24
+  // has process.execve; the warning that says otherwise never came).
+  const environ = readFileSync(`/proc/${forwarder.child.pid ?? 0}/environ`, 'utf8').split('\0')
+  // (tap puts options of its own in the NODE_OPTIONS of what a test spawns; ours come after them.)
+  t.ok(environ.some(e => e.startsWith('NODE_OPTIONS=') && e.endsWith(' --max-old-space-size=30 --max-semi-space-size=1')) && environ.includes('EDGEFWD_HEAP_REEXEC=1'),
+    `run re-executed itself in place with the memory budget's heap limits (${environ.filter(e => /^(NODE_OPTIONS|EDGEFWD_)/.test(e)).join('; ')})`)
+  t.match(forwarder.out(), 'memory budget 96 MiB: V8 heap 30 MiB old')
+  t.notMatch(forwarder.out(), 'is not the budget', 'the heap limit is in force')
 
   const device = createConnection({ host: '127.0.0.1', port })
   await new Promise<void>((resolve, reject) => { device.once('connect', resolve); device.once('error', reject) })

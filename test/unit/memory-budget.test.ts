@@ -62,6 +62,8 @@ t.test('smaller budgets lower every bound, and never below what still works', as
 t.test('budgetEnvironment replaces heap options already in NODE_OPTIONS and keeps the others', async t => {
   t.same(budgetEnvironment(memoryBudget(96 * MiB), { NODE_OPTIONS: '--max-old-space-size=4096 --enable-source-maps  --max-semi-space-size=16' }),
     { NODE_OPTIONS: '--enable-source-maps --max-old-space-size=30 --max-semi-space-size=1', MALLOC_ARENA_MAX: '2' })
+  t.same(budgetEnvironment(memoryBudget(96 * MiB), { NODE_OPTIONS: '--require "/opt/my app/x.js"' }).NODE_OPTIONS,
+    '--require "/opt/my app/x.js" --max-old-space-size=30 --max-semi-space-size=1', 'a quoted value with a space stays whole')
 })
 
 t.test('the budget caps the configured bounds; a smaller configured bound is kept', async t => {
