@@ -216,7 +216,11 @@ t.test('a real Prometheus watching a simulated fleet: rules, alerts, dashboard, 
     const evicted = await scraped(prometheus, 'max_over_time(edgefwd_events_evicted_total{job="edgefwd", instance="sim-a"}[5m])')
     const dropped = await scraped(prometheus, 'max_over_time(edgefwd_events_dropped_total{job="edgefwd", instance="sim-a"}[5m])')
     t.ok(evicted > 0 && evicted <= dropped, `sim-a evictions scraped (${evicted}) are among its drops (${dropped})`)
-    t.ok(dropped <= total(summaryA, 'evicted'), `sim-a drops scraped (${dropped}) ≤ drops the sink saw reported (${total(summaryA, 'evicted')})`)
+    // Not every drop: an event refused as rejected_full was never acknowledged, so a TCP device
+    // sends it again, and once stored and delivered it is no longer missing at the sink while the
+    // gateway's counter keeps the refusal (seen: 3541 drops scraped, 3533 reported). An evicted
+    // event had been acknowledged: it is never sent again, so each one must be in a report.
+    t.ok(evicted <= total(summaryA, 'evicted'), `sim-a evictions scraped (${evicted}) ≤ drops the sink saw reported (${total(summaryA, 'evicted')})`)
     t.equal(await scraped(prometheus, 'max_over_time(edgefwd_events_evicted_total{job="edgefwd", priority=~"high|critical"}[5m])'), 0, 'no high or critical eviction scraped')
     const rateLimited = await scraped(prometheus, 'max_over_time(edgefwd_frames_rejected_total{job="edgefwd", instance="sim-b", reason="rate_limited"}[5m])')
     const reported = summaryB.priorities.reduce((n, p) => n + (p.droppedAtIngest.rate_limited ?? 0), 0)

@@ -103,7 +103,7 @@ t.test('StreamConnection pauses its source above connectionEvents in flight and 
   t.equal(sink.events.length, 12)
 })
 
-t.test('the global bound pauses every connection, also one with nothing of its own in flight, and the pipeline wakes it', async t => {
+t.test('the global bound pauses every connection, also one with nothing of its own in flight, and the pipeline wakes it; what it read meanwhile waits undecoded', async t => {
   const sink = new FakeSink()
   sink.block()
   const { pipeline, ctx } = setup(sink, {}, { connectionEvents: 1000, pendingEvents: 8 })
@@ -115,12 +115,14 @@ t.test('the global bound pauses every connection, also one with nothing of its o
   await waitFor(() => pipeline.pendingEvents === 9, 1000, 'the busy device over the global bound')
   t.ok(busy.isPaused(), 'the busy connection is paused')
   quiet.write(encode('stream', event('quiet', 1)))
-  await waitFor(() => pipeline.pendingEvents === 10, 1000, 'the quiet one submitted')
-  t.ok(quiet.isPaused() && quietConn.isPaused, 'the quiet one is paused too: the bound is global')
+  await waitFor(() => quietConn.isPaused, 1000, 'the quiet one paused')
+  t.ok(quiet.isPaused(), 'the quiet one is paused too: the bound is global')
+  t.equal(pipeline.pendingEvents, 9, 'what it read over the bound is held as read, not decoded into more pending events')
   sink.release()
   await waitFor(() => !busy.isPaused() && !quiet.isPaused(), 1000, 'both resumed')
+  await waitFor(() => sink.events.length === 10, 1000, 'the held chunk decoded and stored once resumed')
   await Promise.all([busyConn.stop(1000), quietConn.stop(1000)])
-  t.equal(sink.events.length, 10)
+  t.same(sink.events.map(e => e.deviceId).sort(), [...Array(9).fill('busy'), 'quiet'])
 })
 
 t.test('createTransports: only what is configured, in a fixed order; stdin needs a stream', async t => {
