@@ -49,7 +49,12 @@ export function applyHeapBudget (budget: MemoryBudget | undefined, proc: Process
   }
   const next: Record<string, string> = {}
   for (const [k, v] of Object.entries(proc.env)) if (v !== undefined) next[k] = v
-  return proc.execve(proc.execPath, proc.restartArgs, { ...next, ...env, [REEXEC_MARKER]: '1' })
+  try {
+    return proc.execve(proc.execPath, proc.restartArgs, { ...next, ...env, [REEXEC_MARKER]: '1' })
+  } catch (err) {
+    // execve returns only when it failed (a seccomp filter, the binary gone): run on, and say so.
+    return { kind: 'not-applied', heapLimitBytes, wantedBytes, nodeOptions, why: `re-executing failed: ${err instanceof Error ? err.message : String(err)}` }
+  }
 }
 
 /** The real process: what `run` passes to applyHeapBudget. */
