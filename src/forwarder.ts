@@ -89,7 +89,8 @@ export class Forwarder {
       const options = { ...uplinkOptions(config, { credentials: () => tls.current(), nextBatchSeq: () => batchSeq.next() }), observer: deps.metrics.uplinkObserver }
       if (options.batch.maxBytes < config.uplink.batch.maxBytes) {
         logger.info({ maxBytes: options.batch.maxBytes, configured: config.uplink.batch.maxBytes, window: config.uplink.window, capacity: config.store.capacity },
-          `uplink.batch.maxBytes lowered to ${options.batch.maxBytes}: ${config.uplink.window} batches in flight may hold at most half of store.capacity (events in flight cannot be evicted)`)
+          `uplink.batch.maxBytes lowered to ${options.batch.maxBytes}: ${config.uplink.window} batches in flight may hold at most half of store.capacity (events in flight cannot be evicted)` +
+          (budget === undefined ? '' : ` and at most ${budget.uplinkInFlightBytes} bytes of the memory budget`))
       }
       const uplink = new Uplink(store, options, childLogger(logger, 'uplink'))
       uplink.start()
