@@ -32,6 +32,7 @@ import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import { encodeDeviceFrame } from '../../src/proto/codec.js'
 import { decodeEnvelopeMessage } from '../../src/sink/decode.js'
 import { assertBuilt, distRoot } from '../helpers/built.js'
+import { logLines } from '../helpers/log-lines.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
 
@@ -91,17 +92,9 @@ function startForwarder (config: string, nodeOptions: string): Forwarder {
   const child = spawn('/usr/bin/env', [`NODE_OPTIONS=${nodeOptions}`, 'MALLOC_ARENA_MAX=2', process.execPath, join(distRoot, 'src/cli/main.js'), 'run', '--config', config],
     { stdio: ['ignore', 'pipe', 'pipe'] })
   if (child.pid === undefined) throw new Error('the forwarder has no pid')
-  const lines: Array<Record<string, unknown>> = []
-  let buffered = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString()
-    const parts = buffered.split('\n')
-    buffered = parts.pop() ?? ''
-    for (const line of parts) {
-      if (line.trim() === '') continue
-      try { lines.push(JSON.parse(line) as Record<string, unknown>) } catch { lines.push({ msg: line, unparsed: true }) }
-    }
-  })
+  const log = logLines()
+  const lines: Array<Record<string, unknown>> = log.records
+  child.stdout?.on('data', (chunk: Buffer) => { log.stream.write(chunk.toString()) })
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
