@@ -3,15 +3,16 @@
  * blocked stream pairs): ack writes that wait for 'drain' with a timeout, JSON line splitting,
  * and pausing a connection while its events are in flight.
  */
+import net from 'node:net'
 import { PassThrough, Writable } from 'node:stream'
 import t from 'tap'
 import type { FrameResult } from '../../src/ingest/frame.js'
 import { encodeJsonAck } from '../../src/ingest/json-line.js'
 import { loadConfig } from '../../src/config/index.js'
-import { AckWriter, createTransports, JsonLineSplitter, StreamConnection, transportContext } from '../../src/ingest/transports/index.js'
+import { AckWriter, createTransports, JsonLineSplitter, StreamConnection, StreamServerTransport, transportContext, within } from '../../src/ingest/transports/index.js'
 import { silentLogger } from '../helpers/logger.js'
 import { setup } from '../integration/helpers/conformance.js'
-import { encode, event } from '../integration/helpers/device.js'
+import { AckReader, encode, event } from '../integration/helpers/device.js'
 import { FakeSink, waitFor } from '../integration/helpers/sinks.js'
 
 /** A Writable whose writes complete only when `release()` is called: write() soon returns false. */
@@ -124,6 +125,62 @@ t.test('the global bound pauses every connection, also one with nothing of its o
   await Promise.all([busyConn.stop(1000), quietConn.stop(1000)])
   t.same(sink.events.map(e => e.deviceId).sort(), [...Array(9).fill('busy'), 'quiet'])
 })
+
+t.test('end of input while a read is held over the global bound: finish() waits for the pipeline, then decodes and submits it', async t => {
+  for (const format of ['frames', 'jsonl'] as const) {
+    const wire = format === 'frames' ? 'stream' : 'jsonl'
+    const sink = new FakeSink()
+    sink.block()
+    const { pipeline, ctx } = setup(sink, {}, { connectionEvents: 1000, pendingEvents: 8 })
+    const busy = new PassThrough()
+    const busyConn = new StreamConnection(busy, { transport: 'test', format, ctx })
+    busy.write(Buffer.concat(Array.from({ length: 9 }, (_, i) => encode(wire, event('busy', i + 1)))))
+    await waitFor(() => pipeline.pendingEvents === 9, 1000, 'over the global bound')
+    const source = new PassThrough()
+    const conn = new StreamConnection(source, { transport: 'test', format, ctx })
+    source.write(Buffer.concat(Array.from({ length: 3 }, (_, i) => encode(wire, event('dev', i + 1)))))
+    await waitFor(() => conn.isPaused, 1000, 'its read held')
+    // What the stream server does on 'end': finish, then stop once finished.
+    let finished = false
+    const finishing = conn.finish().then(() => { finished = true })
+    await new Promise(resolve => setTimeout(resolve, 20))
+    t.notOk(finished, `${format}: finish() waits while the pipeline is over its bound`)
+    sink.release()
+    await finishing
+    await Promise.all([conn.stop(1000), busyConn.stop(1000)])
+    t.same(sink.events.filter(e => e.deviceId === 'dev').map(e => e.deviceSeq), [1, 2, 3], `${format}: the held read was decoded and stored`)
+  }
+})
+
+for (const format of ['frames', 'jsonl'] as const) {
+  t.test(`a ${format} device that sends while the pipeline is over its bound and then shuts its side gets every event stored and acked`, async t => {
+    const sink = new FakeSink()
+    sink.block()
+    const { pipeline, ctx } = setup(sink, {}, { connectionEvents: 1000, pendingEvents: 8 })
+    const server = new StreamServerTransport({ kind: 'tcp', address: '127.0.0.1', port: 0 }, format, ctx)
+    const { address } = await server.start()
+    t.teardown(async () => await server.stop())
+    const port = Number(address.slice(address.lastIndexOf(':') + 1))
+    const wire = format === 'frames' ? 'stream' : 'jsonl'
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    t.teardown(() => socket.destroy())
+    const acks = new AckReader(wire)
+    socket.on('data', (b: Buffer) => acks.push(b))
+    const closed = new Promise<void>(resolve => socket.once('end', () => resolve()))
+    await new Promise(resolve => socket.once('connect', resolve))
+    socket.write(Buffer.concat(Array.from({ length: 9 }, (_, i) => encode(wire, event('dev', i + 1)))))
+    await waitFor(() => pipeline.pendingEvents === 9, 2000, 'the first write over the global bound')
+    // Read while over the bound: held undecoded. Then the device is done sending.
+    socket.end(Buffer.concat(Array.from({ length: 3 }, (_, i) => encode(wire, event('dev', i + 10)))))
+    await new Promise(resolve => setTimeout(resolve, 100))
+    t.equal(pipeline.pendingEvents, 9, 'the last write is held while the pipeline is over its bound')
+    sink.release()
+    await waitFor(() => sink.events.length === 12, 2000, 'the held write stored once the pipeline drained')
+    t.ok(await within(closed, 2000), 'the gateway then closed its side')
+    t.same(sink.events.map(e => e.deviceSeq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'every event, in order')
+    t.equal(acks.highest('dev'), 12, 'acked up to the last event before the gateway closed its side')
+  })
+}
 
 t.test('createTransports: only what is configured, in a fixed order; stdin needs a stream', async t => {
   const { pipeline } = setup(new FakeSink())

@@ -44,7 +44,7 @@ export class StdinTransport implements Transport {
   private readonly onError = (err: unknown): void => { this.ctx.pipeline.countError('stdin', err, 'stream') }
 
   private readonly onEnd = (): void => {
-    this.conn?.finish()
     this.ctx.logger.info({ transport: 'stdin' }, 'stdin ended')
+    this.conn?.finish().catch(() => {})
   }
 }

@@ -50,6 +50,9 @@ export class StreamConnection {
   private inFlight = 0
   private paused = false
   private waitingForPipeline = false
+  private finishing = false
+  /** Set while finish() waits for the held reads to be decoded. */
+  private heldDecoded: (() => void) | undefined
   private stopping: Promise<void> | undefined
 
   constructor (private readonly source: Readable, private readonly opts: StreamConnectionOptions) {
@@ -79,10 +82,17 @@ export class StreamConnection {
 
   get isPaused (): boolean { return this.paused }
 
-  /** End of input from the peer: the last unterminated JSON line still counts. */
-  finish (): void {
-    if (this.stopping !== undefined || this.decoder.end === undefined) return
-    for (const bytes of this.held.splice(0)) this.guard(() => this.decoder.push(bytes))
+  /**
+   * End of input from the peer. What was read and held over the global bound still counts: it is
+   * decoded once the pipeline is back at half, as it would have been without the end, then the
+   * last unterminated JSON line. Resolves once all of it was submitted (or stop() was called), so
+   * its acks can follow before the connection closes.
+   */
+  async finish (): Promise<void> {
+    if (this.stopping !== undefined || this.finishing) return
+    this.finishing = true
+    if (this.held.length > 0) await new Promise<void>(resolve => { this.heldDecoded = resolve })
+    if (this.stopping !== undefined) return
     this.guard(() => this.decoder.end?.())
     this.submitBatch()
   }
@@ -101,6 +111,7 @@ export class StreamConnection {
       this.source.pause()
       // Never acknowledged, so the device sends them again.
       this.held = []
+      this.wakeFinish()
       await this.settle(ms)
       this.acks?.close()
     })()
@@ -183,7 +194,14 @@ export class StreamConnection {
     this.paused = false
     // What was held goes first, in order; decoding it may pause the connection again.
     while (this.held.length > 0 && !this.paused && this.stopping === undefined) this.decode(this.held.shift() as Buffer)
+    if (this.held.length === 0) this.wakeFinish()
     if (!this.paused && this.stopping === undefined) this.source.resume()
+  }
+
+  private wakeFinish (): void {
+    const wake = this.heldDecoded
+    this.heldDecoded = undefined
+    wake?.()
   }
 
   private async deliver (frames: FrameResult[]): Promise<void> {

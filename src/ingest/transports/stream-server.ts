@@ -80,9 +80,9 @@ export class StreamServerTransport implements Transport {
     this.sockets.set(socket, conn)
     socket.on('error', (err) => pipeline.countError(this.name, err, 'connection'))
     socket.on('end', () => {
-      conn.finish()
-      // The peer is done sending: ack what is in flight, then close our side.
-      conn.stop().then(() => socket.end(), () => socket.end())
+      // The peer is done sending: what it sent is submitted (also what waits for the pipeline),
+      // acked once stored, then our side closes.
+      conn.finish().then(async () => await conn.stop()).then(() => socket.end(), () => socket.end())
     })
     socket.on('close', () => {
       conn.stop().finally(() => this.sockets.delete(socket)).catch(() => {})
