@@ -19,7 +19,7 @@
  * RangeError, since their input comes from edgefwd's own code.
  */
 export { encodeEvent, concatBatch } from './event-encode.js'
-export { decodeEvent, decodeBatch, readEventTiming, readExpiresAtMs, readGatewayTimeMs, type StoredEvent } from './event-decode.js'
+export { decodeEvent, decodeBatch, readEventTiming, readExpiresAtMs, readGatewayTimeMs, type EventTiming, type StoredEvent } from './event-decode.js'
 export {
   encodeEvictionReport, decodeEvictionReport,
   type DropCountData, type DroppedRangeData, type EvictionReportData

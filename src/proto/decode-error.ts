@@ -11,8 +11,13 @@ export function decodeGuard<T> (messageName: string, bytes: unknown, decode: (by
   try {
     return decode(bytes)
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err)
-    throw new EdgefwdError('EDGEFWD_ERR_PROTO_DECODE',
-      `cannot decode edgefwd.v1.${messageName} (${bytes.length} bytes): ${reason}`, { cause: err })
+    throw decodeFailure(messageName, bytes, err)
   }
+}
+
+/** The error decodeGuard throws, for decoders on a hot path that catch without a closure. */
+export function decodeFailure (messageName: string, bytes: Uint8Array, err: unknown): EdgefwdError {
+  const reason = err instanceof Error ? err.message : String(err)
+  return new EdgefwdError('EDGEFWD_ERR_PROTO_DECODE',
+    `cannot decode edgefwd.v1.${messageName} (${bytes.length} bytes): ${reason}`, { cause: err })
 }

@@ -9,7 +9,7 @@
  * unknown, as protoc's parsers do. A repeated field keeps its last value.
  */
 import type { EventRecord, EventValue, Priority } from '../types.js'
-import { decodeGuard } from './decode-error.js'
+import { decodeFailure, decodeGuard } from './decode-error.js'
 import { WireError, WireReader } from './wire-reader.js'
 
 export interface StoredEvent extends EventRecord { storeSeq: number }
@@ -182,19 +182,29 @@ export function readGatewayTimeMs (eventBytes: Uint8Array): number {
   })
 }
 
+export interface EventTiming { priority: Priority, timeMs: number }
+
+const NO_BYTES = new Uint8Array(0)
+const timingReader = new WireReader(NO_BYTES)
+
 /**
  * What the delivery-lag histogram needs of an encoded Event, in one pass without decoding the
  * rest: the priority and the event's time, the device's when it gave one its clock can be trusted
  * for (present and not flagged clock_skewed), else the gateway's receive time.
+ *
+ * Runs for every delivered event, so it allocates nothing: it fills `into` (pass one object and
+ * reuse it) with one module-level reader and no closure. 120 bytes per event before, an eighth of
+ * what a drain allocated (bench:footprint heap profile).
  */
-export function readEventTiming (eventBytes: Uint8Array): { priority: Priority, timeMs: number } {
-  return decodeGuard('Event', eventBytes, (b) => {
-    const r = new WireReader(b)
-    let deviceTimeMs: number | undefined
-    let gatewayTimeMs = 0
-    let priority: Priority = 0
-    let skewed = false
-    while (r.pos < b.length) {
+export function readEventTiming (eventBytes: Uint8Array, into: EventTiming = { priority: 0, timeMs: 0 }): EventTiming {
+  const r = timingReader
+  r.reset(eventBytes)
+  let deviceTimeMs = -1
+  let gatewayTimeMs = 0
+  let priority: Priority = 0
+  let skewed = false
+  try {
+    while (r.pos < r.end) {
       const tag = r.tag()
       if (tag === 0x18) deviceTimeMs = r.uint64('device_time_ms')
       else if (tag === 0x28) gatewayTimeMs = r.uint64('gateway_time_ms')
@@ -202,6 +212,12 @@ export function readEventTiming (eventBytes: Uint8Array): { priority: Priority, 
       else if (tag === 0x70) skewed = r.varint() !== 0
       else r.skip(tag)
     }
-    return { priority, timeMs: deviceTimeMs !== undefined && !skewed ? deviceTimeMs : gatewayTimeMs }
-  })
+  } catch (err) {
+    throw decodeFailure('Event', eventBytes, err)
+  } finally {
+    r.reset(NO_BYTES)
+  }
+  into.priority = priority
+  into.timeMs = deviceTimeMs !== -1 && !skewed ? deviceTimeMs : gatewayTimeMs
+  return into
 }

@@ -69,7 +69,7 @@ function cachedString (buf: Uint8Array, start: number, end: number): string {
 }
 
 export class WireReader {
-  readonly buf: Uint8Array
+  buf: Uint8Array
   pos: number
   end: number
 
@@ -77,6 +77,13 @@ export class WireReader {
     this.buf = buf
     this.pos = pos
     this.end = end
+  }
+
+  /** Reads `buf` from the start: one reader reused where a reader per message would be garbage. */
+  reset (buf: Uint8Array): void {
+    this.buf = buf
+    this.pos = 0
+    this.end = buf.length
   }
 
   /** An unsigned varint of up to 10 bytes; values above 2^53 come back rounded. */

@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { EdgefwdError } from '../../src/errors.js'
 import {
   concatBatch, decodeBatch, decodeDeviceFrame, decodeEnvelope, decodeEvent, decodeEvictionReport, decodeHeartbeat,
-  encodeDeviceFrame, encodeEnvelope, encodeEvent, encodeHeartbeat, readExpiresAtMs, readGatewayTimeMs
+  encodeDeviceFrame, encodeEnvelope, encodeEvent, encodeHeartbeat, readEventTiming, readExpiresAtMs, readGatewayTimeMs
 } from '../../src/proto/codec.js'
 import { u64 } from '../../src/proto/wire-fields.js'
 
@@ -12,6 +12,7 @@ const decoders: Record<string, (b: Uint8Array) => unknown> = {
   decodeBatch,
   readGatewayTimeMs,
   readExpiresAtMs,
+  readEventTiming: (b) => readEventTiming(b),
   decodeDeviceFrame,
   decodeEnvelope,
   decodeEvictionReport,

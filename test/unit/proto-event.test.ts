@@ -1,7 +1,7 @@
 import assert from 'node:assert'
 import t from 'tap'
 import fc from 'fast-check'
-import { concatBatch, decodeBatch, decodeEvent, encodeEvent, readExpiresAtMs, readGatewayTimeMs, type StoredEvent } from '../../src/proto/codec.js'
+import { concatBatch, decodeBatch, decodeEvent, encodeEvent, readEventTiming, readExpiresAtMs, readGatewayTimeMs, type EventTiming, type StoredEvent } from '../../src/proto/codec.js'
 import { wireTypes } from '../../src/proto/schema.js'
 import type { EventRecord, EventValue, Priority } from '../../src/types.js'
 
@@ -111,6 +111,19 @@ t.test('uint64 fields above 2^32 round trip exactly', async t => {
   const decoded = decodeEvent(viaProtobufjs)
   t.equal(decoded.deviceSeq, TWO_POW_40_PLUS_7)
   t.equal(decoded.storeSeq, TWO_POW_40_PLUS_7)
+})
+
+t.test('readEventTiming: the priority and the device time when trusted, else the gateway time; fills the object it is given', async t => {
+  const into: EventTiming = { priority: 0, timeMs: 0 }
+  const trusted = readEventTiming(encodeEvent(sample({ priority: 3, deviceTimeMs: 1_700_000_000_123, gatewayTimeMs: 1_700_000_005_000 }), 1), into)
+  t.equal(trusted, into, 'the same object back')
+  t.same(into, { priority: 3, timeMs: 1_700_000_000_123 })
+  readEventTiming(encodeEvent(sample({ priority: 1, deviceTimeMs: 5, clockSkewed: true, gatewayTimeMs: 1_700_000_005_000 }), 1), into)
+  t.same(into, { priority: 1, timeMs: 1_700_000_005_000 }, 'a skewed device clock is not trusted')
+  readEventTiming(encodeEvent(sample({ priority: 0, gatewayTimeMs: TWO_POW_40_PLUS_7 }), 1), into)
+  t.same(into, { priority: 0, timeMs: TWO_POW_40_PLUS_7 }, 'no device time: the gateway time')
+  t.throws(() => readEventTiming(Uint8Array.from([0x28, 0xff]), into), { code: 'EDGEFWD_ERR_PROTO_DECODE' })
+  t.same(readEventTiming(encodeEvent(sample({ priority: 2, deviceTimeMs: 7 }), 1)), { priority: 2, timeMs: 7 }, 'a failed read leaves nothing behind for the next')
 })
 
 t.test('encoding is byte-identical to protobufjs for a fixed event', async t => {
