@@ -50,7 +50,11 @@ export interface ScanOptions {
 /** Inclusive seq bounds within one priority. */
 export interface SeqSpan { priority: Priority, first: number, last: number }
 
-export interface ScannedEvent { seq: number, value: Uint8Array, raw?: string }
+/**
+ * An event read back, with its key: a lease keeps these and hands them to the commit as its
+ * deletes as they are (no second object per delivered event).
+ */
+export interface ScannedEvent extends EventKey { value: Uint8Array }
 
 /** A forward reader over one priority's events, on a snapshot taken when it was opened. */
 export interface BackendReader {

@@ -2,7 +2,7 @@ import { readGatewayTimeMs } from '../proto/codec.js'
 import type { EvictionReportData } from '../proto/codec.js'
 import { PRIORITIES, PRIORITY_COUNT } from '../types.js'
 import type { EventRecord, Priority, PriorityName } from '../types.js'
-import type { EventKey, ExpiryEntry, StoreBackend } from './backend.js'
+import type { ExpiryEntry, ScannedEvent, StoreBackend } from './backend.js'
 import type { DeletionGuard } from './deletion-guard.js'
 import type { AppendResult } from './event-store.js'
 import { storedBytes } from './keys.js'
@@ -13,8 +13,8 @@ import type { PlannedPut } from './plan.js'
 /** An appended event, validated and encoded, with its store seq. */
 export interface Encoded { record: EventRecord, seq: number, value: Uint8Array }
 
-/** A lease being acked: its keys are deleted, its reports delivered. */
-export interface AckedLease { id: number, keys: ReadonlyArray<EventKey & { bytes: number, expiresAt?: number | undefined }>, reportIds: readonly number[] }
+/** A lease being acked: its events are deleted, its reports delivered. */
+export interface AckedLease { id: number, events: readonly ScannedEvent[], reportIds: readonly number[] }
 
 /** What a commit is planned against; read only. */
 export interface PlannerState {
@@ -23,6 +23,8 @@ export interface PlannerState {
   evictCursor: ReadonlyArray<number | undefined>
   leased: ReadonlyArray<Set<number>>
   guard: DeletionGuard
+  /** false when no stored event carries its own deadline (none is read then). */
+  deadlinesMayExist: boolean
   limits: { capacityBytes: number, overheadFactor: number, memoryMaxBytes: number, ttlMs?: Partial<Record<PriorityName, number>> | undefined }
   now: number
   nextSeq: number
@@ -56,7 +58,7 @@ export async function planCommit (state: PlannerState, appends: ReadonlyArray<re
   const fits = (bytes: number): boolean => (plan.usedBytes() + bytes) * limits.overheadFactor <= limits.capacityBytes
 
   for (const lease of acks) {
-    plan.removeDelivered(lease.keys)
+    plan.removeDelivered(lease.events, state.deadlinesMayExist)
     plan.write.reportDels.push(...lease.reportIds)
     plan.settledLeases.push(lease.id)
   }

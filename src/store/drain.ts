@@ -5,9 +5,8 @@ import type { DeletionGuard } from './deletion-guard.js'
 
 /** One lease's limits and what it holds so far. */
 export class LeaseBudget {
-  /** Events taken, in drain order, and the priority of each (two arrays: no object per event). */
+  /** Events taken, in drain order. */
   readonly picked: ScannedEvent[] = []
-  readonly priorities: Priority[] = []
   bytes = 0
   full = false
 
@@ -18,9 +17,8 @@ export class LeaseBudget {
     return this.picked.length === 0 || this.bytes + e.value.byteLength <= this.maxBytes
   }
 
-  add (priority: Priority, e: ScannedEvent): void {
+  add (e: ScannedEvent): void {
     this.picked.push(e)
-    this.priorities.push(priority)
     this.bytes += e.value.byteLength
     this.full = this.picked.length >= this.maxEvents || this.bytes >= this.maxBytes
   }
@@ -140,7 +138,7 @@ export class Drain {
       // Marked at once, in the same synchronous step as the checks above: a commit planned from
       // now on leaves it alone.
       leased.add(e.seq)
-      budget.add(priority, e)
+      budget.add(e)
     }
   }
 
@@ -156,7 +154,7 @@ export class Drain {
         if (leased.has(e.seq) || this.guard.blocks(priority, e.seq)) continue
         if (!budget.fits(e)) { budget.full = true; break }
         leased.add(e.seq)
-        budget.add(priority, e)
+        budget.add(e)
         if (budget.full) break
       }
     }

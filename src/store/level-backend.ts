@@ -179,7 +179,7 @@ export class LevelBackend implements StoreBackend {
   async scan (priority: Priority, opts: ScanOptions): Promise<ScannedEvent[]> {
     const it = this.live().iterator({ ...this.range(priority, opts.from, opts.reverse), reverse: opts.reverse, limit: opts.limit, highWaterMarkBytes: NEXTV_BYTES })
     try {
-      return await this.read(it, opts.limit)
+      return await this.read(it, opts.limit, priority)
     } finally {
       await release(it)
     }
@@ -196,7 +196,7 @@ export class LevelBackend implements StoreBackend {
 
   readonly openReader = (priority: Priority, after: number | undefined): BackendReader => {
     const it = this.live().iterator({ ...this.range(priority, after, false), highWaterMarkBytes: NEXTV_BYTES })
-    return { next: async (limit: number) => await this.read(it, limit), close: async () => { await release(it) } }
+    return { next: async (limit: number) => await this.read(it, limit, priority), close: async () => { await release(it) } }
   }
 
   private range (priority: Priority, from: number | undefined, reverse: boolean): { gt?: string, gte?: string, lt: string } {
@@ -205,9 +205,9 @@ export class LevelBackend implements StoreBackend {
     return reverse ? { gte, lt: eventKey(priority, from) } : { gt: eventKey(priority, from), lt }
   }
 
-  private async read (it: Iterator, limit: number): Promise<ScannedEvent[]> {
+  private async read (it: Iterator, limit: number, priority: Priority): Promise<ScannedEvent[]> {
     const entries = await this.guarded(async () => await it.nextv(limit))
-    return entries.map(([key, value]) => ({ seq: seqOfEventKey(key), value, raw: key }))
+    return entries.map(([key, value]) => ({ priority, seq: seqOfEventKey(key), value, raw: key }))
   }
 
   /** Runs a read; damage it finds becomes EDGEFWD_ERR_STORE_CORRUPT (the store then repairs). */

@@ -9,6 +9,8 @@ import { compareExpiry } from './keys.js'
  * O(log n + k) and deletes O(1).
  */
 class SeqIndex {
+  constructor (private readonly priority: Priority) {}
+
   private seqs: number[] = []
   private readonly values = new Map<number, Uint8Array>()
   private dead = 0
@@ -51,13 +53,13 @@ class SeqIndex {
   * entries (): Generator<ScannedEvent> {
     for (const s of this.seqs) {
       const value = this.values.get(s)
-      if (value !== undefined) yield { seq: s, value }
+      if (value !== undefined) yield { priority: this.priority, seq: s, value }
     }
   }
 
   private collect (seq: number, out: ScannedEvent[]): void {
     const value = this.values.get(seq)
-    if (value !== undefined) out.push({ seq, value })
+    if (value !== undefined) out.push({ priority: this.priority, seq, value })
   }
 
   /** First index whose seq is >= seq. */
@@ -123,7 +125,7 @@ class ExpiryIndex {
 
 /** The state a MemoryBackend keeps; sharing one across backends simulates a restart. */
 export class MemoryVolume {
-  readonly events: SeqIndex[] = Array.from({ length: PRIORITY_COUNT }, () => new SeqIndex())
+  readonly events: SeqIndex[] = Array.from({ length: PRIORITY_COUNT }, (_, p) => new SeqIndex(p as Priority))
   readonly reports = new Map<number, Uint8Array>()
   readonly expiry = new ExpiryIndex()
   meta: Uint8Array | undefined

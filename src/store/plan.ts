@@ -1,7 +1,7 @@
 import { decodeEvent, encodeEvictionReport } from '../proto/codec.js'
 import type { EvictionReportData } from '../proto/codec.js'
 import type { DropReasonName, EventRecord, Priority } from '../types.js'
-import type { BackendWrite, EventKey, EventPut, ExpiryEntry, ScannedEvent, StoreBackend } from './backend.js'
+import type { BackendWrite, EventPut, ExpiryEntry, ScannedEvent, StoreBackend } from './backend.js'
 import { mergeReports, reportFromDrops } from './drop-ledger.js'
 import type { Drop } from './drop-ledger.js'
 import type { AppendResult } from './event-store.js'
@@ -47,15 +47,19 @@ export class Plan {
     this.live(priority, -1, -bytes)
   }
 
-  /** Deletes delivered events: the keys are the lease's own objects, counted in one step. */
-  removeDelivered (keys: ReadonlyArray<EventKey & { bytes: number, expiresAt?: number | undefined }>): void {
+  /**
+   * Deletes delivered events: the lease's own objects are the delete keys, counted in one step.
+   * Their deadlines are read only when some stored event may have one.
+   */
+  removeDelivered (events: readonly ScannedEvent[], deadlinesMayExist: boolean): void {
     const count = [0, 0, 0, 0]
     const bytes = [0, 0, 0, 0]
-    for (const k of keys) {
-      this.write.dels.push(k)
-      if (k.expiresAt !== undefined) this.write.expiryDels.push({ expiresAt: k.expiresAt, priority: k.priority, seq: k.seq })
-      count[k.priority] = (count[k.priority] ?? 0) + 1
-      bytes[k.priority] = (bytes[k.priority] ?? 0) + k.bytes
+    for (const e of events) {
+      this.write.dels.push(e)
+      const expiresAt = deadlinesMayExist ? deadlineOf(e.value) : undefined
+      if (expiresAt !== undefined) this.write.expiryDels.push({ expiresAt, priority: e.priority, seq: e.seq })
+      count[e.priority] = (count[e.priority] ?? 0) + 1
+      bytes[e.priority] = (bytes[e.priority] ?? 0) + storedBytes(e.value.byteLength, expiresAt !== undefined)
     }
     for (let p = 0; p < count.length; p++) if (count[p] !== 0) this.live(p as Priority, -(count[p] as number), -(bytes[p] as number))
   }

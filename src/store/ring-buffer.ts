@@ -8,11 +8,11 @@ import { concatBatch, decodeEvictionReport, encodeEvent, encodeEvictionReport, r
 import type { EvictionReportData } from '../proto/codec.js'
 import { PRIORITIES, PRIORITY_COUNT, isPriority } from '../types.js'
 import type { DropReasonName, EventRecord, Priority } from '../types.js'
-import type { EventKey, ScannedEvent, StoreBackend } from './backend.js'
+import type { ScannedEvent, StoreBackend } from './backend.js'
 import { mergeReports } from './drop-ledger.js'
 import type { AppendResult, EventStore, Lease, LeaseOptions, RingBufferOptions, StoreState, StoreStats } from './event-store.js'
 import { DiskFullError, FallbackBackend } from './fallback-backend.js'
-import { KEY_NUMBER_MAX, deadlineOf, storedBytes } from './keys.js'
+import { KEY_NUMBER_MAX, storedBytes } from './keys.js'
 import { decodeMeta, emptyMeta, encodeMeta } from './meta.js'
 import type { StoreMeta } from './meta.js'
 import { CompactionSchedule } from './compaction.js'
@@ -26,7 +26,7 @@ import { SerialLane } from './serial-lane.js'
 
 interface PendingAppend { events: Encoded[], resolve: (r: AppendResult) => void, reject: (e: unknown) => void }
 interface PendingAck { lease: LeaseState, resolve: () => void, reject: (e: unknown) => void }
-interface LeaseState { id: number, keys: Array<EventKey & { bytes: number, expiresAt: number | undefined }>, reportIds: number[], settling: boolean }
+interface LeaseState { id: number, events: ScannedEvent[], reportIds: number[], settling: boolean }
 
 const DEFAULTS = { overheadFactor: 1, maxEventBytes: 64 * 1024, windowMs: 5, maxEvents: 1000, retryIntervalMs: 1000, memoryMaxBytes: 16 * 1024 * 1024 }
 
@@ -276,6 +276,7 @@ export class RingBuffer implements EventStore {
       evictCursor: this.evictCursor,
       leased: this.leased,
       guard: this.guard,
+      deadlinesMayExist: this.deadlinesMayExist,
       limits: this.opt,
       now: this.now(),
       nextSeq: this.seqCounter,
@@ -301,7 +302,7 @@ export class RingBuffer implements EventStore {
     for (const r of plan.write.reportPuts) this.reports.set(r.id, { data: plan.newReport as EvictionReportData, leased: false })
     for (const id of plan.write.reportDels) this.reports.delete(id)
     for (const id of plan.settledLeases) {
-      for (const k of this.leases.get(id)?.keys ?? []) this.leased[k.priority]?.delete(k.seq)
+      for (const k of this.leases.get(id)?.events ?? []) this.leased[k.priority]?.delete(k.seq)
       this.leases.delete(id)
     }
   }
@@ -342,25 +343,21 @@ export class RingBuffer implements EventStore {
         await this.drain.fill(p as Priority, budget)
       }
     } catch (err) {
-      for (const [i, e] of budget.picked.entries()) this.leased[budget.priorities[i] as Priority]?.delete(e.seq)
+      for (const e of budget.picked) this.leased[e.priority]?.delete(e.seq)
       throw err
     }
-    const { picked, priorities } = budget
+    const { picked } = budget
     const reportIds = [...this.reports].filter(([, r]) => !r.leased).map(([id]) => id)
-    const lease: LeaseState = { id: this.nextLeaseId, keys: [], reportIds, settling: false }
-    const events: Uint8Array[] = []
+    // The events read are the lease's keys as they are: one object per event, not two.
+    const lease: LeaseState = { id: this.nextLeaseId, events: picked, reportIds, settling: false }
+    const events: Uint8Array[] = new Array<Uint8Array>(picked.length)
     let firstStoreSeq = Infinity
     let lastStoreSeq = 0
-    let leasedBytes = 0
     for (let i = 0; i < picked.length; i++) {
       const e = picked[i] as ScannedEvent
-      const priority = priorities[i] as Priority
-      const expiresAt = this.deadlinesMayExist ? deadlineOf(e.value) : undefined
-      lease.keys.push({ priority, seq: e.seq, bytes: storedBytes(e.value.byteLength, expiresAt !== undefined), raw: e.raw, expiresAt })
-      events.push(e.value)
+      events[i] = e.value
       if (e.seq < firstStoreSeq) firstStoreSeq = e.seq
       if (e.seq > lastStoreSeq) lastStoreSeq = e.seq
-      leasedBytes += e.value.byteLength
     }
     if (events.length === 0 && reportIds.length === 0) return null
     this.nextLeaseId++
@@ -373,7 +370,7 @@ export class RingBuffer implements EventStore {
       batch: concatBatch(events),
       firstStoreSeq: events.length > 0 ? firstStoreSeq : 0,
       lastStoreSeq,
-      bytes: leasedBytes,
+      bytes: budget.bytes,
       report: reports.length > 0 ? mergeReports(reports.map(r => r.data)) : undefined
     }
   }
@@ -392,7 +389,7 @@ export class RingBuffer implements EventStore {
     const lease = this.settle(leaseId)
     this.leases.delete(leaseId)
     this.nackEpoch++
-    for (const k of lease.keys) {
+    for (const k of lease.events) {
       this.leased[k.priority]?.delete(k.seq)
       // Returned events go back to the head of the queue: move both cursors back below them.
       this.drain.rewind(k.priority, k.seq)
