@@ -118,6 +118,7 @@ export class RingBuffer implements EventStore {
         this.meta.nextReportId = Math.max(this.meta.nextReportId, r.id + 1)
       }
       this.seqCounter = this.meta.nextSeq
+      this.drain.startTail(this.seqCounter)
       this.deadlinesMayExist = (await this.backend.scanExpiry(KEY_NUMBER_MAX, undefined, 1)).length > 0
     } catch (err) {
       this.state = 'closed'
@@ -290,7 +291,10 @@ export class RingBuffer implements EventStore {
 
   private apply (plan: Plan, epoch: number): void {
     this.meta = plan.meta
-    for (const k of plan.write.puts) this.stored[k.priority] = (this.stored[k.priority] ?? 0) + 1
+    for (const k of plan.write.puts) {
+      this.stored[k.priority] = (this.stored[k.priority] ?? 0) + 1
+      this.drain.committed(k.priority, k.seq)
+    }
     // A nack during planning may have moved a cursor back below what this plan saw: keep it there.
     if (epoch === this.nackEpoch) {
       for (let p = 0; p < PRIORITY_COUNT; p++) {
@@ -445,6 +449,7 @@ export class RingBuffer implements EventStore {
     this.leases.clear()
     for (const s of this.leased) s.clear()
     await this.drain.reset()
+    this.drain.startTail(this.seqCounter)
     this.evictCursor.fill(undefined)
     this.nackEpoch++
     for (const r of this.reports.values()) r.leased = false

@@ -72,7 +72,7 @@ async function run (t: Test, store: EventStore, clock: { now: number }, seed: nu
 }
 
 const options = (clock: { now: number }): RingBufferOptions => ({
-  capacityBytes: 40_000, ttlMs: { low: 100 }, expiryIntervalMs: 0, groupCommit: { windowMs: 1, maxEvents: 64 }, now: () => clock.now
+  capacityBytes: 40_000, ttlMs: { low: 60 }, expiryIntervalMs: 0, groupCommit: { windowMs: 1, maxEvents: 64 }, now: () => clock.now
 })
 
 for (const seed of [1, 2, 3, 4]) {
