@@ -217,9 +217,15 @@ export async function startEmbeddedBroker (options: EmbeddedBrokerOptions): Prom
   }
 }
 
-function peerCommonName (socket: TLSSocket | undefined): string | undefined {
+/**
+ * The client certificate's CN, or undefined. getPeerCertificate() returns null once the socket is
+ * closed: a flapping link can close it between CONNECT and 'clientReady' (seen in CI, an uncaught
+ * TypeError in the flaky-cellular scenario).
+ */
+export function peerCommonName (socket: TLSSocket | undefined): string | undefined {
   if (socket === undefined || typeof socket.getPeerCertificate !== 'function') return undefined
-  const subject = socket.getPeerCertificate().subject as Record<string, string | string[]> | undefined
+  const cert = socket.getPeerCertificate() as ReturnType<TLSSocket['getPeerCertificate']> | null
+  const subject = cert?.subject as Record<string, string | string[]> | undefined
   const cn = subject?.CN
   return Array.isArray(cn) ? cn[0] : cn
 }
