@@ -26,6 +26,8 @@
  * and resubscribes when the broker did not keep the session.
  */
 import type { TLSSocket } from 'node:tls'
+// Before mqtt: it replaces how mqtt-packet's writer caches packet lengths (see the module).
+import '../uplink/mqtt-length-cache.js'
 import { MqttClient, type IClientOptions, type IPublishPacket } from 'mqtt'
 import { EdgefwdError } from '../errors.js'
 import { classifyTlsError } from '../pki/tls-errors.js'
