@@ -72,7 +72,7 @@ const store: StoreStats = {
   drops: PRIORITIES.flatMap(priority => DROP_REASONS.map(reason => ({ priority, reason, count: 3, bytes: 300 })))
 }
 const uplink: UplinkStats = {
-  state: 'online', connects: 3, disconnects: 2, deadLinks: 0, published: 1e4, acked: 1e4, nacked: 4, eventsAcked: 5e6, eventsPublished: 5e6, eventsResent: 2000,
+  state: 'online', connects: 3, disconnects: 2, deadLinks: { puback_timeout: 0, keepalive: 0 }, ackFailures: 0, published: 1e4, acked: 1e4, nacked: 4, eventsAcked: 5e6, eventsPublished: 5e6, eventsResent: 2000,
   bytesSent: 1e9, inFlight: 3, lastError: undefined, connectFailures: { connect: 5, refused_135: 1 }, backoffMs: 0, offlineSinceMs: undefined,
   bytesToday: 1e8, budgetExhausted: false, rateWaits: 0, rateWaitMs: 0
 }

@@ -43,3 +43,7 @@ export interface EventRecord {
 /** Why an event was dropped; mirrors the protobuf DropReason enum values 1..6. */
 export const DROP_REASONS = ['evicted_for_space', 'expired_ttl', 'rejected_full', 'memory_queue_full', 'rejected_rate_limit', 'malformed'] as const
 export type DropReasonName = typeof DROP_REASONS[number]
+
+/** What found an uplink connection dead: no PUBACK within uplink.pubackTimeout, or no PINGRESP (the MQTT keepalive). */
+export const DEAD_LINK_REASONS = ['puback_timeout', 'keepalive'] as const
+export type DeadLinkReason = typeof DEAD_LINK_REASONS[number]

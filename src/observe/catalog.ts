@@ -8,7 +8,7 @@
  * state, result); never a device id: a gateway may see thousands of devices, and a series per
  * device would grow the scrape without bound.
  */
-import { DROP_REASONS, PRIORITIES } from '../types.js'
+import { DEAD_LINK_REASONS, DROP_REASONS, PRIORITIES } from '../types.js'
 import { REJECT_REASONS } from '../ingest/reasons.js'
 
 export type MetricType = 'counter' | 'gauge' | 'histogram'
@@ -65,7 +65,8 @@ export const METRICS = [
   m('edgefwd_uplink_connects_total', 'counter', 'Connections the broker accepted (CONNACK success).'),
   m('edgefwd_uplink_connect_failures_total', 'counter', 'Failed connection attempts: refused_<MQTT reason code>, tls_<problem> or connect (network, timeout).', ['reason']),
   m('edgefwd_uplink_disconnects_total', 'counter', 'Connections lost after they were up.'),
-  m('edgefwd_uplink_dead_links_total', 'counter', 'Connections dropped because a PUBACK did not come within uplink.pubackTimeout.'),
+  m('edgefwd_uplink_dead_links_total', 'counter', 'Connections found dead, once each: reason puback_timeout (no PUBACK within uplink.pubackTimeout) or keepalive (no PINGRESP).', ['reason']),
+  m('edgefwd_uplink_ack_failures_total', 'counter', 'Store deletes after a PUBACK that failed; each is tried again, and after 3 failures the batch is sent again.'),
   m('edgefwd_uplink_backoff_seconds', 'gauge', 'The wait before the next connection attempt while in backoff; 0 otherwise.'),
   m('edgefwd_uplink_in_flight_batches', 'gauge', 'Batches published and awaiting their PUBACK.'),
   m('edgefwd_batches_published_total', 'counter', 'Batches published (resends included).'),
@@ -110,6 +111,7 @@ export const LABEL_VALUES: Readonly<Record<string, readonly string[]>> = {
 export const REASON_VALUES = {
   edgefwd_frames_rejected_total: REJECT_REASONS,
   edgefwd_events_dropped_total: DROP_REASONS,
+  edgefwd_uplink_dead_links_total: DEAD_LINK_REASONS,
 } as const
 
 export function metricSpec (name: MetricName): MetricSpec {

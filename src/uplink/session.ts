@@ -13,6 +13,12 @@
  *   `pubackTimeoutMs` (a dead link: no RST, keepalive not yet expired) → the socket is destroyed,
  *   every lease in flight is nacked (sent again after reconnect) and the session backs off.
  *   Nothing is ever deleted because it was written to a socket.
+ * - A dead link is counted once per connection, with what found it: `puback_timeout` (our timer)
+ *   or `keepalive` (mqtt.js's PINGRESP wait). A connection that closes (RST, broker restart) is a
+ *   disconnect, not a dead link; the publishes it fails are its batches in flight, nacked once.
+ * - A store ack that fails after the PUBACK (an I/O error) is retried (ACK_ATTEMPTS, growing
+ *   waits); if it still fails the lease is nacked, so its events are sent again (the receiver
+ *   drops the duplicates) rather than left leased until a restart. Each failure is counted.
  * - Reconnect: p-retry drives the attempts (abortable by stop()); the waits are full-jitter
  *   exponential (backoff.ts), longer after a broker refusal; a TLS failure is logged with its
  *   specific EDGEFWD_ERR_TLS_* code (pki/tls-errors.ts).
@@ -25,6 +31,7 @@ import { isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
 import type { BatchSource, Lease } from '../store/index.js'
+import type { DeadLinkReason } from '../types.js'
 import { Backoff, type BackoffOptions } from './backoff.js'
 import { connectBroker, connectFailureReason, describeError, type BrokerAddress } from './connect.js'
 import { abortableSleep, withTimeout } from './timing.js'
@@ -81,11 +88,18 @@ export interface UplinkObserver {
 }
 
 
+/** Attempts at a store ack after a PUBACK before the lease is nacked instead; waits between them. */
+export const ACK_ATTEMPTS = 3
+const ACK_RETRY_MS = 200
+
 export interface UplinkStats {
   state: UplinkState
   connects: number
   disconnects: number
-  deadLinks: number
+  /** Connections found dead, by what found them (each connection at most once). */
+  deadLinks: Record<DeadLinkReason, number>
+  /** Store acks (deletes after a PUBACK) that failed; see ACK_ATTEMPTS. */
+  ackFailures: number
   published: number
   acked: number
   nacked: number
@@ -115,7 +129,10 @@ interface InFlight { lease: Lease, timer: NodeJS.Timeout, sentAt: number }
 
 export class Uplink {
   private stateNow: UplinkState = 'idle'
-  private readonly counts = { connects: 0, disconnects: 0, deadLinks: 0, published: 0, acked: 0, nacked: 0, eventsAcked: 0, eventsPublished: 0, eventsResent: 0, bytesSent: 0 }
+  private readonly counts = { connects: 0, disconnects: 0, ackFailures: 0, published: 0, acked: 0, nacked: 0, eventsAcked: 0, eventsPublished: 0, eventsResent: 0, bytesSent: 0 }
+  private readonly deadLinks: Record<DeadLinkReason, number> = { puback_timeout: 0, keepalive: 0 }
+  /** The connection last found dead: a dead link is counted once per connection. */
+  private deadClient: MqttClient | undefined
   private readonly connectFailures: Record<string, number> = {}
   private backoffMs = 0
   private offlineSinceMs: number | undefined
@@ -188,6 +205,7 @@ export class Uplink {
     return {
       state: this.stateNow,
       ...this.counts,
+      deadLinks: { ...this.deadLinks },
       inFlight: this.inFlight.size,
       lastError: this.lastError,
       connectFailures: { ...this.connectFailures },
@@ -348,6 +366,8 @@ export class Uplink {
       if (lost) return
       lost = true
       this.lastError = err === undefined ? reason : describeError(err)
+      // mqtt.js gives up on a PINGRESP with this error, after failing every publish in flight.
+      if (err instanceof Error && err.message === 'Keepalive timeout') this.deadLink(client, 'keepalive')
       interrupt()
     }
     client.once('close', onLost('connection closed'))
@@ -400,7 +420,7 @@ export class Uplink {
         this.store.nack(lease.id) // never strand a lease: its events go back to the queue
         throw err
       }
-      const timer = setTimeout(() => { this.deadLink(client) }, options.pubackTimeoutMs)
+      const timer = setTimeout(() => { this.deadLink(client, 'puback_timeout') }, options.pubackTimeoutMs)
       this.inFlight.set(lease.id, { lease, timer, sentAt: this.now() })
       this.counts.published++
       this.counts.eventsPublished += lease.events.length
@@ -413,13 +433,18 @@ export class Uplink {
         clearTimeout(entry.timer)
         this.inFlight.delete(lease.id)
         // mqtt.js reports success as undefined or null.
-        if (err !== undefined && err !== null) { this.store.nack(lease.id); this.counts.nacked++; this.counts.eventsResent += lease.events.length; this.deadLink(client); return }
+        if (err !== undefined && err !== null) {
+          this.store.nack(lease.id)
+          this.counts.nacked++
+          this.counts.eventsResent += lease.events.length
+          // A connection going away fails every publish in flight ('Connection closed', before its
+          // 'close' or 'error'); the pump counts that loss once. A PUBACK with a failure reason
+          // code (MQTT 5: a number in `code`) is the broker refusing this batch on a live link.
+          if (typeof (err as { code?: unknown }).code === 'number' && this.client === client) this.refused(client, err)
+          return
+        }
         const pubackMs = this.now() - entry.sentAt
-        this.store.ack(lease.id).then(() => {
-          this.counts.acked++
-          this.counts.eventsAcked += lease.events.length
-          this.options.observer?.batchAcked?.(lease, pubackMs)
-        }, (ackErr: unknown) => { this.logger.error({ err: ackErr, leaseId: lease.id }, 'store ack failed; the batch will be sent again') })
+        void this.settleAcked(lease, pubackMs)
         wakeOnAck()
       })
     }
@@ -450,12 +475,60 @@ export class Uplink {
     return budget !== undefined && this.rollDay() >= budget
   }
 
-  /** A publish got no PUBACK in time: the link is dead even if the socket says otherwise. */
-  private deadLink (client: MqttClient): void {
-    if (this.client !== client) return
-    this.counts.deadLinks++
-    this.logger.warn({ pubackTimeoutMs: this.options.pubackTimeoutMs, inFlight: this.inFlight.size }, 'no PUBACK in time: treating the link as dead')
+  /**
+   * The broker has the batch: delete its events. A failed delete is tried again; if it keeps
+   * failing, the lease goes back to the store, so its events are sent again (duplicates the
+   * receiver drops) instead of staying leased, neither resent nor evictable, until a restart.
+   */
+  private async settleAcked (lease: Lease, pubackMs: number): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.store.ack(lease.id)
+        this.counts.acked++
+        this.counts.eventsAcked += lease.events.length
+        this.options.observer?.batchAcked?.(lease, pubackMs)
+        return
+      } catch (err) {
+        this.counts.ackFailures++
+        const code = isEdgefwdError(err) ? err.code : undefined
+        if (attempt >= ACK_ATTEMPTS || this.abort.signal.aborted) {
+          this.logger.error({ err, code, leaseId: lease.id, attempts: attempt }, 'store ack failed after the PUBACK: the batch goes back to the store and will be sent again')
+          try {
+            this.store.nack(lease.id)
+            this.counts.nacked++
+            this.counts.eventsResent += lease.events.length
+          } catch (nackErr) {
+            // The store closed meanwhile: the events were never deleted and are sent after a restart.
+            this.logger.warn({ err: nackErr, leaseId: lease.id }, 'could not return the batch to the store; its events stay stored')
+          }
+          return
+        }
+        this.logger.warn({ err, code, leaseId: lease.id, attempt }, 'store ack failed after the PUBACK; trying again')
+        await this.sleep(ACK_RETRY_MS * attempt, this.abort.signal).catch(() => {})
+      }
+    }
+  }
+
+  /**
+   * The link is dead even if the socket says otherwise: no PUBACK in time, or no PINGRESP.
+   * Counted once per connection, however many batches were in flight on it.
+   */
+  private deadLink (client: MqttClient, reason: DeadLinkReason): void {
+    if (this.client !== client || this.deadClient === client) return
+    this.deadClient = client
+    this.deadLinks[reason]++
+    const inFlight = this.inFlight.size
+    if (reason === 'puback_timeout') this.logger.warn({ reason, pubackTimeoutMs: this.options.pubackTimeoutMs, inFlight }, 'no PUBACK in time: treating the link as dead')
+    else this.logger.warn({ reason, keepaliveS: this.options.keepaliveS, inFlight }, 'no answer to the MQTT keepalive: the link is dead')
     // Destroying the socket makes mqtt.js emit 'close', which ends the pump and nacks what is in flight.
+    ;(client.stream as TLSSocket | undefined)?.destroy()
+  }
+
+  /** The broker refused a publish on a live connection: reconnect (after the backoff) and send it again. */
+  private refused (client: MqttClient, err: unknown): void {
+    if (this.deadClient === client) return
+    this.deadClient = client
+    this.logger.warn({ err }, `the broker refused a batch: ${describeError(err)}; reconnecting to send it again`)
     ;(client.stream as TLSSocket | undefined)?.destroy()
   }
 

@@ -43,7 +43,7 @@ function store (stored: number, evicted: number): StoreStats {
 
 function uplink (connects: number, failures: Record<string, number>): UplinkStats {
   return {
-    state: 'online', connects, disconnects: 0, deadLinks: 0, published: 2, acked: 2, nacked: 0, eventsAcked: 0, eventsPublished: 10, eventsResent: 0, bytesSent: 500,
+    state: 'online', connects, disconnects: 0, deadLinks: { puback_timeout: 0, keepalive: 0 }, ackFailures: 0, published: 2, acked: 2, nacked: 0, eventsAcked: 0, eventsPublished: 10, eventsResent: 0, bytesSent: 500,
     inFlight: 0, lastError: undefined, connectFailures: failures, backoffMs: 0, offlineSinceMs: undefined, bytesToday: 500, budgetExhausted: false, rateWaits: 0, rateWaitMs: 0
   }
 }
