@@ -22,7 +22,7 @@
 import { dirname, join, resolve } from 'node:path'
 import type { Config } from './config/index.js'
 import { memoryBudget } from './config/memory-budget.js'
-import { createTransports, transportContext, within, type Transport } from './ingest/transports/index.js'
+import { createTransports, transportContext, within, type Transport, type TransportIo } from './ingest/transports/index.js'
 import { ingestOptions } from './ingest/options.js'
 import { IngestPipeline } from './ingest/pipeline.js'
 import { ForwarderMetrics, type MetricSources } from './observe/forwarder-metrics.js'
@@ -44,6 +44,8 @@ export interface ForwarderDeps {
   version: string
   /** Where the counters go; the forwarder makes its own when absent (its heartbeat needs one). */
   metrics?: ForwarderMetrics
+  /** Standard input (and where its acks go) for ingest.stdin; required when that is on. */
+  io?: TransportIo
 }
 
 
@@ -97,7 +99,7 @@ export class Forwarder {
       closing.unshift(async () => { await uplink.stop(0) })
       const ingestLogger = childLogger(logger, 'ingest')
       const pipeline = new IngestPipeline(store, ingestOptions(config.ingest), ingestLogger)
-      const transports = createTransports(config.ingest, transportContext(config.ingest, { pipeline, logger: ingestLogger }, budget))
+      const transports = createTransports(config.ingest, transportContext(config.ingest, { pipeline, logger: ingestLogger }, budget), deps.io)
       const listening: string[] = []
       for (const transport of transports) {
         listening.push(`${transport.name} ${(await transport.start()).address}`)

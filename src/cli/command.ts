@@ -3,6 +3,7 @@
  * defineCommand(), listed once in src/cli/commands/index.ts; parsing, `--help` and error
  * handling are done for it by src/cli/program.ts.
  */
+import type { Readable } from 'node:stream'
 
 /** Where a command writes; process.stdout/stderr in the bin, string collectors in tests. */
 export interface TextSink {
@@ -22,6 +23,8 @@ export interface CliIo {
   stderr: TextSink
   /** Absent: the command hears no signals (one-shot runs, most tests). */
   signals?: Signals
+  /** Standard input, for `ingest.stdin` (process.stdin in the bin); absent: nothing to read. */
+  stdin?: Readable
 }
 
 export interface CommandContext {

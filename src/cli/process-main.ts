@@ -10,6 +10,8 @@ export async function runProcess (argv: readonly string[]): Promise<void> {
   process.exitCode = await main([...argv], process.env, {
     stdout: process.stdout,
     stderr: process.stderr,
+    // A getter: process.stdin is made on first use, and only ingest.stdin uses it.
+    get stdin () { return process.stdin },
     signals: {
       on: (signal, handler) => {
         process.on(signal, handler)

@@ -10,6 +10,7 @@
 import { dirname, join, resolve } from 'node:path'
 import type { Config, ConfigBuilder } from '../config/index.js'
 import { Forwarder } from '../forwarder.js'
+import type { TransportIo } from '../ingest/transports/index.js'
 import type { HealthReport } from '../observe/http-server.js'
 import type { ForwarderMetrics } from '../observe/forwarder-metrics.js'
 import type { Logger } from '../observe/log.js'
@@ -24,6 +25,8 @@ export interface SupervisorOptions {
   env: Readonly<Record<string, string | undefined>>
   version: string
   metrics: ForwarderMetrics
+  /** Streams for the stdin transport (ingest.stdin); each forwarder it starts reads the same one. */
+  io?: TransportIo
   /** Called when no forwarder could be started again after a failed restart: the process should exit non-zero. */
   onFatal: (err: unknown) => void
 }
@@ -122,7 +125,7 @@ export class Supervisor {
   }
 
   private async startForwarder (config: Config): Promise<Forwarder> {
-    return await Forwarder.start(config, { logger: this.o.logger, env: this.o.env, version: this.o.version, metrics: this.o.metrics })
+    return await Forwarder.start(config, { logger: this.o.logger, env: this.o.env, version: this.o.version, metrics: this.o.metrics, ...(this.o.io === undefined ? {} : { io: this.o.io }) })
   }
 
   /**

@@ -38,8 +38,8 @@ async function waitFor (what: string, cond: () => boolean, ms = 30_000): Promise
 
 interface Running { child: ChildProcess, lines: Array<Record<string, unknown>>, exited: Promise<number | null>, stderr: () => string }
 
-function startForwarder (config: string): Running {
-  const child = spawn(process.execPath, [join(distRoot, 'src/cli/main.js'), 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+function startForwarder (config: string, stdin: 'ignore' | 'pipe' = 'ignore'): Running {
+  const child = spawn(process.execPath, [join(distRoot, 'src/cli/main.js'), 'run', '--config', config], { stdio: [stdin, 'pipe', 'pipe'] })
   const lines: Array<Record<string, unknown>> = []
   let buffered = ''
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -131,6 +131,28 @@ t.test('a C device → edgefwd run → Mosquitto over mTLS → edgefwd sink --ve
   fwd.child.kill('SIGTERM')
   t.equal(await fwd.exited, 0, `exit 0 on SIGTERM ${fwd.stderr()}`)
   t.ok(fwd.lines.some(l => l.msg === 'edgefwd stopped'))
+})
+
+t.test('ingest.stdin: JSON lines piped into `edgefwd run` reach the subscriber', async t => {
+  assertBuilt()
+  const dir = t.testdir()
+  mkdirSync(join(dir, 'broker'))
+  const broker = await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
+  t.teardown(async () => { await broker.stop() })
+  const sink = await subscriber(broker.url)
+  t.teardown(sink.close)
+  const fwd = startForwarder(writeConfig(dir, broker.url, '  stdin: true'), 'pipe')
+  t.teardown(() => { if (fwd.child.exitCode === null) fwd.child.kill('SIGKILL') })
+  await waitFor(`the running line (stderr: ${fwd.stderr()})`, () => fwd.lines.some(l => typeof l.msg === 'string' && l.msg.includes('running')) || fwd.child.exitCode !== null)
+  const running = fwd.lines.find(l => typeof l.msg === 'string' && l.msg.includes('running'))
+  t.ok((running?.listening as string[] | undefined)?.includes('stdin stdin'), `stdin among the listeners (exit ${String(fwd.child.exitCode)}, stderr: ${fwd.stderr()})`)
+  for (let seq = 1; seq <= 50; seq++) fwd.child.stdin?.write(`${JSON.stringify({ id: 'script-1', seq, v: { t: seq / 2 } })}\n`)
+  await waitFor('the 50 lines at the subscriber', () => sink.verifier.summary().delivered >= 50)
+  t.match(sink.verifier.summary(), { delivered: 50, duplicates: 0, unexplainedMissing: 0, perDevice: [{ deviceId: 'script-1' }] })
+  fwd.child.stdin?.end()
+  await waitFor('the end of stdin logged', () => fwd.lines.some(l => l.msg === 'stdin ended'))
+  fwd.child.kill('SIGTERM')
+  t.equal(await fwd.exited, 0, 'SIGTERM: clean exit')
 })
 
 t.test('a second signal stops at once: batches awaiting PUBACK stay in the store and arrive after the next start', async t => {

@@ -199,5 +199,5 @@ t.test('createTransports: only what is configured, in a fixed order; stdin needs
   const ctx = transportContext(config.ingest, { pipeline, logger: silentLogger() })
   t.match(ctx, { connectionEvents: 7, pendingEvents: 16384, ackTimeoutMs: 10_000 })
   t.same(createTransports(config.ingest, ctx, { stdin: new PassThrough() }).map(x => x.name), ['udp', 'tcp', 'tcp-jsonl', 'unix', 'serial', 'stdin'])
-  t.throws(() => createTransports(config.ingest, ctx), /no stdin stream/)
+  t.throws(() => createTransports(config.ingest, ctx), { code: 'EDGEFWD_ERR_INGEST_LISTEN', message: /given no standard input/ })
 })

@@ -102,6 +102,8 @@ export const runCommand = defineCommand({
       const [forwarderStart, endpointStart] = await Promise.allSettled([
         SupervisorClass.start({
           build, logger, env, version: packageVersion(), metrics,
+          // Read only when a forwarder starts with ingest.stdin on (a remote configuration may turn it on).
+          io: { get stdin () { return io.stdin } },
           onFatal: (err) => { fatal = err; logger.fatal({ err }, 'no forwarder can run after a failed restart: exiting'); stop() }
         }),
         endpointStarting

@@ -5,6 +5,7 @@
 import type { Readable, Writable } from 'node:stream'
 import type { Config } from '../../config/index.js'
 import type { MemoryBudget } from '../../config/memory-budget.js'
+import { EdgefwdError } from '../../errors.js'
 import { SerialTransport } from './serial.js'
 import { StdinTransport } from './stdin.js'
 import { StreamServerTransport } from './stream-server.js'
@@ -54,7 +55,7 @@ export function createTransports (ingest: Config['ingest'], ctx: TransportContex
   if (ingest.unix !== undefined) transports.push(new StreamServerTransport({ kind: 'unix', path: ingest.unix.path }, 'frames', ctx))
   for (const port of ingest.serial) transports.push(new SerialTransport(port, ctx))
   if (ingest.stdin) {
-    if (io.stdin === undefined) throw new Error('ingest.stdin is on but no stdin stream was passed to createTransports')
+    if (io.stdin === undefined) throw new EdgefwdError('EDGEFWD_ERR_INGEST_LISTEN', 'ingest.stdin is on but this process was given no standard input to read')
     transports.push(new StdinTransport(io.stdinAcks === undefined ? { input: io.stdin } : { input: io.stdin, acks: io.stdinAcks }, ctx))
   }
   return transports
