@@ -208,7 +208,8 @@ const uplink = checkedSection({
   keepalive: duration({ min: 1000, max: 18 * 3_600_000 }).default(30_000),
   backoff: section({
     initial: duration({ min: 1 }).default(500),
-    max: duration({ min: 1 }).default(60_000),
+    // 10 s, not 60: see src/uplink/backoff.ts (a fleet back within ~3 s of its broker, p99 9 s).
+    max: duration({ min: 1 }).default(10_000),
     multiplier: z.number().min(1).max(10).default(2),
     refusedMin: duration({ min: 0 }).default(30_000),
   }),

@@ -60,7 +60,7 @@ export function uplinkOptions (config: Pick<Config, 'gateway' | 'uplink' | 'stor
     pubackTimeoutMs: u.pubackTimeout,
     connectTimeoutMs: u.connectTimeout,
     keepaliveS: Math.max(1, Math.round(u.keepalive / 1000)),
-    backoff: { initialMs: u.backoff.initial, maxMs: u.backoff.max, multiplier: u.backoff.multiplier, refusedMinMs: Math.min(u.backoff.refusedMin, u.backoff.max) },
+    backoff: { initialMs: u.backoff.initial, maxMs: u.backoff.max, multiplier: u.backoff.multiplier, refusedMinMs: u.backoff.refusedMin },
     nextBatchSeq: deps.nextBatchSeq,
     ...(u.rateLimit === undefined ? {} : { rateLimitBytesPerSecond: u.rateLimit }),
     ...(u.dailyBudget === undefined ? {} : { dailyBudgetBytes: u.dailyBudget })

@@ -61,7 +61,7 @@ t.test('no sources at all: every default', async t => {
       pubackTimeout: 10_000,
       connectTimeout: 10_000,
       keepalive: 30_000,
-      backoff: { initial: 500, max: 60_000, multiplier: 2, refusedMin: 30_000 },
+      backoff: { initial: 500, max: 10_000, multiplier: 2, refusedMin: 30_000 },
       heartbeatInterval: 60_000,
       heartbeatFormat: 'protobuf',
       stopTimeout: 5000,
