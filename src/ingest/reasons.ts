@@ -9,3 +9,7 @@ export type RejectReason = typeof REJECT_REASONS[number]
 export function isRejectReason (v: unknown): v is RejectReason {
   return typeof v === 'string' && (REJECT_REASONS as readonly string[]).includes(v)
 }
+
+/** The ingest transports, by the name each counts under (the metrics' `transport` label). */
+export const TRANSPORT_NAMES = ['udp', 'tcp', 'tcp-jsonl', 'unix', 'serial', 'stdin'] as const
+export type TransportName = typeof TRANSPORT_NAMES[number]

@@ -9,7 +9,7 @@
  * device would grow the scrape without bound.
  */
 import { DEAD_LINK_REASONS, DROP_REASONS, PRIORITIES } from '../types.js'
-import { REJECT_REASONS } from '../ingest/reasons.js'
+import { REJECT_REASONS, TRANSPORT_NAMES } from '../ingest/reasons.js'
 
 export type MetricType = 'counter' | 'gauge' | 'histogram'
 
@@ -102,7 +102,7 @@ export type MetricName = typeof METRICS[number]['name']
 /** The values each bounded label may take (for docs and tests; `version` and `reason` of connect failures are open but small). */
 export const LABEL_VALUES: Readonly<Record<string, readonly string[]>> = {
   priority: PRIORITIES,
-  transport: ['udp', 'tcp', 'unix', 'serial', 'stdin'],
+  transport: TRANSPORT_NAMES,
   state: UPLINK_STATES,
   result: CONFIG_RESULTS,
 }

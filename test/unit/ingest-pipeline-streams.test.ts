@@ -3,12 +3,14 @@
  * blocked stream pairs): ack writes that wait for 'drain' with a timeout, JSON line splitting,
  * and pausing a connection while its events are in flight.
  */
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { PassThrough, Writable } from 'node:stream'
 import t from 'tap'
 import type { FrameResult } from '../../src/ingest/frame.js'
 import { encodeJsonAck } from '../../src/ingest/json-line.js'
 import { loadConfig } from '../../src/config/index.js'
+import { LABEL_VALUES } from '../../src/observe/catalog.js'
 import { AckWriter, createTransports, JsonLineSplitter, StreamConnection, StreamServerTransport, transportContext, within } from '../../src/ingest/transports/index.js'
 import { silentLogger } from '../helpers/logger.js'
 import { setup } from '../integration/helpers/conformance.js'
@@ -198,6 +200,12 @@ t.test('createTransports: only what is configured, in a fixed order; stdin needs
   })
   const ctx = transportContext(config.ingest, { pipeline, logger: silentLogger() })
   t.match(ctx, { connectionEvents: 7, pendingEvents: 16384, ackTimeoutMs: 10_000 })
-  t.same(createTransports(config.ingest, ctx, { stdin: new PassThrough() }).map(x => x.name), ['udp', 'tcp', 'tcp-jsonl', 'unix', 'serial', 'stdin'])
+  const names = createTransports(config.ingest, ctx, { stdin: new PassThrough() }).map(x => x.name)
+  t.same(names, ['udp', 'tcp', 'tcp-jsonl', 'unix', 'serial', 'stdin'])
+  // Each name is the `transport` label of the ingest counters: the catalog and the docs list them.
+  t.same(LABEL_VALUES.transport, names, 'the catalog lists every transport label')
+  const docs = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8')
+  const listed = /`transport` is ((?:`[a-z-]+`(?:, | or )?)+)/.exec(docs)?.[1]?.match(/`[a-z-]+`/g)?.map(x => x.slice(1, -1))
+  t.same(listed, names, 'docs/operations.md lists every transport label')
   t.throws(() => createTransports(config.ingest, ctx), { code: 'EDGEFWD_ERR_INGEST_LISTEN', message: /given no standard input/ })
 })

@@ -9,6 +9,7 @@
  */
 import { lstat, unlink } from 'node:fs/promises'
 import net from 'node:net'
+import type { TransportName } from '../reasons.js'
 import { StreamConnection, type StreamFormat } from './stream-connection.js'
 import { DEFAULT_STOP_TIMEOUT_MS, startError, within, type Transport, type TransportContext } from './transport.js'
 
@@ -17,7 +18,7 @@ export type StreamListen =
   | { kind: 'unix', path: string }
 
 export class StreamServerTransport implements Transport {
-  readonly name: string
+  readonly name: TransportName
   private server: net.Server | undefined
   private readonly sockets = new Map<net.Socket, StreamConnection>()
 

@@ -7,10 +7,11 @@
 import { EdgefwdError } from '../../errors.js'
 import type { Logger } from '../../observe/log.js'
 import type { IngestPipeline } from '../pipeline.js'
+import type { TransportName } from '../reasons.js'
 
 export interface Transport {
-  /** Counter label: udp, tcp, tcp-jsonl, unix, serial, stdin. */
-  readonly name: string
+  /** Its counters' `transport` label (TCP with JSON lines: tcp-jsonl). */
+  readonly name: TransportName
   /** Listens / opens; resolves with where: `host:port`, a socket path, a tty path or `stdin`. */
   start (): Promise<{ address: string }>
   /** Closes listeners and connections; waits (bounded by stopTimeoutMs) for in-flight appends and acks. */
