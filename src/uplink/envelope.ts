@@ -9,11 +9,12 @@
  * 1 keeps almost all of the gain for a third of the CPU, which on a Pi is the scarcer resource.
  * Random bytes (encrypted or already compressed payloads) do not shrink: they go uncompressed.
  *
- * The `…Async` variants compress on the libuv thread pool (zlib's async API), off the main thread:
- * the uplink uses them so compression runs on another core while it leases and publishes.
+ * Compression is synchronous, on the uplink's own thread, between lease and publish. gzip on
+ * the libuv thread pool with a pipelined pump (two batches compressing while the previous one is
+ * published) was measured and not kept: 154-181k events/s against 161-182k (docs/benchmarks.md,
+ * Uplink), the main thread idle more, not less.
  */
-import { promisify } from 'node:util'
-import { deflate, deflateSync, gzip, gzipSync } from 'node:zlib'
+import { deflateSync, gzipSync } from 'node:zlib'
 import { encodeEnvelope, type CompressionName } from '../proto/codec.js'
 import type { Lease } from '../store/index.js'
 
@@ -43,24 +44,6 @@ export function compressBatch (batch: Uint8Array, options: CompressionOptions): 
   }
 }
 
-const gzipAsync = promisify(gzip)
-const deflateAsync = promisify(deflate)
-
-/** compressBatch on the libuv thread pool: the same choices, the same bytes. */
-export async function compressBatchAsync (batch: Uint8Array, options: CompressionOptions): Promise<{ payload: Uint8Array, compression: CompressionName }> {
-  const level = options.level ?? 1
-  switch (options.compression) {
-    case 'none': return { payload: batch, compression: 'none' }
-    case 'gzip': return { payload: await gzipAsync(batch, { level }), compression: 'gzip' }
-    case 'deflate': return { payload: await deflateAsync(batch, { level }), compression: 'deflate' }
-    case 'auto': {
-      if (batch.byteLength < AUTO_MIN_BYTES) return { payload: batch, compression: 'none' }
-      const zipped = await gzipAsync(batch, { level })
-      return zipped.byteLength <= batch.byteLength * 0.9 ? { payload: zipped, compression: 'gzip' } : { payload: batch, compression: 'none' }
-    }
-  }
-}
-
 export interface EnvelopeContext {
   gatewayId: string
   /** Unique per gateway, increasing, never reused (with the gateway id, the receiver's dedupe key). */
@@ -75,12 +58,6 @@ export interface EncodedEnvelope { bytes: Uint8Array, compression: CompressionNa
 
 export function encodeLeaseEnvelope (lease: LeaseForEnvelope, context: EnvelopeContext, options: CompressionOptions): EncodedEnvelope {
   const { payload, compression } = compressBatch(lease.batch, options)
-  return wrap(lease, context, payload, compression)
-}
-
-/** encodeLeaseEnvelope with the compression on the libuv thread pool (same bytes). */
-export async function encodeLeaseEnvelopeAsync (lease: LeaseForEnvelope, context: EnvelopeContext, options: CompressionOptions): Promise<EncodedEnvelope> {
-  const { payload, compression } = await compressBatchAsync(lease.batch, options)
   return wrap(lease, context, payload, compression)
 }
 
