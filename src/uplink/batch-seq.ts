@@ -28,7 +28,7 @@ export class BatchSequence {
       last = parsed.reservedTo
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new EdgefwdError('EDGEFWD_ERR_STORE_CORRUPT', `batch sequence file ${path} is unreadable or damaged; refusing to guess (a reused number would make receivers drop data)`, {
+        throw new EdgefwdError('EDGEFWD_ERR_UPLINK_BATCH_SEQ', `batch sequence file ${path} is unreadable or damaged; refusing to guess (a reused number would make receivers drop data)`, {
           cause: err, hint: `if the store was reset too, delete ${path}; otherwise write {"reservedTo": N} with N above the last batch sequence receivers saw`
         })
       }

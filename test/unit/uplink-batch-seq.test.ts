@@ -19,5 +19,5 @@ t.test('batch sequences increase and are never reused across restarts, even afte
 t.test('a damaged file is refused rather than guessed', async t => {
   const path = join(t.testdir(), 'batch-seq.json')
   writeFileSync(path, '{"reservedTo": "x"}')
-  t.throws(() => BatchSequence.open(path), { code: 'EDGEFWD_ERR_STORE_CORRUPT', message: /refusing to guess/ })
+  t.throws(() => BatchSequence.open(path), { code: 'EDGEFWD_ERR_UPLINK_BATCH_SEQ', message: /refusing to guess/ })
 })
