@@ -31,6 +31,7 @@ import { extname, relative, resolve, isAbsolute } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LineCounter, parseDocument } from 'yaml'
 import { z } from 'zod'
+import { EdgefwdError } from '../src/errors.js'
 import { PRIORITIES, type PriorityName } from '../src/types.js'
 
 export type { PriorityName }
@@ -77,13 +78,16 @@ export interface Scenario {
   source: string
 }
 
-/** Every message is `<source>: <field path>: <problem>`, with ` (line N)` when the file shows it. */
-export class ScenarioError extends Error {
+/**
+ * Every message is `<source>: <field path>: <problem>`, with ` (line N)` when the file shows it.
+ * A configuration error like the gateway's: EDGEFWD_ERR_SCENARIO, and `simulate` exits 78.
+ */
+export class ScenarioError extends EdgefwdError {
   readonly source: string
   /** Every problem found (the message holds them one per line). */
   readonly problems: readonly string[]
   constructor (source: string, problems: readonly string[], options?: { cause?: unknown }) {
-    super(problems.join('\n'), options)
+    super('EDGEFWD_ERR_SCENARIO', problems.join('\n'), options?.cause === undefined ? {} : { cause: options.cause })
     this.name = 'ScenarioError'
     this.source = source
     this.problems = problems

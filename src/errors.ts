@@ -9,6 +9,7 @@ export const errorCodes = {
   EDGEFWD_ERR_CONFIG_READ: 'A configuration file could not be read (missing, unreadable, not a file).',
   EDGEFWD_ERR_CONFIG_PARSE: 'A configuration file is not valid YAML or JSON.',
   EDGEFWD_ERR_CONFIG_INVALID: 'The configuration does not match the schema: unknown key, wrong type, value out of range.',
+  EDGEFWD_ERR_SCENARIO: 'A simulation scenario (a name or a YAML/JSON file) cannot be found or read, or is not a valid scenario.',
   EDGEFWD_ERR_EVENT_INVALID: 'An event handed to the store is malformed (missing device id, bad priority, bad value).',
   EDGEFWD_ERR_EVENT_TOO_LARGE: 'An event is larger than the store can ever hold (bigger than its capacity or the maximum event size).',
   EDGEFWD_ERR_PROTO_DECODE: 'Bytes could not be decoded as the expected protobuf message.',

@@ -78,13 +78,14 @@ function reportError (err: unknown, env: Readonly<Record<string, string | undefi
     // One line per issue, each prefixed, so every line stays greppable on its own.
     for (const issue of err.issues) io.stderr.write(`edgefwd: ${formatConfigIssue(issue)}\n`)
   } else if (isEdgefwdError(err)) {
-    io.stderr.write(`edgefwd: ${err.message}\n`)
+    // One line per problem (a scenario file may have several), each prefixed.
+    for (const line of err.message.split('\n')) io.stderr.write(`edgefwd: ${line}\n`)
   }
   if (isEdgefwdError(err)) {
     if (err.hint !== undefined) io.stderr.write(`hint: ${err.hint}\n`)
     if (debug && err.cause !== undefined) io.stderr.write(`${describeCause(err.cause)}\n`)
     if (err.code === 'EDGEFWD_ERR_USAGE') return ExitCode.usage
-    return err instanceof ConfigError ? ExitCode.configInvalid : ExitCode.failure
+    return err instanceof ConfigError || err.code === 'EDGEFWD_ERR_SCENARIO' ? ExitCode.configInvalid : ExitCode.failure
   }
 
   const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? ''

@@ -200,3 +200,17 @@ t.test('simulate --metrics must be ADDRESS:PORT: a usage error before anything s
   t.equal(code, 2)
   t.match(stderr, /simulate: --metrics must be ADDRESS:PORT, e\.g\. 127\.0\.0\.1:9464, got "localhost"/)
 })
+
+t.test('simulate with a broken scenario file: EDGEFWD_ERR_SCENARIO, one line per problem, exit 78 like an invalid configuration', async t => {
+  const dir = t.testdir({ 'bad.yaml': 'name: bad\nduration: 10s\nstore: { capacity: 1MiB }\ndevices: []\ntimeline: [{ at: 1s, link: nowhere }]\n' })
+  const { code, stdout, stderr } = await run(['simulate', '--scenario', join(dir, 'bad.yaml')])
+  t.equal(code, 78, `exit 78 (stderr: ${stderr})`)
+  t.equal(stdout, '')
+  const lines = stderr.trimEnd().split('\n')
+  t.ok(lines.length >= 2, 'several problems, each on its own line')
+  t.ok(lines.every(l => /^edgefwd: \S*bad\.yaml: \S+: .* \(line \d+\)$/.test(l)), 'each prefixed, naming the file, the field and the line')
+  const missing = await run(['simulate', '--scenario', join(dir, 'missing.yaml')])
+  t.equal(missing.code, 78)
+  t.match(missing.stderr, /missing\.yaml: cannot read the file \(ENOENT\)/)
+})
+

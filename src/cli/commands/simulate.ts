@@ -50,13 +50,8 @@ export const simulateCommand = defineCommand({
       }
       return ExitCode.ok
     }
-    let scenario
-    try {
-      scenario = await scenarios.loadScenario(values.scenario ?? 'default')
-    } catch (err) {
-      if (err instanceof scenarios.ScenarioError) throw new EdgefwdError('EDGEFWD_ERR_USAGE', `simulate: ${err.message}`, { hint: `scenarios: ${scenarios.scenarioNames().join(', ')}` })
-      throw err
-    }
+    // A ScenarioError is EDGEFWD_ERR_SCENARIO: one line per problem, exit 78 (program.ts).
+    let scenario = await scenarios.loadScenario(values.scenario ?? 'default')
     if (values.duration !== undefined) {
       const d = parseDuration(values.duration)
       if (!d.ok || d.value < 1000) throw new EdgefwdError('EDGEFWD_ERR_USAGE', `simulate: --duration ${d.ok ? 'must be at least 1s' : d.message}`)
