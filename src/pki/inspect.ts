@@ -11,6 +11,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { EdgefwdError, type ErrorCode } from '../errors.js'
 import { isEncryptedKey, isPrivateKeyLabel, issuedBy, pemBlocks } from './keys.js'
+import { isCertificateProblem, readCertificateBytes } from './x509.js'
 
 export interface KeyDescription {
   /** 'RSA', 'EC', 'Ed25519', … (upper-cased node:crypto type for others). */
@@ -74,30 +75,15 @@ const EXTENDED_KEY_USAGES: Readonly<Record<string, string>> = {
   '1.3.6.1.5.5.7.3.9': 'OCSPSigning',
   '2.5.29.37.0': 'anyExtendedKeyUsage',
 }
-const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g
-
-/** Every certificate in a PEM file (a chain or bundle), or the one certificate of a DER file. */
+/**
+ * Every certificate in a PEM file (a chain or bundle), by the rules `run` loads them with
+ * (x509.ts): a file inspect accepts, run accepts.
+ */
 export function readCertificates (bytes: Buffer, source: string): X509Certificate[] {
-  const text = bytes.toString('latin1')
-  const blocks = text.match(CERTIFICATE_BLOCK) ?? []
-  if (blocks.length === 0) {
-    if (bytes[0] === 0x30 && !text.includes('-----BEGIN')) {
-      try {
-        return [new X509Certificate(bytes)]
-      } catch (err) {
-        throw new EdgefwdError('EDGEFWD_ERR_TLS_PEM_INVALID', `${source} is binary but not a DER certificate`, { cause: err })
-      }
-    }
-    throw notACertificate(text, source)
-  }
-  return blocks.map((block, index) => {
-    try {
-      return new X509Certificate(block)
-    } catch (err) {
-      const which = blocks.length === 1 ? 'its certificate' : `certificate ${index + 1} of ${blocks.length}`
-      throw new EdgefwdError('EDGEFWD_ERR_TLS_PEM_INVALID', `${source}: ${which} is damaged (${(err as Error).message})`, { cause: err })
-    }
-  })
+  const read = readCertificateBytes(bytes, source)
+  if (!isCertificateProblem(read)) return read
+  const hint = read.problem === 'holds a private key, not a certificate' ? 'give the key with --key KEY' : read.hint
+  throw new EdgefwdError('EDGEFWD_ERR_TLS_PEM_INVALID', `${source} ${read.problem}`, { ...(hint === undefined ? {} : { hint }), cause: read.cause })
 }
 
 /** An unencrypted private key, for checking that it belongs to a certificate. */
@@ -290,18 +276,6 @@ export function parseSubjectAltName (text: string | undefined): string[] {
     if (rest.startsWith(', ')) rest = rest.slice(2)
   }
   return names
-}
-
-function notACertificate (text: string, source: string): EdgefwdError {
-  if (pemBlocks(text).some(b => isPrivateKeyLabel(b.label))) {
-    return new EdgefwdError('EDGEFWD_ERR_TLS_PEM_INVALID', `${source} holds a private key, not a certificate`, { hint: 'give the key with --key KEY' })
-  }
-  if (text.includes('-----BEGIN CERTIFICATE REQUEST-----')) {
-    return new EdgefwdError('EDGEFWD_ERR_TLS_PEM_INVALID', `${source} holds a certificate signing request, not a certificate`, {
-      hint: 'the CA signs it: edgefwd certs sign --ca DIR CSR (certs/README.md)',
-    })
-  }
-  return new EdgefwdError('EDGEFWD_ERR_TLS_PEM_INVALID', `${source} holds no PEM certificate (no -----BEGIN CERTIFICATE----- line)`)
 }
 
 /** Node separates the parts of a name with newlines; one line reads better and fits JSON. */

@@ -25,6 +25,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { ConfigError, EdgefwdError, type ConfigIssue, type ErrorCode } from '../errors.js'
 import type { Config } from '../config/index.js'
 import { describeKey, isEncryptedKey, isKeyProblem, isPrivateKeyLabel, issuedBy, looksLikeDer, parsePrivateKey, pemBlocks, type KeyProblem, type KeyType } from './keys.js'
+import { isCertificateProblem, readCertificateBytes } from './x509.js'
 
 export interface TlsMaterialOptions {
   /** CA bundle (PEM) that verifies the broker. */
@@ -224,26 +225,15 @@ async function readTlsFile ({ file, configKey }: Source, secret: boolean): Promi
 }
 
 function readCertificates (bytes: Buffer, src: Source): X509Certificate[] {
-  const invalid = (text: string, hint: string, cause?: unknown): TlsMaterialError =>
-    new TlsMaterialError('EDGEFWD_ERR_TLS_PEM_INVALID', src.file, src.configKey, text, { hint, cause })
-  if (looksLikeDer(bytes)) {
-    throw invalid('is DER (binary), not PEM', `convert it: openssl x509 -inform der -in ${src.file} -out ${src.file}.pem`)
-  }
-  const blocks = pemBlocks(bytes.toString('utf8'))
-  const certs = blocks.filter(b => b.label === 'CERTIFICATE').map((b, i) => {
-    try {
-      return new X509Certificate(b.pem)
-    } catch (err) {
-      throw invalid(`certificate ${i + 1} in the file is damaged (${(err as Error).message})`, 'the file was cut short or altered: copy it again from where it was issued', err)
-    }
-  })
-  if (certs.length > 0) return certs
-  if (blocks.some(b => isPrivateKeyLabel(b.label))) {
-    throw invalid('holds a private key where a certificate belongs', 'point this key at the certificate file, and tls.key at the key')
-  }
-  throw invalid(blocks.length === 0
-    ? 'holds no PEM certificate (no "-----BEGIN CERTIFICATE-----" block)'
-    : `holds no certificate, only ${blocks.map(b => b.label).join(', ')}`, `\`openssl storeutl -noout ${src.file}\` lists what the file holds`)
+  const read = readCertificateBytes(bytes, src.file)
+  if (!isCertificateProblem(read)) return read
+  // "holds a private key" here means: in the place of a certificate (tls.ca, tls.cert).
+  const problem = read.problem === 'holds a private key, not a certificate' ? 'holds a private key where a certificate belongs' : read.problem
+  return throwInvalid(src, problem, read.hint, read.cause)
+}
+
+function throwInvalid (src: Source, text: string, hint: string | undefined, cause: unknown): never {
+  throw new TlsMaterialError('EDGEFWD_ERR_TLS_PEM_INVALID', src.file, src.configKey, text, { ...(hint === undefined ? {} : { hint }), cause })
 }
 
 async function readKey (bytes: Buffer, src: Source, options: TlsMaterialOptions, prefix: string,

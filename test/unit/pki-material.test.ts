@@ -1,10 +1,11 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto'
-import { chmodSync, writeFileSync } from 'node:fs'
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import * as fsPromises from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { parseConfigText } from '../../src/config/index.js'
 import { ConfigError, type ErrorCode } from '../../src/errors.js'
+import { readCertificates } from '../../src/pki/inspect.js'
 import { daysLeft, loadTlsMaterial, TlsMaterialError, tlsMaterialOptions, type TlsMaterialOptions } from '../../src/pki/material.js'
 import { ecKeyArgs, encryptKey, makeCa, makeCertificate, makeClient, makeEcSet, makeRsaSet, makeSelfSigned, writeSet } from '../helpers/test-pki.js'
 
@@ -177,7 +178,7 @@ t.test('EDGEFWD_ERR_TLS_PEM_INVALID: no certificate, a key where a certificate b
   const der = write('ca.der', new X509Certificate(good.ca).raw)
   t.match((await rejects(t, { ...files, ca: der }, 'EDGEFWD_ERR_TLS_PEM_INVALID', der, 'tls.ca'))?.hint, 'openssl x509 -inform der')
   const damaged = write('damaged.pem', good.cert.replace(/\n[A-Za-z0-9+/]{20}/, '\nAAAAAAAAAAAAAAAAAAAA'))
-  t.match((await rejects(t, { ...files, cert: damaged }, 'EDGEFWD_ERR_TLS_PEM_INVALID', damaged, 'tls.cert'))?.message, 'certificate 1 in the file is damaged')
+  t.match((await rejects(t, { ...files, cert: damaged }, 'EDGEFWD_ERR_TLS_PEM_INVALID', damaged, 'tls.cert'))?.message, 'holds a damaged certificate: its certificate')
   const twoKeys = write('two.key', good.key + good.caPair.keyPem, 0o600)
   t.match((await rejects(t, { ...files, key: twoKeys }, 'EDGEFWD_ERR_TLS_PEM_INVALID', twoKeys, 'tls.key'))?.message, 'holds 2 private keys')
   const derKey = write('key.der', createPrivateKey(good.key).export({ type: 'pkcs8', format: 'der' }), 0o600)
@@ -335,3 +336,27 @@ t.test('mixed curves: a P-384 CA signing a P-256 client', async t => {
   const material = await loadTlsMaterial(writeSet(t.testdir(), makeEcSet({ curve: 'P-384', clientCurve: 'P-256' })))
   t.equal(material.info.keyDetail, 'EC P-256')
 })
+
+t.test('certs inspect reads a certificate file by the same rules as the loader run uses', async t => {
+  const dir = t.testdir()
+  const files = writeSet(dir, good)
+  const cases: Array<[string, string | Buffer]> = [
+    ['der.crt', new X509Certificate(good.cert).raw],
+    ['key-as-cert.pem', good.key],
+    ['csr.pem', '-----BEGIN CERTIFICATE REQUEST-----\nMII=\n-----END CERTIFICATE REQUEST-----\n'],
+    ['garbage.pem', 'hello\n'],
+    ['damaged.pem', good.cert.replace(/\n[A-Za-z0-9+/]{20}/, '\nAAAAAAAAAAAAAAAAAAAA')],
+    ['good.pem', good.cert]
+  ]
+  for (const [name, data] of cases) {
+    const path = join(dir, name)
+    writeFileSync(path, data)
+    let inspected: string
+    try { inspected = `ok ${readCertificates(readFileSync(path), path).length}` } catch (err) { inspected = `refused ${(err as { code?: string }).code ?? '?'}` }
+    let loaded: string
+    try { loaded = `ok ${(await loadTlsMaterial({ ...files, cert: path })).info.files.cert}` } catch (err) { loaded = `refused ${(err as { code?: string }).code ?? '?'}` }
+    // A key where the certificate is, or a CSR, also fails the loader's key check: compare the verdicts.
+    t.equal(inspected.split(' ')[0], loaded.split(' ')[0], `${name}: inspect ${inspected}, run ${loaded}`)
+  }
+})
+
