@@ -32,7 +32,7 @@
 import { pendingEventCost } from '../config/memory-budget.js'
 import { isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
-import type { EventSink } from '../store/event-store.js'
+import type { EventSink } from '../contracts.js'
 import type { EventRecord } from '../types.js'
 import { bump, IngestCounters, newDeviceCounters, type DeviceCounters, type IngestCounterSnapshot, type TransportDropReason } from './counters.js'
 import { DevicePolicies, type DevicePolicy } from './device-policy.js'

@@ -16,7 +16,7 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { readEventTiming, type EventTiming } from '../proto/codec.js'
-import type { Lease } from '../store/index.js'
+import type { Lease } from '../contracts.js'
 import { DROP_REASONS, PRIORITIES, type PriorityName } from '../types.js'
 import type { IngestCounterSnapshot } from '../ingest/counters.js'
 import type { StoreStats } from '../store/index.js'

@@ -1,20 +1,8 @@
-import type { EvictionReportData } from '../proto/codec.js'
-import type { DropReasonName, EventRecord, Priority, PriorityName } from '../types.js'
+import type { BatchSource, EventSink } from '../contracts.js'
+import type { DropReasonName, Priority, PriorityName } from '../types.js'
 
-/** What ingest sees of the store. */
-export interface EventSink {
-  append (events: readonly EventRecord[]): Promise<AppendResult>
-}
-
-export interface LeaseOptions { minPriority?: Priority }
-
-/** What the uplink sees of the store. */
-export interface BatchSource {
-  /** `minPriority`: lease only events of this priority or higher (a data budget spent: critical only). */
-  lease (maxEvents: number, maxBytes: number, options?: LeaseOptions): Promise<Lease | null>
-  ack (leaseId: number): Promise<void>
-  nack (leaseId: number): void
-}
+// The store implements the contracts its callers see (src/contracts.ts); re-exported for its users.
+export type { AppendResult, BatchSource, EventSink, Lease, LeaseOptions } from '../contracts.js'
 
 export interface EventStore extends EventSink, BatchSource {
   open (): Promise<void>
@@ -28,31 +16,6 @@ export interface EventStore extends EventSink, BatchSource {
   /** Gateway time (Unix ms) of the oldest buffered event; undefined when the store is empty or not open. */
   oldestEventTimeMs (): Promise<number | undefined>
   close (): Promise<void>
-}
-
-export interface AppendResult {
-  /** Events stored (they may still be evicted later, and reported if so). */
-  accepted: number
-  /** Events refused, by index in the call, with the reason. */
-  rejected: Array<{ index: number, reason: DropReasonName }>
-  /** Older events removed to make room for this group. */
-  evicted: number
-  /** true when the group is on disk (fsynced in `sync` mode); false when held in memory (disk full). */
-  durable: boolean
-}
-
-export interface Lease {
-  id: number
-  /** Encoded Event messages, drain order. */
-  events: Uint8Array[]
-  /** The same events as an encoded protobuf Batch (a concatenation, no re-encode). */
-  batch: Uint8Array
-  firstStoreSeq: number
-  lastStoreSeq: number
-  /** Sum of event value bytes. */
-  bytes: number
-  /** Drops not yet delivered upstream; delivered (and forgotten) when this lease is acked. */
-  report: EvictionReportData | undefined
 }
 
 export interface PriorityStats {

@@ -16,7 +16,7 @@
  */
 import { deflateSync, gzipSync } from 'node:zlib'
 import { encodeEnvelope, type CompressionName } from '../proto/codec.js'
-import type { Lease } from '../store/index.js'
+import type { Lease } from '../contracts.js'
 
 export const ENVELOPE_SCHEMA_VERSION = 1
 

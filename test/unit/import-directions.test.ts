@@ -1,0 +1,96 @@
+/**
+ * The dependency direction of ../shared/DESIGN.md, checked on every import under src/ (type-only
+ * imports and dynamic import() included): ingest, store and uplink never import each other (they
+ * meet in src/contracts.ts), nothing imports the CLI, the parts below the forwarder never import
+ * it, and src/ never reaches into simulate/, bench/ or test/.
+ */
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join, normalize, relative, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+
+const SRC = fileURLToPath(new URL('../../src/', import.meta.url))
+const ROOT = dirname(normalize(SRC))
+
+/** A file's part: its directory under src/, or its name for a file at the top (forwarder, contracts, ...). */
+function part (file: string): string {
+  const [first, second] = relative(SRC, file).split(sep)
+  return second === undefined ? (first ?? '').replace(/\.[jt]s$/, '') : first ?? ''
+}
+
+/** [from part, to part] pairs that must not exist, with why. */
+const FORBIDDEN: Array<{ from: (p: string) => boolean, to: (p: string) => boolean, why: string }> = [
+  { from: p => p === 'ingest', to: p => p === 'store' || p === 'uplink', why: 'ingest reaches the store through contracts.ts (EventSink)' },
+  { from: p => p === 'uplink', to: p => p === 'store' || p === 'ingest', why: 'the uplink reaches the store through contracts.ts (BatchSource, Lease)' },
+  { from: p => p === 'store', to: p => p === 'ingest' || p === 'uplink', why: 'the store does not know its callers' },
+  { from: p => p !== 'cli', to: p => p === 'cli', why: 'nothing imports the CLI' },
+  // The Supervisor (control/) starts and restarts forwarders: it sits above the forwarder.
+  { from: p => p !== 'cli' && p !== 'control' && p !== 'forwarder' && p !== 'index', to: p => p === 'forwarder', why: 'the parts below the forwarder do not import it' },
+  { from: () => true, to: p => p.startsWith('../'), why: 'src/ does not reach into simulate/, bench/ or test/' }
+]
+
+/**
+ * Known exceptions, each with its reason; a new one must be added here on purpose. The simulate
+ * command runs the simulation in simulate/ (issue #17 moves it out of src/cli).
+ */
+const ALLOWED = new Set(['cli/commands/simulate.ts -> ../simulate'])
+
+const IMPORT = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"](\.{1,2}\/[^'"]+)['"]/gm
+
+export interface Violation { file: string, target: string, why: string }
+
+/** Every forbidden import in `files` (path -> source text). */
+export function violations (files: ReadonlyMap<string, string>): Violation[] {
+  const found: Violation[] = []
+  for (const [file, text] of files) {
+    const from = part(file)
+    for (const m of text.matchAll(IMPORT)) {
+      const resolved = normalize(join(dirname(file), m[1] as string))
+      const inside = resolved.startsWith(SRC)
+      const to = inside ? part(resolved) : `../${relative(ROOT, resolved).split(sep)[0] ?? ''}`
+      if (to === from) continue
+      const key = `${relative(SRC, file)} -> ${to}`
+      for (const rule of FORBIDDEN) {
+        if (rule.from(from) && rule.to(to) && !ALLOWED.has(key)) found.push({ file: relative(SRC, file), target: m[1] as string, why: rule.why })
+      }
+    }
+  }
+  return found
+}
+
+function sources (dir: string, out = new Map<string, string>()): Map<string, string> {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) sources(path, out)
+    else if (entry.name.endsWith('.ts')) out.set(path, readFileSync(path, 'utf8'))
+  }
+  return out
+}
+
+t.test('no import under src/ goes against the design\'s direction', async t => {
+  const files = sources(SRC)
+  t.ok(files.size > 50, `${files.size} files read`)
+  const found = violations(files)
+  t.same(found, [], found.map(v => `${v.file} imports ${v.target}: ${v.why}`).join('\n'))
+})
+
+t.test('the check finds a forbidden import of each kind (type-only and dynamic ones too)', async t => {
+  const file = (path: string, text: string): [string, string] => [join(SRC, path), text]
+  const found = violations(new Map([
+    file('ingest/pipeline.ts', "import type { EventStore } from '../store/index.js'\n"),
+    file('uplink/session.ts', "const x = await import('../store/ring-buffer.js')\n"),
+    file('store/ring-buffer.ts', "import { Uplink } from '../uplink/session.js'\n"),
+    file('observe/log.ts', "import { main } from '../cli/program.js'\n"),
+    file('store/index.ts', "import { Forwarder } from '../forwarder.js'\n"),
+    file('uplink/connect.ts', "import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'\n"),
+    file('ingest/frame.ts', "import type { EventSink } from '../contracts.js'\nimport { x } from './cobs.js'\n")
+  ]))
+  t.same(found.map(v => `${v.file} -> ${v.target}`), [
+    'ingest/pipeline.ts -> ../store/index.js',
+    'uplink/session.ts -> ../store/ring-buffer.js',
+    'store/ring-buffer.ts -> ../uplink/session.js',
+    'observe/log.ts -> ../cli/program.js',
+    'store/index.ts -> ../forwarder.js',
+    'uplink/connect.ts -> ../../simulate/embedded-broker.js'
+  ])
+})
