@@ -9,7 +9,7 @@ import { commands as registeredCommands } from './commands/index.js'
 import { ExitCode } from './exit-codes.js'
 import { commandHelp, groupHelp, programHelp } from './help-text.js'
 import { resolveCommand } from './registry.js'
-import { packageVersion } from './version.js'
+import { packageVersion } from '../version.js'
 
 export type { CliIo, TextSink } from './command.js'
 

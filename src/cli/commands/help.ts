@@ -3,7 +3,7 @@ import { usageError } from '../arguments.js'
 import { defineCommand } from '../command.js'
 import { commandHelp, groupHelp, programHelp } from '../help-text.js'
 import { resolveCommand } from '../registry.js'
-import { packageVersion } from '../version.js'
+import { packageVersion } from '../../version.js'
 
 export const helpCommand = defineCommand({
   name: ['help'],

@@ -3,7 +3,7 @@ import type pino from 'pino'
 import { ConfigError, EdgefwdError, formatConfigIssue, isEdgefwdError } from '../../errors.js'
 import { defineCommand } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
-import { packageVersion } from '../version.js'
+import { packageVersion } from '../../version.js'
 import type { Supervisor } from '../../control/supervisor.js'
 
 export const runCommand = defineCommand({
