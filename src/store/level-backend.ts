@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, statfs } from 'node:fs/promises'
 import { join, resolve, sep } from 'node:path'
-import { ClassicLevel } from 'classic-level'
+import type { ClassicLevel } from 'classic-level'
+import { Level } from 'level'
 import { EdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { Priority } from '../types.js'
@@ -16,6 +17,20 @@ const EMPTY = Buffer.alloc(0)
 
 /** Keys are text (see keys.ts), values bytes. */
 type Db = ClassicLevel<string, Buffer>
+
+/**
+ * The database, through `level` (the design's named store). On Node its Level is classic-level's
+ * ClassicLevel, whose LevelDB-only operations the store needs and `level`'s universal types leave
+ * out: compactRange() (deletes free no disk until a compaction) and the static repair() (a
+ * corrupt database). Checked once here, so a `level` that ever stops being classic-level on Node
+ * fails at the first open with this message, not at the first repair.
+ */
+const LevelDb = Level as unknown as typeof ClassicLevel
+function checkLevelIsClassic (): void {
+  if (typeof LevelDb.repair !== 'function' || typeof (LevelDb.prototype as { compactRange?: unknown }).compactRange !== 'function') {
+    throw new EdgefwdError('EDGEFWD_ERR_STORE_IO', "the 'level' package is not classic-level on this platform: the store needs LevelDB's compactRange and repair")
+  }
+}
 /** The part of classic-level's iterator used here. */
 interface Iterator { nextv (size: number): Promise<Array<[string, Buffer]>>, close (): Promise<void> }
 
@@ -138,7 +153,7 @@ export class LevelBackend implements StoreBackend {
       logger.error({ code: 'EDGEFWD_ERR_STORE_CORRUPT', path, err }, 'store is damaged; attempting repair')
     }
     try {
-      await ClassicLevel.repair(path)
+      await LevelDb.repair(path)
       const { db } = await openChecked(path, logger, this.opts.memory)
       logger.error({ code: 'EDGEFWD_ERR_STORE_CORRUPT', path }, 'store repaired; readable events were kept')
       return { db, repaired: true }
@@ -225,7 +240,7 @@ export class LevelBackend implements StoreBackend {
     const { path, logger } = this.opts
     logger.error({ code: 'EDGEFWD_ERR_STORE_CORRUPT', path }, 'store damage found while running; repairing')
     await this.close()
-    await ClassicLevel.repair(path)
+    await LevelDb.repair(path)
     return await this.open()
   }
 
@@ -313,7 +328,8 @@ const DB_OPTIONS = { maxOpenFiles: 74, maxFileSize: 1024 * 1024, cacheSize: 2 * 
 export interface LevelMemoryOptions { writeBufferSize: number, cacheSize: number }
 
 async function openDb (path: string, memory?: LevelMemoryOptions): Promise<Db> {
-  const db: Db = new ClassicLevel<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', ...DB_OPTIONS, ...memory })
+  checkLevelIsClassic()
+  const db: Db = new LevelDb<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', ...DB_OPTIONS, ...memory })
   await db.open()
   return db
 }
