@@ -10,10 +10,13 @@
  */
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { createConnection, createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
+import { createConnection } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort } from './wait.js'
+
+// Kept importable from here, where it was first.
+export { freePort }
 
 export const MOSQUITTO_BIN = existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto'
 
@@ -161,18 +164,6 @@ export function parseConnections (log: string): MosquittoConnection[] {
     result.push({ address: m[1] ?? '', clientId: m[2] ?? '', protocol: m[3] ?? '', username: m[4] })
   }
   return result
-}
-
-/** A port nobody listens on right now (the OS picks it; mosquitto binds it a moment later). */
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
 }
 
 /** Whether a TCP connection to the port opens within a second. */

@@ -35,6 +35,7 @@ import { assertBuilt, distRoot } from '../helpers/built.js'
 import { logLines } from '../helpers/log-lines.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
+import { waitFor } from '../helpers/wait.js'
 
 const GATEWAY = 'gw-burst'
 const DEVICES = 50
@@ -65,14 +66,6 @@ async function within<T> (promise: Promise<T>, ms: number): Promise<T | undefine
     return await Promise.race([promise, new Promise<undefined>(resolve => { timer = setTimeout(() => resolve(undefined), ms) })])
   } finally {
     clearTimeout(timer)
-  }
-}
-
-async function waitFor (what: string, cond: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const until = Date.now() + ms
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(50)
   }
 }
 

@@ -21,20 +21,13 @@ import { assertBuilt, distRoot } from '../helpers/built.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
 import { startChaosProxy } from '../../simulate/chaos-proxy.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
+import { waitFor } from '../helpers/wait.js'
 
 const run = promisify(execFile)
 const bridge = fileURLToPath(new URL('../../firmware-bridge/', import.meta.url))
 const ca = makeCa()
 const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
 const sinkCert = makeClient(ca, { commonName: 'sink' })
-
-async function waitFor (what: string, cond: () => boolean, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
 
 interface Running { child: ChildProcess, lines: Array<Record<string, unknown>>, exited: Promise<number | null>, stderr: () => string }
 

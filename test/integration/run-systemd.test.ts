@@ -14,18 +14,11 @@ import type { Test } from 'tap'
 import { startNotifyReceiver } from '../../bench/lib/notify-receiver.js'
 import { assertBuilt, distRoot } from '../helpers/built.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
+import { waitFor } from '../helpers/wait.js'
 
 const WARN = 40
 const ca = makeCa()
 const client = makeClient(ca, { commonName: 'gw-systemd' })
-
-async function waitFor (what: string, cond: () => boolean, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
 
 /** JSON lines of a child's stdout, parsed as they arrive. */
 function jsonLines<T> (child: ChildProcess): T[] {

@@ -21,18 +21,11 @@ import { encodeLeaseEnvelope } from '../../src/uplink/envelope.js'
 import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
+import { waitFor } from '../helpers/wait.js'
 
 const ca = makeCa()
 const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
 const gwCert = makeClient(ca, { commonName: 'gw-1' })
-
-async function waitFor (what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
 
 /** An envelope of gateway `gatewayId` holding one event per seq of device `deviceId`. */
 function envelope (batchSeq: number, seqs: number[], options: { gatewayId?: string, deviceId?: string, report?: EvictionReportData } = {}): Buffer {

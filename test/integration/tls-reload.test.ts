@@ -25,20 +25,13 @@ import { assertBuilt, distRoot } from '../helpers/built.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
 import { makeCa, makeClient, makeEcSet, makeRsaSet, writeSet, type TlsSet } from '../helpers/test-pki.js'
+import { waitFor } from '../helpers/wait.js'
 
 const DAY = 86_400_000
 const ca = makeCa()
 const otherCa = makeCa({ commonName: 'another CA' })
 const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
 const expiredSet = (): TlsSet => makeRsaSet({ ca, commonName: 'gw-expired', notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY) })
-
-async function waitFor (what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
 
 t.test('hot reload with events buffered: the next connection uses the new set, an invalid set is refused, nothing is lost', async t => {
   const dir = t.testdir()

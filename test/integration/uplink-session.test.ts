@@ -19,20 +19,13 @@ import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
 import { makeCa, makeClient } from '../helpers/test-pki.js'
+import { waitFor } from '../helpers/wait.js'
 
 const ca = makeCa()
 const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
 const gwCert = makeClient(ca, { commonName: 'gw-1' })
 const sinkCert = makeClient(ca, { commonName: 'sink' })
 const creds = { ca: ca.certPem, cert: gwCert.certPem, key: gwCert.keyPem }
-
-async function waitFor (what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
 
 async function bufferedStore (dir: string, n: number): Promise<EventStore> {
   const store = await openLevelStore(join(dir, 'store'), { capacityBytes: 256 * 1024 * 1024, expiryIntervalMs: 0 }, silentLogger())

@@ -10,12 +10,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { createConnection, createServer } from 'node:net'
+import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { startMosquitto } from '../helpers/mosquitto.js'
+import { freePort, waitFor } from '../helpers/wait.js'
 
 const dist = fileURLToPath(new URL('../../dist/', import.meta.url))
 const BIN = join(dist, 'edgefwd-linux-x64')
@@ -40,22 +41,6 @@ function edgefwd (args: string[], timeoutMs = 60_000): Result {
 
 function sha256 (bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex')
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
-async function waitFor (what: string, cond: () => boolean, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
 }
 
 interface Running { child: ChildProcess, out: () => string, err: () => string, exited: Promise<number | null> }

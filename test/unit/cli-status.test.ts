@@ -10,6 +10,7 @@ import { isEdgefwdError } from '../../src/errors.js'
 import { startObserveServer, type HealthReport, type ObserveServer } from '../../src/observe/http-server.js'
 import { MetricsRegistry } from '../../src/observe/metrics.js'
 import { silentLogger } from '../helpers/logger.js'
+import { freePort } from '../helpers/wait.js'
 
 interface Run { code: number, stdout: string, stderr: string }
 
@@ -76,14 +77,6 @@ async function serve (t: Test, registry: MetricsRegistry, ready: HealthReport = 
 }
 
 /** A loopback port with nothing listening: bound, then closed. */
-async function freePort (): Promise<number> {
-  const server = createNetServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  return port
-}
-
 t.test('the summary of a ready forwarder', async t => {
   const server = await serve(t, busyRegistry())
   const { code, stdout, stderr } = await run(['status', '--url', `http://${server.address}`])
