@@ -57,6 +57,7 @@ export class RingBuffer implements EventStore {
   private nextLeaseId = 1
   private pendingAppends: PendingAppend[] = []
   private pendingAcks: PendingAck[] = []
+  private closing: Promise<void> | undefined
   private pendingEventCount = 0
   private flushTimer: NodeJS.Timeout | undefined
   private flushScheduled = false
@@ -135,8 +136,14 @@ export class RingBuffer implements EventStore {
     }
   }
 
+  /** Closes the store; a second call returns the close in progress (resolved once the database is closed). */
   async close (): Promise<void> {
-    if (this.state === 'closed' || this.state === 'closing') return
+    this.closing ??= this.closeNow()
+    await this.closing
+  }
+
+  private async closeNow (): Promise<void> {
+    if (this.state === 'closed') return
     this.state = 'closing'
     for (const t of this.timers) clearInterval(t)
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer)

@@ -37,6 +37,18 @@ async function drainAll (store: EventStore): Promise<Array<{ deviceId: string, d
 }
 
 export function storeConformance (t: Test, name: string, factory: StoreFactory): void {
+  t.test(`${name}: a second close() returns the close in progress: both resolve once the store is closed`, async t => {
+    const { store } = await factory.make(t, BIG)
+    await store.append([ev(1, 0), ev(2, 3)])
+    const first = store.close()
+    const second = store.close()
+    await second
+    t.equal(store.stats().state, 'closed', 'the second close waited for the first')
+    await first
+    await store.close()
+    t.equal(store.stats().state, 'closed', 'a close after the close is a no-op')
+  })
+
   t.test(`${name}: drains by priority high to low, oldest first, as a decodable batch`, async t => {
     const { store } = await factory.make(t, BIG)
     await store.append([ev(1, 0), ev(2, 3), ev(3, 1), ev(4, 3), ev(5, 2), ev(6, 0)])
