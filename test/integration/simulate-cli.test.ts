@@ -43,15 +43,15 @@ t.test('--list names every scenario', async t => {
   for (const name of ['default', 'long-outage', 'flaky-cellular', 'broker-restart', 'power-cut', 'babbling-device']) t.match(r.stdout, new RegExp(`^${name} `, 'm'))
 })
 
-t.test('usage errors: an unknown scenario, a file that does not validate, a bad duration', async t => {
+t.test('an unknown scenario or a file that does not validate: exit 78 like an invalid configuration; a bad duration: a usage error', async t => {
   const unknown = await simulate(['--scenario', 'no-such-thing'])
-  t.equal(unknown.code, 2)
+  t.equal(unknown.code, 78)
   t.match(unknown.stderr, /no-such-thing/)
   t.match(unknown.stderr, /default/, 'the scenarios that exist are named')
   const file = join(t.testdir(), 'bad.yaml')
   writeFileSync(file, 'name: bad\nduration: 10s\nstore: { capacity: 1MiB }\ndevices: [{ id: d, transport: udp, acks: true, rate: 1, priorities: { low: 1 } }]\n')
   const bad = await simulate(['--scenario', file])
-  t.equal(bad.code, 2)
+  t.equal(bad.code, 78)
   t.match(bad.stderr, /bad\.yaml.*acks/s, 'names the file and the field')
   const duration = await simulate(['--duration', 'soon'])
   t.equal(duration.code, 2)
