@@ -54,7 +54,7 @@ async function main (args: string[]): Promise<void> {
   }
   send({ type: 'ready', listening: forwarder.listening, ...(endpoint === undefined ? {} : { metrics: endpoint.address }) })
   const timer = setInterval(() => {
-    send({ type: 'stats', store: forwarder.store.stats(), uplink: forwarder.uplink.stats(), ingest: forwarder.pipeline.counters() })
+    send({ type: 'stats', ...forwarder.stats() })
   }, STATS_INTERVAL_MS)
   let stopping = false
   const stop = (): void => {

@@ -24,6 +24,7 @@ import type { Config } from './config/index.js'
 import { memoryBudget } from './config/memory-budget.js'
 import { createTransports, transportContext, within, type Transport, type TransportIo } from './ingest/transports/index.js'
 import { ingestOptions } from './ingest/options.js'
+import type { IngestCounterSnapshot } from './ingest/counters.js'
 import { IngestPipeline } from './ingest/pipeline.js'
 import { ForwarderMetrics, type MetricSources } from './observe/forwarder-metrics.js'
 import { HeartbeatBuilder, heartbeatJson } from './observe/heartbeat.js'
@@ -32,10 +33,10 @@ import { childLogger, setLogLevel, type Logger } from './observe/log.js'
 import { MetricsRegistry } from './observe/metrics.js'
 import { encodeHeartbeat } from './proto/codec.js'
 import { TlsMaterialSource, tlsSourceOptions } from './pki/reloader.js'
-import { levelMemory, openLevelStore, storeOptions, type EventStore } from './store/index.js'
+import { levelMemory, openLevelStore, storeOptions, type EventStore, type StoreStats } from './store/index.js'
 import { BatchSequence } from './uplink/batch-seq.js'
 import { gatewayTopics, liveUplinkSettings, uplinkOptions } from './uplink/options.js'
-import { Uplink } from './uplink/session.js'
+import { Uplink, type UplinkStats } from './uplink/session.js'
 import { PRIORITIES, type Priority } from './types.js'
 
 export interface ForwarderDeps {
@@ -49,6 +50,9 @@ export interface ForwarderDeps {
 }
 
 
+/** What Forwarder.stats() reads: each part's own figures. */
+export interface ForwarderStats { store: StoreStats, uplink: UplinkStats, ingest: IngestCounterSnapshot }
+
 export class Forwarder {
   private heartbeat: NodeJS.Timeout | undefined
   private stopping: Promise<void> | undefined
@@ -60,10 +64,10 @@ export class Forwarder {
     private config: Config,
     private readonly deps: ForwarderDeps & { metrics: ForwarderMetrics },
     private readonly ownMetrics: boolean,
-    readonly store: EventStore,
-    readonly tls: TlsMaterialSource,
-    readonly uplink: Uplink,
-    readonly pipeline: IngestPipeline,
+    private readonly store: EventStore,
+    private readonly tls: TlsMaterialSource,
+    private readonly uplink: Uplink,
+    private readonly pipeline: IngestPipeline,
     private readonly transports: Transport[],
     readonly listening: string[]
   ) {}
@@ -183,6 +187,21 @@ export class Forwarder {
 
   /** Re-reads the TLS files (SIGHUP); a bad set is logged and the current one kept. */
   reloadTls (): void { void this.tls.reload('SIGHUP') }
+
+  /** The parts' counters and states, read together (for status lines and tests; the metrics read them too). */
+  stats (): ForwarderStats {
+    return { store: this.store.stats(), uplink: this.uplink.stats(), ingest: this.pipeline.counters() }
+  }
+
+  /** Subscribes, on the uplink's connection and every reconnection, to `topics` (remote configuration). */
+  subscribe (topics: string[], onMessage: (topic: string, payload: Buffer) => void): void {
+    this.uplink.subscribe(topics, onMessage)
+  }
+
+  /** Publishes with QoS 1 on the uplink's connection; true on its PUBACK (a configuration ack). */
+  async publishConfirmed (topic: string, payload: Uint8Array | string, options: { retain?: boolean, timeoutMs?: number } = {}): Promise<boolean> {
+    return await this.uplink.publishConfirmed(topic, payload, options)
+  }
 
   /** Graceful stop; calling it again returns the same promise. */
   async stop (): Promise<void> {

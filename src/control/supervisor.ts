@@ -72,7 +72,7 @@ export class Supervisor {
       host: {
         current: () => supervisor.config,
         apply: async (next, restart) => { await supervisor.apply(next, restart) },
-        publishConfirmed: async (topic, payload, options) => await (supervisor.forwarder?.uplink.publishConfirmed(topic, payload, options) ?? false),
+        publishConfirmed: async (topic, payload, options) => await (supervisor.forwarder?.publishConfirmed(topic, payload, options) ?? false),
       },
     })
     supervisor.rollout = rollout
@@ -121,7 +121,7 @@ export class Supervisor {
   private subscribe (): void {
     const rollout = this.rollout
     if (rollout === undefined || this.forwarder === undefined) return
-    this.forwarder.uplink.subscribe(this.configTopics(), (_topic, payload) => { rollout.receive(payload) })
+    this.forwarder.subscribe(this.configTopics(), (_topic, payload) => { rollout.receive(payload) })
   }
 
   private async startForwarder (config: Config): Promise<Forwarder> {

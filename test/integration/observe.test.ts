@@ -99,7 +99,7 @@ t.test('after a scripted run the scraped metrics equal what the sink and the sto
   const scrape = async (): Promise<Sample[]> => parseExposition(await (await fetch(`http://${endpoint.address}/metrics`)).text())
   const forwarder = supervisor.current
   if (forwarder === undefined) throw new Error('no forwarder')
-  await waitFor(() => forwarder.uplink.state() === 'online', 10_000, 'online')
+  await waitFor(() => forwarder.stats().uplink.state === 'online', 10_000, 'online')
 
   const address = forwarder.listening.find(l => l.startsWith('tcp ')) ?? ''
   const device = connect(Number(address.slice(address.lastIndexOf(':') + 1)), '127.0.0.1')
@@ -115,16 +115,16 @@ t.test('after a scripted run the scraped metrics equal what the sink and the sto
   await waitFor(() => verifier.summary().delivered === 100, 10_000, '100 delivered')
   // 2. The broker unreachable: a store of 64 KiB fills with low events and evicts the oldest.
   proxy.setMode('reset')
-  await waitFor(() => forwarder.uplink.state() !== 'online', 5000, 'offline')
+  await waitFor(() => forwarder.stats().uplink.state !== 'online', 5000, 'offline')
   for (let i = 0; i < 6; i++) await send(stream('dev-low', 1 + i * 250, 250, 0))
   await send(stream('dev-crit', 1, 10, 3))
-  await waitFor(() => forwarder.pipeline.counters().events === 1610 && forwarder.store.stats().pendingAppends === 0, 10_000, 'every good event accepted and written')
-  await waitFor(() => registry.get('edgefwd_uplink_connect_failures_total', { reason: 'connect' }) !== undefined || forwarder.uplink.stats().connectFailures.connect !== undefined, 5000, 'a failed attempt')
-  t.ok(forwarder.store.stats().drops.some(d => d.reason === 'evicted_for_space' && d.priority === 'low'), 'the store evicted low events')
+  await waitFor(() => forwarder.stats().ingest.events === 1610 && forwarder.stats().store.pendingAppends === 0, 10_000, 'every good event accepted and written')
+  await waitFor(() => registry.get('edgefwd_uplink_connect_failures_total', { reason: 'connect' }) !== undefined || forwarder.stats().uplink.connectFailures.connect !== undefined, 5000, 'a failed attempt')
+  t.ok(forwarder.stats().store.drops.some(d => d.reason === 'evicted_for_space' && d.priority === 'low'), 'the store evicted low events')
   // 3. Back: everything left is delivered, evictions are reported upstream.
   proxy.setMode('pass')
-  await waitFor(() => forwarder.store.stats().events === 0 && forwarder.store.stats().pendingReports === 0, 20_000, 'the store drained')
-  const store = forwarder.store.stats()
+  await waitFor(() => forwarder.stats().store.events === 0 && forwarder.stats().store.pendingReports === 0, 20_000, 'the store drained')
+  const store = forwarder.stats().store
   const evicted = (priority: string): number => store.drops.filter(d => d.priority === priority && d.reason === 'evicted_for_space').reduce((n, d) => n + d.count, 0)
   await waitFor(() => verifier.summary().delivered + verifier.summary().explainedMissing === 1610, 10_000, 'every event delivered or reported evicted')
 

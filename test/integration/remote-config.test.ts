@@ -83,7 +83,7 @@ async function startGateway (t: Test, config: string): Promise<{ supervisor: Sup
   const metrics = new ForwarderMetrics(registry, 'test')
   const supervisor = await Supervisor.start({ build: await configBuilder({ file: config }), logger, env: {}, version: 'test', metrics, onFatal: (err) => { throw err } })
   t.teardown(async () => { await supervisor.stopNow(); metrics.close() })
-  await waitFor(() => supervisor.current?.uplink.state() === 'online', 10_000, 'the gateway online')
+  await waitFor(() => supervisor.current?.stats().uplink.state === 'online', 10_000, 'the gateway online')
   return { supervisor, registry }
 }
 
@@ -100,7 +100,7 @@ async function burst (supervisor: Supervisor, deviceId: string, from: number, co
   socket.destroy()
 }
 
-const rateLimited = (supervisor: Supervisor): number => supervisor.current?.pipeline.counters().rejected.rate_limited ?? -1
+const rateLimited = (supervisor: Supervisor): number => supervisor.current?.stats().ingest.rejected.rate_limited ?? -1
 
 t.test('a signed update is applied live; bad signature, invalid, older version are each rejected with their reason', async t => {
   const dir = t.testdir()
@@ -116,7 +116,7 @@ t.test('a signed update is applied live; bad signature, invalid, older version a
   const forwarder = supervisor.current
 
   await burst(supervisor, 'dev-1', 1, 40)
-  await waitFor(() => (supervisor.current?.pipeline.counters().events ?? 0) === 40, 5000, '40 events accepted')
+  await waitFor(() => (supervisor.current?.stats().ingest.events ?? 0) === 40, 5000, '40 events accepted')
   t.equal(rateLimited(supervisor), 0, 'before the update nothing is rate limited')
 
   await op.publish({ version: 1, comment: 'throttle devices', config: { ingest: { rateLimit: { eventsPerSecond: 1, burst: '1s' } }, log: { level: 'warn' } } })
@@ -172,7 +172,7 @@ t.test('updates that break the gateway are rolled back: one it cannot start with
   await op.publish({ version: 1, restart: true, config: { store: { path: join(dir, 'a-file', 'store') } } })
   await waitFor(() => op.acks.some(a => a.version === 1 && a.status === 'rolled_back'), 20_000, 'the rollback of version 1')
   t.match(op.acks.find(a => a.version === 1 && a.status === 'rolled_back'), { reason: 'rolled_back', detail: /^the forwarder did not start with it: / })
-  await waitFor(() => supervisor.current?.uplink.state() === 'online', 10_000, 'online again on the previous store')
+  await waitFor(() => supervisor.current?.stats().uplink.state === 'online', 10_000, 'online again on the previous store')
   t.equal(supervisor.config.store.path, join(dir, 'store'))
 
   const wrongPort = await freePort()
@@ -185,7 +185,7 @@ t.test('updates that break the gateway are rolled back: one it cannot start with
   t.notOk(op.acks.some(a => a.status === 'applied'))
   t.not(supervisor.current, before, 'the forwarder was restarted for the update, and again for the rollback')
   t.equal(supervisor.config.uplink.url, broker.url, 'back on the previous broker')
-  await waitFor(() => supervisor.current?.uplink.state() === 'online', 10_000, 'online again')
+  await waitFor(() => supervisor.current?.stats().uplink.state === 'online', 10_000, 'online again')
   t.equal(registry.get('edgefwd_config_updates_total', { result: 'rolled_back' }), 2)
   t.equal(registry.get('edgefwd_config_version'), 0, 'still the local configuration')
   const state = JSON.parse(readFileSync(join(dir, 'control', 'state.json'), 'utf8')) as Record<string, unknown>
