@@ -354,7 +354,11 @@ export class RingBuffer implements EventStore {
         await this.drain.fill(p as Priority, budget)
       }
     } catch (err) {
-      for (const e of budget.picked) this.leased[e.priority]?.delete(e.seq)
+      // A read failed part-way: what was already taken goes back as a nack's events do, leased no
+      // longer and read again (the drain's position had passed them; without the rewind they were
+      // skipped until a restart).
+      if (budget.picked.length > 0) this.nackEpoch++
+      for (const e of budget.picked) this.requeue(e.priority, e.seq)
       throw err
     }
     const { picked } = budget
@@ -400,16 +404,18 @@ export class RingBuffer implements EventStore {
     const lease = this.settle(leaseId)
     this.leases.delete(leaseId)
     this.nackEpoch++
-    for (const k of lease.events) {
-      this.leased[k.priority]?.delete(k.seq)
-      // Returned events go back to the head of the queue: move both cursors back below them.
-      this.drain.rewind(k.priority, k.seq)
-      this.evictCursor[k.priority] = Math.min(this.evictCursor[k.priority] ?? 0, k.seq - 1)
-    }
+    for (const k of lease.events) this.requeue(k.priority, k.seq)
     for (const rid of lease.reportIds) {
       const r = this.reports.get(rid)
       if (r !== undefined) r.leased = false
     }
+  }
+
+  /** A leased event goes back to the head of the queue: no longer leased, both cursors moved back below it. */
+  private requeue (priority: Priority, seq: number): void {
+    this.leased[priority]?.delete(seq)
+    this.drain.rewind(priority, seq)
+    this.evictCursor[priority] = Math.min(this.evictCursor[priority] ?? 0, seq - 1)
   }
 
   private settle (leaseId: number): LeaseState {

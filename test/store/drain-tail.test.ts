@@ -128,3 +128,25 @@ t.test('events evicted or expired in the tail before they are leased are passed 
   t.same(delivered.filter(n => n >= 5), range(5, 10), 'the higher priority kept')
   t.equal(store.stats().events, 0, 'nothing left, nothing counted twice')
 })
+
+t.test('a read that fails part-way through a lease: what it had taken is leased again, nothing skipped', async t => {
+  const backend = new LevelBackend({ path: t.testdir(), logger: silentLogger() })
+  const getEvents = backend.getEvents.bind(backend)
+  let calls = 0
+  let failOnCall = -1
+  Object.defineProperty(backend, 'getEvents', {
+    value: async (keys: Parameters<typeof getEvents>[0]) => {
+      if (++calls === failOnCall) throw new Error('EIO: i/o error, read')
+      return await getEvents(keys)
+    }
+  })
+  const store = new RingBuffer(backend, OPTIONS, silentLogger())
+  await store.open()
+  t.teardown(async () => { await store.close() })
+  // An empty store: what comes next is read from the tail, 4096 keys a call.
+  await store.append(Array.from({ length: 5000 }, (_, i) => ev(i + 1, 1)))
+  failOnCall = calls + 2
+  await t.rejects(store.lease(5000, 1 << 30), /EIO/, 'the second read of the lease fails')
+  t.equal(store.stats().leasedEvents, 0, 'nothing of the failed lease stays leased')
+  t.same(await drain(store, 5000), Array.from({ length: 5000 }, (_, i) => i + 1), 'every event, once, in order: the 4096 taken before the failure too')
+})
