@@ -524,7 +524,11 @@ export class Uplink {
     ;(client.stream as TLSSocket | undefined)?.destroy()
   }
 
-  /** The broker refused a publish on a live connection: reconnect (after the backoff) and send it again. */
+  /**
+   * The broker refused a publish on a live connection: drop the connection, so the batch (nacked
+   * by the caller) is sent again on the next one. The reconnect is at once: the backoff starts
+   * over after every successful connection.
+   */
   private refused (client: MqttClient, err: unknown): void {
     if (this.deadClient === client) return
     this.deadClient = client
