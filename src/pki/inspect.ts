@@ -82,7 +82,7 @@ const EXTENDED_KEY_USAGES: Readonly<Record<string, string>> = {
 export function readCertificates (bytes: Buffer, source: string): X509Certificate[] {
   const read = readCertificateBytes(bytes, source)
   if (!isCertificateProblem(read)) return read
-  const hint = read.problem === 'holds a private key, not a certificate' ? 'give the key with --key KEY' : read.hint
+  const hint = read.kind === 'private-key' ? 'give the key with --key KEY' : read.hint
   throw new EdgefwdError('EDGEFWD_ERR_TLS_PEM_INVALID', `${source} ${read.problem}`, { ...(hint === undefined ? {} : { hint }), cause: read.cause })
 }
 

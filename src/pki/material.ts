@@ -228,7 +228,7 @@ function readCertificates (bytes: Buffer, src: Source): X509Certificate[] {
   const read = readCertificateBytes(bytes, src.file)
   if (!isCertificateProblem(read)) return read
   // "holds a private key" here means: in the place of a certificate (tls.ca, tls.cert).
-  const problem = read.problem === 'holds a private key, not a certificate' ? 'holds a private key where a certificate belongs' : read.problem
+  const problem = read.kind === 'private-key' ? 'holds a private key where a certificate belongs' : read.problem
   return throwInvalid(src, problem, read.hint, read.cause)
 }
 

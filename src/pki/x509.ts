@@ -12,12 +12,15 @@
 import { X509Certificate } from 'node:crypto'
 import { isPrivateKeyLabel, looksLikeDer, pemBlocks } from './keys.js'
 
-/** Why a file's bytes are not certificates: `problem` follows the file name ("x.pem is DER ..."). */
-export interface CertificateProblem { problem: string, hint?: string, cause?: unknown }
+/**
+ * Why a file's bytes are not certificates: `problem` follows the file name ("x.pem is DER ..."),
+ * `kind` lets a caller word one case its own way.
+ */
+export interface CertificateProblem { kind: 'der' | 'damaged' | 'private-key' | 'csr' | 'none', problem: string, hint?: string, cause?: unknown }
 
 export function readCertificateBytes (bytes: Buffer, file: string): X509Certificate[] | CertificateProblem {
   if (looksLikeDer(bytes)) {
-    return { problem: 'is DER (binary), not PEM', hint: `convert it: openssl x509 -inform der -in ${file} -out ${file}.pem` }
+    return { kind: 'der', problem: 'is DER (binary), not PEM', hint: `convert it: openssl x509 -inform der -in ${file} -out ${file}.pem` }
   }
   const blocks = pemBlocks(bytes.toString('utf8'))
   const certificates: X509Certificate[] = []
@@ -27,15 +30,16 @@ export function readCertificateBytes (bytes: Buffer, file: string): X509Certific
       certificates.push(new X509Certificate(block.pem))
     } catch (err) {
       const which = certBlocks.length === 1 ? 'its certificate' : `certificate ${i + 1} of ${certBlocks.length}`
-      return { problem: `holds a damaged certificate: ${which} (${(err as Error).message})`, hint: 'the file was cut short or altered: copy it again from where it was issued', cause: err }
+      return { kind: 'damaged', problem: `holds a damaged certificate: ${which} (${(err as Error).message})`, hint: 'the file was cut short or altered: copy it again from where it was issued', cause: err }
     }
   }
   if (certificates.length > 0) return certificates
-  if (blocks.some(b => isPrivateKeyLabel(b.label))) return { problem: 'holds a private key, not a certificate', hint: 'a private key goes in tls.key (certs inspect: --key KEY)' }
+  if (blocks.some(b => isPrivateKeyLabel(b.label))) return { kind: 'private-key', problem: 'holds a private key, not a certificate', hint: 'a private key goes in tls.key (certs inspect: --key KEY)' }
   if (blocks.some(b => b.label === 'CERTIFICATE REQUEST' || b.label === 'NEW CERTIFICATE REQUEST')) {
-    return { problem: 'holds a certificate signing request, not a certificate', hint: 'the CA signs it: edgefwd certs sign --ca DIR CSR (certs/README.md)' }
+    return { kind: 'csr', problem: 'holds a certificate signing request, not a certificate', hint: 'the CA signs it: edgefwd certs sign --ca DIR CSR (certs/README.md)' }
   }
   return {
+    kind: 'none',
     problem: blocks.length === 0 ? 'holds no PEM certificate (no "-----BEGIN CERTIFICATE-----" block)' : `holds no certificate, only ${blocks.map(b => b.label).join(', ')}`,
     hint: `\`openssl storeutl -noout ${file}\` lists what the file holds`
   }
