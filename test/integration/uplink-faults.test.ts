@@ -6,12 +6,12 @@
 import t, { type Test } from 'tap'
 import { issueCertificate } from '../../src/pki/generate.js'
 import { openMemoryStore, type BatchSource, type EventStore, type Lease, type LeaseOptions } from '../../src/store/index.js'
-import { parseBrokerUrl } from '../../src/uplink/connect.js'
 import { ACK_ATTEMPTS, Uplink, type UplinkOptions } from '../../src/uplink/session.js'
 import { startChaosProxy, type ChaosProxy } from '../../simulate/chaos-proxy.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulate/embedded-broker.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
 import { makeCa, makeClient } from '../helpers/test-pki.js'
+import { testUplinkOptions } from '../helpers/uplink-options.js'
 import { waitFor } from '../helpers/wait.js'
 
 const ca = makeCa()
@@ -39,26 +39,11 @@ async function storeWith (t: Test, n: number): Promise<EventStore> {
   return store
 }
 
-function options (url: string, over: Partial<UplinkOptions> = {}): UplinkOptions {
-  let seq = 0
-  return {
-    address: parseBrokerUrl(url),
-    credentials: () => ({ ca: ca.certPem, cert: gwCert.certPem, key: gwCert.keyPem }),
-    gatewayId: 'gw-1',
-    protocolVersion: 4,
-    topics: { events: 'edgefwd/gw-1/events', status: 'edgefwd/gw-1/status' },
-    window: 8,
-    batch: { maxEvents: 20, maxBytes: 64 * 1024 },
-    lingerMs: 5,
-    compression: { compression: 'none' },
-    pubackTimeoutMs: 5000,
-    connectTimeoutMs: 2000,
-    keepaliveS: 30,
-    backoff: { initialMs: 20, maxMs: 200, multiplier: 2 },
-    nextBatchSeq: () => ++seq,
-    ...over
-  }
-}
+/** Small batches, quick retries, MQTT 3.1.1 (the embedded broker's). */
+const options = (url: string, over: Partial<UplinkOptions> = {}): UplinkOptions => testUplinkOptions(url, () => ({ ca: ca.certPem, cert: gwCert.certPem, key: gwCert.keyPem }), {
+  protocolVersion: 4, batch: { maxEvents: 20, maxBytes: 64 * 1024 }, lingerMs: 5, compression: { compression: 'none' },
+  connectTimeoutMs: 2000, backoff: { initialMs: 20, maxMs: 200, multiplier: 2 }, ...over
+})
 
 /** A store whose acks of the first lease acked reject `failing` times, as an I/O error in its write would. */
 class FlakyAcks implements BatchSource {

@@ -10,11 +10,11 @@ import t from 'tap'
 import { issueCertificate } from '../../src/pki/generate.js'
 import { openMemoryStore, type BatchSource, type EventStore } from '../../src/store/index.js'
 import type { Priority } from '../../src/types.js'
-import { parseBrokerUrl } from '../../src/uplink/connect.js'
 import { Uplink, type UplinkOptions } from '../../src/uplink/session.js'
 import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
 import { silentLogger } from '../helpers/logger.js'
 import { makeCa, makeClient } from '../helpers/test-pki.js'
+import { testUplinkOptions } from '../helpers/uplink-options.js'
 
 v8.setFlagsFromString('--expose-gc')
 
@@ -41,27 +41,18 @@ async function fill (store: EventStore, n: number, priorityOf: (i: number) => Pr
 }
 
 function options (url: string, clock: { now: number }, over: Partial<UplinkOptions>): UplinkOptions {
-  let seq = 0
-  return {
-    address: parseBrokerUrl(url),
-    credentials: () => ({ ca: ca.certPem, cert: gw.certPem, key: gw.keyPem }),
+  return testUplinkOptions(url, () => ({ ca: ca.certPem, cert: gw.certPem, key: gw.keyPem }), {
     gatewayId: 'gw',
     protocolVersion: 4,
-    topics: { events: 'edgefwd/gw/events', status: 'edgefwd/gw/status' },
     window: 4,
     batch: { maxEvents: 1000, maxBytes: 8 * 1024 },
     lingerMs: 50,
     compression: { compression: 'none' },
-    pubackTimeoutMs: 5000,
-    connectTimeoutMs: 5000,
-    keepaliveS: 30,
-    backoff: { initialMs: 50, maxMs: 500, multiplier: 2 },
-    nextBatchSeq: () => ++seq,
     now: () => clock.now,
     // Fractional waits (bytes / rate) advance the fake clock exactly, as real time would.
     sleep: async (ms: number) => { clock.now += ms; await new Promise(resolve => setImmediate(resolve)) },
     ...over
-  }
+  })
 }
 
 t.test('the rate cap holds the published bytes per second within 10%', async t => {

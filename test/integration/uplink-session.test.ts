@@ -12,13 +12,13 @@ import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import { decodeEnvelopeMessage } from '../../src/sink/decode.js'
 import { SequenceVerifier } from '../../src/sink/verify.js'
 import { openLevelStore, type EventStore } from '../../src/store/index.js'
-import { parseBrokerUrl } from '../../src/uplink/connect.js'
 import { Uplink, type UplinkOptions } from '../../src/uplink/session.js'
 import { startChaosProxy } from '../../simulate/chaos-proxy.js'
 import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
 import { makeCa, makeClient } from '../helpers/test-pki.js'
+import { testUplinkOptions } from '../helpers/uplink-options.js'
 import { waitFor } from '../helpers/wait.js'
 
 const ca = makeCa()
@@ -26,6 +26,9 @@ const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', s
 const gwCert = makeClient(ca, { commonName: 'gw-1' })
 const sinkCert = makeClient(ca, { commonName: 'sink' })
 const creds = { ca: ca.certPem, cert: gwCert.certPem, key: gwCert.keyPem }
+
+const uplinkOptions = (url: string, protocolVersion: 4 | 5, over: Partial<UplinkOptions> = {}): UplinkOptions =>
+  testUplinkOptions(url, () => creds, { protocolVersion, ...over })
 
 async function bufferedStore (dir: string, n: number): Promise<EventStore> {
   const store = await openLevelStore(join(dir, 'store'), { capacityBytes: 256 * 1024 * 1024, expiryIntervalMs: 0 }, silentLogger())
@@ -51,27 +54,6 @@ async function verifyingSink (url: string, protocolVersion: 4 | 5): Promise<{ ve
   })
   await client.subscribeAsync(['edgefwd/gw-1/events', 'edgefwd/gw-1/status'], { qos: 1 })
   return { verifier, statuses, close: async () => { await client.endAsync(true) } }
-}
-
-function uplinkOptions (url: string, protocolVersion: 4 | 5, over: Partial<UplinkOptions> = {}): UplinkOptions {
-  let seq = 0
-  return {
-    address: parseBrokerUrl(url),
-    credentials: () => creds,
-    gatewayId: 'gw-1',
-    protocolVersion,
-    topics: { events: 'edgefwd/gw-1/events', status: 'edgefwd/gw-1/status' },
-    window: 8,
-    batch: { maxEvents: 250, maxBytes: 128 * 1024 },
-    lingerMs: 20,
-    compression: { compression: 'auto' },
-    pubackTimeoutMs: 5000,
-    connectTimeoutMs: 5000,
-    keepaliveS: 30,
-    backoff: { initialMs: 50, maxMs: 500, multiplier: 2 },
-    nextBatchSeq: () => ++seq,
-    ...over
-  }
 }
 
 for (const broker of ['mosquitto', 'embedded'] as const) {
