@@ -11,6 +11,8 @@
  */
 export { startGateway, type Gateway, type GatewayOptions } from './gateway.js'
 export { configBuilder, loadConfig, parseConfigText, type Config, type ConfigBuilder, type LoadConfigOptions } from './config/index.js'
+/** The configuration's units (`10s`, `64KiB`) and its one-line problem format, for files that read like it (simulation scenarios). */
+export { formatDuration, parseDuration, parseSize, type UnitParse } from './config/index.js'
 
 export { decodeEnvelopeMessage, type DecodedEnvelope, type DecodeEnvelopeOptions } from './sink/decode.js'
 export { BatchDeduper, type BatchDeduperOptions, type BatchVerdict } from './sink/dedupe.js'
@@ -26,4 +28,4 @@ export { encodeEvent, decodeEvent, decodeBatch, decodeEnvelope, decodeHeartbeat 
 
 export { PRIORITIES, DROP_REASONS, type Priority, type PriorityName, type EventRecord, type EventValue, type DropReasonName } from './types.js'
 export type { AppendResult, BatchSource, EventSink, Lease, LeaseOptions } from './contracts.js'
-export { EdgefwdError, ConfigError, isEdgefwdError, type ErrorCode, type ConfigIssue } from './errors.js'
+export { EdgefwdError, ConfigError, isEdgefwdError, formatConfigIssue, type ErrorCode, type ConfigIssue } from './errors.js'

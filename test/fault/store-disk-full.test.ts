@@ -13,6 +13,7 @@ import { openLevelStore } from '../../src/store/index.js'
 import type { EventStore } from '../../src/store/index.js'
 import type { EventRecord } from '../../src/types.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
+import { waitFor } from '../helpers/wait.js'
 
 const MB = 1024 * 1024
 
@@ -20,12 +21,6 @@ function events (from: number, n: number): EventRecord[] {
   return Array.from({ length: n }, (_, i) => ({
     deviceId: 'dev', deviceSeq: from + i, gatewayTimeMs: 1, priority: 1, stream: 's', value: { kind: 'raw', raw: new Uint8Array(1000).fill(i & 0xff) }
   }))
-}
-
-async function waitFor (cond: () => boolean, ms: number): Promise<boolean> {
-  const until = Date.now() + ms
-  while (!cond() && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 20))
-  return cond()
 }
 
 t.test('disk full: in-memory fallback, counted refusals past its bound, back to disk when space returns', async t => {
@@ -71,7 +66,7 @@ t.test('disk full: in-memory fallback, counted refusals past its bound, back to 
 
   // Space returns: the store moves its memory queue to disk by itself.
   unlinkSync(`${mnt}/filler`)
-  t.ok(await waitFor(() => store.stats().mode === 'disk', 5000), 'back to disk mode')
+  await waitFor('the store back in disk mode', () => store.stats().mode === 'disk', 5000)
   const r = await store.append(events(next, 10))
   t.ok(r.durable, 'appends are durable again')
   accepted.push(...Array.from({ length: 10 }, (_, i) => next + i))

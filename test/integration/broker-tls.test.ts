@@ -19,6 +19,7 @@ import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import { classifyTlsError } from '../../src/pki/tls-errors.js'
 import { isEdgefwdError, type ErrorCode } from '../../src/errors.js'
 import { freePort, startMosquitto } from '../helpers/mosquitto.js'
+import { waitFor } from '../helpers/wait.js'
 import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
 import { startChaosProxy } from '../../simulate/chaos-proxy.js'
 import { connectBroker, parseBrokerUrl } from '../../src/uplink/connect.js'
@@ -253,7 +254,7 @@ t.test('embedded broker restart (stop/start) keeps persistent sessions and their
   await pub.publishAsync('t/1', 'while you were away', { qos: 1 })
   await pub.endAsync()
   t.equal(await reconnected, true, 'the subscriber finds its session kept')
-  for (let i = 0; i < 100 && received.length === 0; i++) await sleep(50)
+  await waitFor('the queued message', () => received.length > 0, 5000)
   t.same(received, ['while you were away'])
 })
 

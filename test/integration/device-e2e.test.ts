@@ -14,6 +14,7 @@ import { createTransports, transportContext, within } from '../../src/ingest/tra
 import { decodeBatch } from '../../src/proto/codec.js'
 import { openLevelStore, storeOptions } from '../../src/store/index.js'
 import { silentLogger } from '../helpers/logger.js'
+import { waitFor } from '../helpers/wait.js'
 
 const run = promisify(execFile)
 const bridge = fileURLToPath(new URL('../../firmware-bridge/', import.meta.url))
@@ -68,8 +69,7 @@ t.test('a C device and a Python script get their events into the store, with ack
   t.match(py.stdout, /acked 20/, 'the script got acks as JSON lines')
 
   // Everything is in the store (UDP has no acks: wait, bounded, for its datagrams to land).
-  const until = Date.now() + 5000
-  while (store.stats().events < 80 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 20))
+  await waitFor('80 events in the store', () => store.stats().events >= 80, 5000)
   const byDevice = new Map<string, number[]>()
   for (let lease = await store.lease(1000, 1 << 20); lease !== null; lease = await store.lease(1000, 1 << 20)) {
     for (const e of decodeBatch(lease.batch)) byDevice.set(e.deviceId, [...(byDevice.get(e.deviceId) ?? []), e.deviceSeq])

@@ -35,7 +35,7 @@ import { silentLogger } from '../helpers/logger.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
 import { encode, event } from './helpers/device.js'
-import { waitFor } from './helpers/sinks.js'
+import { waitFor } from '../helpers/wait.js'
 
 const ca = makeCa()
 const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
@@ -99,7 +99,7 @@ t.test('after a scripted run the scraped metrics equal what the sink and the sto
   const scrape = async (): Promise<Sample[]> => parseExposition(await (await fetch(`http://${endpoint.address}/metrics`)).text())
   const forwarder = supervisor.current
   if (forwarder === undefined) throw new Error('no forwarder')
-  await waitFor(() => forwarder.stats().uplink.state === 'online', 10_000, 'online')
+  await waitFor('online', () => forwarder.stats().uplink.state === 'online', 10_000)
 
   const address = forwarder.listening.find(l => l.startsWith('tcp ')) ?? ''
   const device = connect(Number(address.slice(address.lastIndexOf(':') + 1)), '127.0.0.1')
@@ -112,21 +112,21 @@ t.test('after a scripted run the scraped metrics equal what the sink and the sto
 
   // 1. Online: 100 good events, 3 with a bad CRC, 2 with a bad version byte.
   await send([...stream('dev-n', 1, 50, 1), corrupted(1, 10), corrupted(2, 20), corrupted(3, 5), corrupted(4, 0, true), ...stream('dev-n', 51, 50, 1), corrupted(5, 0, true)])
-  await waitFor(() => verifier.summary().delivered === 100, 10_000, '100 delivered')
+  await waitFor('100 delivered', () => verifier.summary().delivered === 100, 10_000)
   // 2. The broker unreachable: a store of 64 KiB fills with low events and evicts the oldest.
   proxy.setMode('reset')
-  await waitFor(() => forwarder.stats().uplink.state !== 'online', 5000, 'offline')
+  await waitFor('offline', () => forwarder.stats().uplink.state !== 'online', 5000)
   for (let i = 0; i < 6; i++) await send(stream('dev-low', 1 + i * 250, 250, 0))
   await send(stream('dev-crit', 1, 10, 3))
-  await waitFor(() => forwarder.stats().ingest.events === 1610 && forwarder.stats().store.pendingAppends === 0, 10_000, 'every good event accepted and written')
-  await waitFor(() => registry.get('edgefwd_uplink_connect_failures_total', { reason: 'connect' }) !== undefined || forwarder.stats().uplink.connectFailures.connect !== undefined, 5000, 'a failed attempt')
+  await waitFor('every good event accepted and written', () => forwarder.stats().ingest.events === 1610 && forwarder.stats().store.pendingAppends === 0, 10_000)
+  await waitFor('a failed attempt', () => registry.get('edgefwd_uplink_connect_failures_total', { reason: 'connect' }) !== undefined || forwarder.stats().uplink.connectFailures.connect !== undefined, 5000)
   t.ok(forwarder.stats().store.drops.some(d => d.reason === 'evicted_for_space' && d.priority === 'low'), 'the store evicted low events')
   // 3. Back: everything left is delivered, evictions are reported upstream.
   proxy.setMode('pass')
-  await waitFor(() => forwarder.stats().store.events === 0 && forwarder.stats().store.pendingReports === 0, 20_000, 'the store drained')
+  await waitFor('the store drained', () => forwarder.stats().store.events === 0 && forwarder.stats().store.pendingReports === 0, 20_000)
   const store = forwarder.stats().store
   const evicted = (priority: string): number => store.drops.filter(d => d.priority === priority && d.reason === 'evicted_for_space').reduce((n, d) => n + d.count, 0)
-  await waitFor(() => verifier.summary().delivered + verifier.summary().explainedMissing === 1610, 10_000, 'every event delivered or reported evicted')
+  await waitFor('every event delivered or reported evicted', () => verifier.summary().delivered + verifier.summary().explainedMissing === 1610, 10_000)
 
   const samples = await scrape()
   const value = (name: string, labels: Record<string, string> = {}): number =>
@@ -161,7 +161,7 @@ t.test('after a scripted run the scraped metrics equal what the sink and the sto
   // The next heartbeat, scraped at once: nothing moves any more, so the counters must agree.
   const seen = beats.length
   // The second one: its interval began after the run, so nothing was lost in it.
-  await waitFor(() => beats.length > seen + 1, 5000, 'two heartbeats after the run')
+  await waitFor('two heartbeats after the run', () => beats.length > seen + 1, 5000)
   const beat = beats[beats.length - 1] ?? {}
   const now = await scrape()
   const at = (name: string, labels: Record<string, string> = {}): number =>

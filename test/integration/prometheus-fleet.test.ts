@@ -25,6 +25,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
 import { assertBuilt, distRoot } from '../helpers/built.js'
 import { freePort } from '../helpers/mosquitto.js'
 import { startPrometheus, type Prometheus, type Sample } from '../helpers/prometheus.js'
+import { waitFor } from '../helpers/wait.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const FLEET_CONFIG = join(root, 'deploy/prometheus/simulated-fleet.yml')
@@ -71,14 +72,11 @@ function startSimulation (t: Test, instance: string, scenario: string, port: num
   return { instance, port, done, exited: () => exited }
 }
 
+/** The first value `probe` gives (a failed probe counts as none), polled every 250 ms. */
 async function until<T> (what: string, boundMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + boundMs
-  for (;;) {
-    const value = await probe().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${boundMs} ms waiting for ${what}`)
-    await sleep(250)
-  }
+  let value: T | undefined
+  await waitFor(what, async () => (value = await probe().catch(() => undefined)) !== undefined, boundMs, 250)
+  return value as T
 }
 
 /** Every Grafana target's expression in the dashboard, with its panel's title. */
@@ -165,7 +163,7 @@ t.test('a real Prometheus watching a simulated fleet: rules, alerts, dashboard, 
         }
       }
     }
-    await sleep(500)
+    await sleep(500) // sampling pace while the fleet runs
   }
 
   const [a, b] = await Promise.all(sims.map(async s => await s.done))

@@ -23,7 +23,7 @@ import { silentLogger } from '../helpers/logger.js'
 import { freePort, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
 import { encode, event } from './helpers/device.js'
-import { waitFor } from './helpers/sinks.js'
+import { waitFor } from '../helpers/wait.js'
 
 const ca = makeCa()
 const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
@@ -83,12 +83,14 @@ async function startGateway (t: Test, config: string): Promise<{ supervisor: Sup
   const metrics = new ForwarderMetrics(registry, 'test')
   const supervisor = await Supervisor.start({ build: await configBuilder({ file: config }), logger, env: {}, version: 'test', metrics, onFatal: (err) => { throw err } })
   t.teardown(async () => { await supervisor.stopNow(); metrics.close() })
-  await waitFor(() => supervisor.current?.stats().uplink.state === 'online', 10_000, 'the gateway online')
+  await waitFor('the gateway online', () => supervisor.current?.stats().uplink.state === 'online', 10_000)
   return { supervisor, registry }
 }
 
-/** Sends `count` events from one device over TCP as fast as it can; resolves once written. */
+/** Sends `count` events from one device over TCP as fast as it can; resolves once the gateway has read them all. */
 async function burst (supervisor: Supervisor, deviceId: string, from: number, count: number): Promise<void> {
+  const read = (): number => supervisor.current?.stats().ingest.frames ?? 0
+  const before = read()
   const address = supervisor.current?.listening.find(l => l.startsWith('tcp ')) ?? ''
   const port = Number(address.slice(address.lastIndexOf(':') + 1))
   const socket = connect(port, '127.0.0.1')
@@ -96,7 +98,7 @@ async function burst (supervisor: Supervisor, deviceId: string, from: number, co
   await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
   const frames = Array.from({ length: count }, (_, i) => encode('stream', event(deviceId, from + i)))
   await new Promise<void>(resolve => socket.write(Buffer.concat(frames), () => { resolve() }))
-  await new Promise(resolve => setTimeout(resolve, 200))
+  await waitFor(`the gateway to read all ${count} frames`, () => read() >= before + count, 10_000)
   socket.destroy()
 }
 
@@ -116,31 +118,31 @@ t.test('a signed update is applied live; bad signature, invalid, older version a
   const forwarder = supervisor.current
 
   await burst(supervisor, 'dev-1', 1, 40)
-  await waitFor(() => (supervisor.current?.stats().ingest.events ?? 0) === 40, 5000, '40 events accepted')
+  await waitFor('40 events accepted', () => (supervisor.current?.stats().ingest.events ?? 0) === 40, 5000)
   t.equal(rateLimited(supervisor), 0, 'before the update nothing is rate limited')
 
   await op.publish({ version: 1, comment: 'throttle devices', config: { ingest: { rateLimit: { eventsPerSecond: 1, burst: '1s' } }, log: { level: 'warn' } } })
-  await waitFor(() => op.acks.some(a => a.version === 1 && a.status === 'applied'), 15_000, 'version 1 applied')
+  await waitFor('version 1 applied', () => op.acks.some(a => a.version === 1 && a.status === 'applied'), 15_000)
   t.match(op.acks.find(a => a.version === 1 && a.status === 'applied'), { gateway: 'gw-live', keys: ['ingest.rateLimit.eventsPerSecond', 'log.level'] })
   t.ok(op.acks.some(a => a.version === 1 && a.status === 'probation'), 'the probation ack came first (the publish that proved delivery)')
   t.equal(supervisor.current, forwarder, 'applied live: the same forwarder, no restart')
   t.equal(supervisor.config.ingest.rateLimit.eventsPerSecond, 1)
   await burst(supervisor, 'dev-1', 41, 40)
-  await waitFor(() => rateLimited(supervisor) > 0, 5000, 'rate-limited frames')
+  await waitFor('rate-limited frames', () => rateLimited(supervisor) > 0, 5000)
   t.ok(rateLimited(supervisor) >= 35, `the new rate limit takes effect at once (${rateLimited(supervisor)} of 40 refused)`)
 
   await op.publish({ version: 9, config: { uplink: { window: 16 } } }, intruderKey)
-  await waitFor(() => op.acks.some(a => a.reason === 'bad_signature'), 10_000, 'bad_signature (unknown key)')
+  await waitFor('bad_signature (unknown key)', () => op.acks.some(a => a.reason === 'bad_signature'), 10_000)
   await op.publish({ version: 2, config: {} }, operatorKey, true)
-  await waitFor(() => op.acks.filter(a => a.reason === 'bad_signature').length === 2, 10_000, 'bad_signature (tampered document)')
+  await waitFor('bad_signature (tampered document)', () => op.acks.filter(a => a.reason === 'bad_signature').length === 2, 10_000)
   await op.publish({ version: 5, config: { uplink: { window: 5000 } } })
-  await waitFor(() => op.acks.some(a => a.version === 5), 10_000, 'version 5 answered')
+  await waitFor('version 5 answered', () => op.acks.some(a => a.version === 5), 10_000)
   t.match(op.acks.find(a => a.version === 5), { status: 'rejected', reason: 'invalid', detail: /uplink\.window: must be at most 1000/ })
   await op.publish({ version: 3, config: { uplink: { batch: { linger: '10ms' } } } })
-  await waitFor(() => op.acks.some(a => a.version === 3), 10_000, 'version 3 answered')
+  await waitFor('version 3 answered', () => op.acks.some(a => a.version === 3), 10_000)
   t.match(op.acks.find(a => a.version === 3), { status: 'rejected', reason: 'old_version', detail: /version 3 is not newer than version 5/ })
   await op.publish({ version: 6, config: { uplink: { url: 'mqtts://127.0.0.1:1' } } })
-  await waitFor(() => op.acks.some(a => a.version === 6), 10_000, 'version 6 answered')
+  await waitFor('version 6 answered', () => op.acks.some(a => a.version === 6), 10_000)
   t.match(op.acks.find(a => a.version === 6), { status: 'rejected', reason: 'restart_required', keys: ['uplink.url'] })
 
   t.equal(supervisor.config.uplink.window, 8, 'nothing of the rejected updates was applied')
@@ -148,13 +150,13 @@ t.test('a signed update is applied live; bad signature, invalid, older version a
 
   // The fleet-wide topic shares the version sequence; the whole overlay replaces version 1's.
   await op.publish({ version: 7, config: { uplink: { batch: { maxEvents: 50 } } } }, operatorKey, false, 'test/fleet/config')
-  await waitFor(() => op.acks.some(a => a.version === 7 && a.status === 'applied'), 15_000, 'version 7 (fleet topic) applied')
+  await waitFor('version 7 (fleet topic) applied', () => op.acks.some(a => a.version === 7 && a.status === 'applied'), 15_000)
   t.equal(supervisor.config.uplink.batch.maxEvents, 50)
   t.equal(supervisor.config.ingest.rateLimit.eventsPerSecond, 10_000, 'a key version 7 leaves out returns to its local value')
   const counts = Object.fromEntries(registry.series('edgefwd_config_updates_total').map(s => [s.labels.result, s.value]))
   t.same(counts, { applied: 2, bad_signature: 2, old_version: 1, invalid: 1, restart_required: 1, rolled_back: 0 })
   t.equal(registry.get('edgefwd_config_version'), 7)
-  await waitFor(() => op.heartbeats.some(h => (h as { configVersion?: number }).configVersion === 7), 5000, 'a heartbeat with version 7')
+  await waitFor('a heartbeat with version 7', () => op.heartbeats.some(h => (h as { configVersion?: number }).configVersion === 7), 5000)
   t.match(op.heartbeats.at(-1), { gatewayId: 'gw-live', linkState: 'online', configVersion: 7 }, 'uplink.heartbeatFormat: json')
 })
 
@@ -170,22 +172,22 @@ t.test('updates that break the gateway are rolled back: one it cannot start with
   // A forwarder that cannot even start with the update (its store path lies under a file).
   writeFileSync(join(dir, 'a-file'), '')
   await op.publish({ version: 1, restart: true, config: { store: { path: join(dir, 'a-file', 'store') } } })
-  await waitFor(() => op.acks.some(a => a.version === 1 && a.status === 'rolled_back'), 20_000, 'the rollback of version 1')
+  await waitFor('the rollback of version 1', () => op.acks.some(a => a.version === 1 && a.status === 'rolled_back'), 20_000)
   t.match(op.acks.find(a => a.version === 1 && a.status === 'rolled_back'), { reason: 'rolled_back', detail: /^the forwarder did not start with it: / })
-  await waitFor(() => supervisor.current?.stats().uplink.state === 'online', 10_000, 'online again on the previous store')
+  await waitFor('online again on the previous store', () => supervisor.current?.stats().uplink.state === 'online', 10_000)
   t.equal(supervisor.config.store.path, join(dir, 'store'))
 
   const wrongPort = await freePort()
   const sent = Date.now()
   await op.publish({ version: 2, restart: true, comment: 'move to the new broker (wrong port)', config: { uplink: { url: `mqtts://127.0.0.1:${wrongPort}` } } })
-  await waitFor(() => op.acks.some(a => a.version === 2 && a.status === 'rolled_back'), 20_000, 'the rollback ack')
+  await waitFor('the rollback ack', () => op.acks.some(a => a.version === 2 && a.status === 'rolled_back'), 20_000)
   const took = Date.now() - sent
   t.ok(took < 12_000, `rolled back and reported within the 4 s probation plus a reconnect (${took} ms)`)
   t.match(op.acks.find(a => a.version === 2 && a.status === 'rolled_back'), { reason: 'rolled_back', detail: /no publish was acknowledged by the broker within the probation of 4000 ms/ })
   t.notOk(op.acks.some(a => a.status === 'applied'))
   t.not(supervisor.current, before, 'the forwarder was restarted for the update, and again for the rollback')
   t.equal(supervisor.config.uplink.url, broker.url, 'back on the previous broker')
-  await waitFor(() => supervisor.current?.stats().uplink.state === 'online', 10_000, 'online again')
+  await waitFor('online again', () => supervisor.current?.stats().uplink.state === 'online', 10_000)
   t.equal(registry.get('edgefwd_config_updates_total', { result: 'rolled_back' }), 2)
   t.equal(registry.get('edgefwd_config_version'), 0, 'still the local configuration')
   const state = JSON.parse(readFileSync(join(dir, 'control', 'state.json'), 'utf8')) as Record<string, unknown>
@@ -213,23 +215,23 @@ t.test('a crash between apply and the end of probation comes back on the last go
   }
 
   const first = start()
-  await waitFor(() => first.lines().includes('"to":"online"'), 15_000, 'the first process online')
+  await waitFor('the first process online', () => first.lines().includes('"to":"online"'), 15_000)
   await op.publish({ version: 1, config: { uplink: { batch: { linger: '20ms' } } } })
-  await waitFor(() => op.acks.some(a => a.version === 1 && a.status === 'applied'), 15_000, 'version 1 applied (the last good)')
+  await waitFor('version 1 applied (the last good)', () => op.acks.some(a => a.version === 1 && a.status === 'applied'), 15_000)
   await op.publish({ version: 2, restart: true, config: { uplink: { url: `mqtts://127.0.0.1:${await freePort()}` } } })
-  await waitFor(() => first.lines().includes('applying remote configuration version 2'), 10_000, 'version 2 being applied')
-  await waitFor(() => (first.lines().match(/ running: /g) ?? []).length === 2, 10_000, 'the forwarder restarted on version 2')
+  await waitFor('version 2 being applied', () => first.lines().includes('applying remote configuration version 2'), 10_000)
+  await waitFor('the forwarder restarted on version 2', () => (first.lines().match(/ running: /g) ?? []).length === 2, 10_000)
   first.kill()
   await first.exited
   const pending = JSON.parse(readFileSync(join(dir, 'control', 'state.json'), 'utf8')) as Record<string, unknown>
   t.match(pending, { current: { version: 1 }, pending: { version: 2, restart: true } }, 'killed with version 2 on probation')
 
   const second = start()
-  await waitFor(() => second.lines().includes('"to":"online"'), 15_000, 'the second process online, on the last good broker')
-  await waitFor(() => op.acks.some(a => a.version === 2 && a.status === 'rolled_back'), 10_000, 'the rollback reported')
+  await waitFor('the second process online, on the last good broker', () => second.lines().includes('"to":"online"'), 15_000)
+  await waitFor('the rollback reported', () => op.acks.some(a => a.version === 2 && a.status === 'rolled_back'), 10_000)
   t.match(op.acks.find(a => a.version === 2 && a.status === 'rolled_back'), { detail: 'restarted during probation' })
   t.match(second.lines(), /running version 1/, 'version 1 (the last good) is in force')
-  await new Promise(resolve => setTimeout(resolve, 1000))
+  await new Promise(resolve => setTimeout(resolve, 1000)) // a span in which nothing may happen
   t.notMatch(second.lines(), /applying remote configuration/, 'the retained version 2 is not applied again')
   const state = JSON.parse(readFileSync(join(dir, 'control', 'state.json'), 'utf8')) as Record<string, unknown>
   t.match(state, { highestVersion: 2, current: { version: 1 }, lastFailed: { version: 2, reason: 'restarted during probation' } })

@@ -120,7 +120,7 @@ t.test('no systemd-notify on PATH: the forwarder runs, stops with exit 0, and sa
   const fwd = startForwarder(t, { NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000', PATH: emptyBin })
   await waitFor(`the running line (stderr: ${fwd.stderr()})`, () => running(fwd.lines) !== undefined)
   await waitFor('the warning', () => systemdWarnings(fwd.lines).length > 0)
-  // Some pings fail too, and are not logged again.
+  // Some pings fail too, and are not logged again: a span of several watchdog intervals.
   await new Promise(resolve => setTimeout(resolve, 1000))
   const warnings = systemdWarnings(fwd.lines)
   t.equal(warnings.length, 1, 'one warning, the repeats throttled')

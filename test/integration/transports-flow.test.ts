@@ -14,7 +14,8 @@ import { pendingEventCost } from '../../src/config/memory-budget.js'
 import { SerialTransport, StreamServerTransport, UdpTransport, within, type Transport } from '../../src/ingest/transports/index.js'
 import { setup } from './helpers/conformance.js'
 import { AckReader, encode, event } from './helpers/device.js'
-import { FakeSink, waitFor } from './helpers/sinks.js'
+import { FakeSink } from './helpers/sinks.js'
+import { waitFor } from '../helpers/wait.js'
 import { ptyPair } from './helpers/socat.js'
 
 async function started (t: Test, transport: Transport): Promise<string> {
@@ -64,6 +65,8 @@ for (const kind of ['tcp', 'unix'] as const) {
       }
     }
     t.ok(full, `the sender's writes block (no drain) after ${seq} frames`)
+    // Settling time for reads already under way (no event marks their end); then the next 200 ms
+    // are the point: nothing more may be read.
     await new Promise(resolve => setTimeout(resolve, 200))
     const inFlight = pipeline.pendingEvents
     t.ok(inFlight <= 64 + 4096, `in flight bounded by the pause threshold plus one read (${inFlight})`)
@@ -71,9 +74,9 @@ for (const kind of ['tcp', 'unix'] as const) {
     t.equal(pipeline.pendingEvents, inFlight, 'nothing more is read while the store is blocked')
 
     sink.release()
-    await waitFor(() => sink.events.length === seq, 30_000, `all ${seq} events`)
+    await waitFor(`all ${seq} events`, () => sink.events.length === seq, 30_000)
     t.same(sink.events.slice(-3).map(e => e.deviceSeq), [seq - 2, seq - 1, seq], 'in order')
-    await waitFor(() => acks.highest('d') === seq, 5000, 'the last ack')
+    await waitFor('the last ack', () => acks.highest('d') === seq, 5000)
     t.equal(pipeline.counters().rejected.bad_cobs, 0)
   })
 
@@ -86,6 +89,7 @@ for (const kind of ['tcp', 'unix'] as const) {
 
     const resetter = await connect(t, target)
     resetter.write(encode('stream', event('r', 1)).subarray(0, 8))
+    // Time for the half frame to reach the gateway: a partial frame moves no counter.
     await new Promise(resolve => setTimeout(resolve, 20))
     // An RST on TCP; a unix socket has no reset, only an abrupt close.
     if (kind === 'tcp') resetter.resetAndDestroy()
@@ -101,8 +105,8 @@ for (const kind of ['tcp', 'unix'] as const) {
     const acks = new AckReader('stream')
     polite.on('data', (d: Buffer) => acks.push(d))
     polite.end(Buffer.concat([encode('stream', event('p', 1)), encode('stream', event('p', 2))]))
-    await waitFor(() => acks.highest('p') === 2, 5000, 'ack after half-close')
-    await waitFor(() => sink.events.some(e => e.deviceId === 'b'), 5000, 'the frame after 2 MiB of garbage')
+    await waitFor('ack after half-close', () => acks.highest('p') === 2, 5000)
+    await waitFor('the frame after 2 MiB of garbage', () => sink.events.some(e => e.deviceId === 'b'), 5000)
     const c = pipeline.counters()
     t.equal(c.rejected.oversize, 1, '2 MiB without a delimiter: one oversize, nothing buffered')
     t.equal(c.transports[kind]?.connections, 3)
@@ -143,12 +147,12 @@ t.test('udp: datagrams beyond pendingEvents are dropped and counted as overloade
     await new Promise<void>(resolve => sender.send(encode('datagram', event('u', seq)), port(address).port, '127.0.0.1', () => resolve()))
   }
   const seen = (): number => pipeline.counters().frames + (pipeline.counters().transports.udp?.dropped.overloaded ?? 0)
-  await waitFor(() => seen() === 50, 5000, 'all 50 datagrams seen')
+  await waitFor('all 50 datagrams seen', () => seen() === 50, 5000)
   t.ok(pipeline.pendingEvents <= 10, `pending bounded (${pipeline.pendingEvents})`)
   t.equal(pipeline.counters().transports.udp?.dropped.overloaded, 50 - pipeline.counters().frames)
   t.ok((pipeline.counters().transports.udp?.dropped.overloaded ?? 0) >= 40)
   sink.release()
-  await waitFor(() => sink.events.length === pipeline.counters().frames, 5000, 'the accepted ones stored')
+  await waitFor('the accepted ones stored', () => sink.events.length === pipeline.counters().frames, 5000)
 })
 
 t.test('udp: datagrams beyond the pending bytes of the memory budget are dropped and counted as overloaded', async t => {
@@ -166,12 +170,12 @@ t.test('udp: datagrams beyond the pending bytes of the memory budget are dropped
     await new Promise<void>(resolve => sender.send(bytes, port(address).port, '127.0.0.1', () => resolve()))
   }
   const seen = (): number => pipeline.counters().frames + (pipeline.counters().transports.udp?.dropped.overloaded ?? 0)
-  await waitFor(() => seen() === 30, 5000, 'all 30 datagrams seen')
+  await waitFor('all 30 datagrams seen', () => seen() === 30, 5000)
   t.ok(pipeline.pendingBytes <= 5 * cost, `pending bytes bounded (${pipeline.pendingBytes} of ${5 * cost})`)
   t.ok(pipeline.pendingEvents <= 5, `so the events are (${pipeline.pendingEvents})`)
   t.equal(pipeline.counters().transports.udp?.dropped.overloaded, 30 - pipeline.counters().frames, 'every other datagram counted')
   sink.release()
-  await waitFor(() => sink.events.length === pipeline.counters().frames, 5000, 'the accepted ones stored')
+  await waitFor('the accepted ones stored', () => sink.events.length === pipeline.counters().frames, 5000)
   t.equal(pipeline.pendingBytes, 0, 'nothing pending once stored')
 })
 
@@ -197,11 +201,11 @@ t.test('tcp: the pending bytes of the memory budget pause every connection; all 
   const pending = pipeline.pendingBytes
   // One read past the bound at most: a read is parsed whole before the pause takes effect.
   t.ok(pending <= bound + pendingEventCost(64 * 1024), `pending bytes bounded by the budget plus one read (${pending})`)
-  await new Promise(resolve => setTimeout(resolve, 200))
+  await new Promise(resolve => setTimeout(resolve, 200)) // a span in which nothing may be read
   t.equal(pipeline.pendingBytes, pending, 'nothing more is read while the store is blocked')
   sink.release()
-  await waitFor(() => sink.events.length === seq, 30_000, `all ${seq} events`)
-  await waitFor(() => acks.highest('b') === seq, 5000, 'the last ack')
+  await waitFor(`all ${seq} events`, () => sink.events.length === seq, 30_000)
+  await waitFor('the last ack', () => acks.highest('b') === seq, 5000)
 })
 
 t.test('tcp-jsonl: an endless line is reported once and skipped without buffering', async t => {
@@ -214,7 +218,7 @@ t.test('tcp-jsonl: an endless line is reported once and skipped without bufferin
   for (let i = 0; i < 100; i++) socket.write('x'.repeat(1000))
   socket.write('\n{"id":"j","seq":1}\r\n\n' + '{"id":"j","seq":2}')
   socket.end()
-  await waitFor(() => acks.highest('j') === 2, 5000, 'ack for the last line, which had no newline')
+  await waitFor('ack for the last line, which had no newline', () => acks.highest('j') === 2, 5000)
   t.equal(pipeline.counters().rejected.oversize, 1)
   t.same(sink.events.map(e => e.deviceSeq), [1, 2])
 })
@@ -226,7 +230,7 @@ t.test('serial: the line going away is counted, retried, and stop() still return
   await started(t, serial)
   t.ok(serial.isOpen)
   await pty.kill()
-  await waitFor(() => (pipeline.counters().transports.serial?.errors ?? 0) >= 1, 5000, 'a read error')
+  await waitFor('a read error', () => (pipeline.counters().transports.serial?.errors ?? 0) >= 1, 5000)
   t.notOk(serial.isOpen, 'closed; reopening with backoff')
   const startedAt = Date.now()
   await serial.stop()

@@ -41,7 +41,7 @@ async function run (t: Test, store: EventStore, clock: { now: number }, seed: nu
     while (appending || store.stats().events > 0 || store.stats().pendingReports > 0) {
       const lease = await store.lease(1 + Math.floor(rand() * 40), 1 << 20)
       if (lease === null) { await new Promise(resolve => setImmediate(resolve)); continue }
-      await new Promise(resolve => setTimeout(resolve, Math.floor(rand() * 3)))
+      await new Promise(resolve => setTimeout(resolve, Math.floor(rand() * 3))) // a random delay before the ack: the interleaving is the point
       if (rand() < 0.25) { store.nack(lease.id); continue }
       await store.ack(lease.id)
       for (const e of decodeBatch(lease.batch)) {
@@ -52,7 +52,7 @@ async function run (t: Test, store: EventStore, clock: { now: number }, seed: nu
     }
   }
   const sweeper = async (): Promise<void> => {
-    while (appending) { await store.expire(); await new Promise(resolve => setTimeout(resolve, 2)) }
+    while (appending) { await store.expire(); await new Promise(resolve => setTimeout(resolve, 2)) } // sweeps paced through the run
   }
 
   const appenders = Promise.all(Array.from({ length: 4 }, appender)).then(() => { appending = false })

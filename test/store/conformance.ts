@@ -6,6 +6,7 @@ import type { Test } from 'tap'
 import { decodeBatch } from '../../src/proto/codec.js'
 import type { EventStore, RingBufferOptions } from '../../src/store/index.js'
 import type { EventRecord, Priority } from '../../src/types.js'
+import { waitFor } from '../helpers/wait.js'
 
 export interface StoreFactory {
   /** A fresh, opened store; `reopen` closes nothing: call store.close() first. */
@@ -326,7 +327,7 @@ export function storeConformance (t: Test, name: string, factory: StoreFactory):
   t.test(`${name}: the expiry timer sweeps deadlines without any priority TTL configured`, async t => {
     const { store } = await factory.make(t, { ...BIG, expiryIntervalMs: 20 })
     await store.append([ev(1, 1, { expiresAtMs: Date.now() + 30 }), ev(2, 1)])
-    for (let i = 0; i < 200 && store.stats().events > 1; i++) await new Promise(resolve => setTimeout(resolve, 10))
+    await waitFor('the expired event swept', () => store.stats().events <= 1, 2000)
     t.equal(store.stats().events, 1)
     t.same(store.stats().drops.map(d => [d.priority, d.reason, d.count]), [['normal', 'expired_ttl', 1]])
     await store.close()

@@ -13,6 +13,7 @@ import { expiryKey } from '../../src/store/keys.js'
 import type { ExpiryEntry } from '../../src/store/keys.js'
 import type { EventRecord, Priority } from '../../src/types.js'
 import { silentLogger } from '../helpers/logger.js'
+import { waitFor } from '../helpers/wait.js'
 
 function ev (deviceSeq: number, priority: Priority, expiresAtMs?: number): EventRecord {
   const e: EventRecord = { deviceId: 'd', deviceSeq, gatewayTimeMs: 1_000_000, priority, stream: 's', value: { kind: 'raw', raw: new Uint8Array(100) } }
@@ -172,7 +173,7 @@ t.test('disk full: deadlines expire from disk and overlay alike, and the index m
   clock.now += 100
   t.equal(await store.expire(), 2, 'ev1 from disk, ev3 from memory')
   disk.full = false
-  for (let i = 0; i < 200 && store.stats().mode !== 'disk'; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  await waitFor('disk mode again', () => store.stats().mode === 'disk', 2000)
   t.equal(store.stats().mode, 'disk')
   const expected = await expectedIndex(store)
   t.same(expected.map(e => e.seq), [2, 4])

@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { startChaosProxy } from '../../simulate/chaos-proxy.js'
 import type { ChaosProxy } from '../../simulate/chaos-proxy.js'
+import { waitFor } from '../helpers/wait.js'
 
 const HOST = '127.0.0.1'
 
@@ -64,15 +65,7 @@ function within<T> (ms: number, what: string, p: Promise<T>): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
 }
 
-/** Polls until cond() holds; rejects after ms. */
-async function until (ms: number, what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
-    await sleep(10)
-  }
-}
-
+// The sleeps left are the point of their test: a span in which nothing may pass.
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 function tcpHandles (): number {
@@ -86,10 +79,10 @@ t.test('pass forwards both ways and counts bytes', async t => {
   t.equal(proxy.mode(), 'pass')
   const c = await connectClient(t, proxy.port)
   c.socket.write('ping')
-  await until(2000, 'echo of ping', () => c.data().toString() === 'ping')
-  await until(2000, 'server socket', () => echo.sockets.length === 1)
+  await waitFor('echo of ping', () => c.data().toString() === 'ping', 2000)
+  await waitFor('server socket', () => echo.sockets.length === 1, 2000)
   echo.sockets[0]!.write('hello')
-  await until(2000, 'server write', () => c.data().toString() === 'pinghello')
+  await waitFor('server write', () => c.data().toString() === 'pinghello', 2000)
   t.same(proxy.stats(), { connections: 1, open: 1, bytesUp: 4, bytesDown: 9 })
 })
 
@@ -98,7 +91,7 @@ t.test('blackhole: sockets stay open, nothing passes either way, held bytes arri
   const proxy = await startProxy(t, echo.port)
   const c = await connectClient(t, proxy.port)
   c.socket.write('a')
-  await until(2000, 'echo before blackhole', () => c.data().toString() === 'a')
+  await waitFor('echo before blackhole', () => c.data().toString() === 'a', 2000)
   const server = echo.sockets[0]!
   let serverEnded = false
   server.on('end', () => { serverEnded = true })
@@ -122,8 +115,8 @@ t.test('blackhole: sockets stay open, nothing passes either way, held bytes arri
   t.equal(proxy.stats().open, 2)
 
   proxy.setMode('pass')
-  await until(2000, 'held bytes after pass', () => c.data().toString() === 'adown-while-dark;up-while-dark;')
-  await until(2000, 'new connection after pass', () => late.data().toString() === 'late')
+  await waitFor('held bytes after pass', () => c.data().toString() === 'adown-while-dark;up-while-dark;', 2000)
+  await waitFor('new connection after pass', () => late.data().toString() === 'late', 2000)
   t.pass('bytes written during the blackhole arrive, in order, after pass')
 })
 
@@ -137,7 +130,7 @@ t.test('blackhole holds a large write without losing it', async t => {
   await sleep(100)
   t.equal(echo.received(), 0)
   proxy.setMode('pass')
-  await until(5000, 'echo of 256 KiB', () => c.data().length === big.length)
+  await waitFor('echo of 256 KiB', () => c.data().length === big.length, 5000)
   t.ok(c.data().equals(big))
 })
 
@@ -146,14 +139,14 @@ t.test('reset: both sides see the connection closed, new connections too, until 
   const proxy = await startProxy(t, echo.port)
   const c = await connectClient(t, proxy.port)
   c.socket.write('x')
-  await until(2000, 'echo', () => c.data().length === 1)
+  await waitFor('echo', () => c.data().length === 1, 2000)
   const server = echo.sockets[0]!
   let serverClosed = false
   server.on('close', () => { serverClosed = true })
 
   proxy.setMode('reset')
-  await until(2000, 'client close', () => c.closed())
-  await until(2000, 'target-side close', () => serverClosed)
+  await waitFor('client close', () => c.closed(), 2000)
+  await waitFor('target-side close', () => serverClosed, 2000)
   t.equal(proxy.stats().open, 0)
 
   const again = connect({ host: HOST, port: proxy.port })
@@ -165,7 +158,7 @@ t.test('reset: both sides see the connection closed, new connections too, until 
   proxy.setMode('pass')
   const d = await connectClient(t, proxy.port)
   d.socket.write('back')
-  await until(2000, 'echo after reset', () => d.data().toString() === 'back')
+  await waitFor('echo after reset', () => d.data().toString() === 'back', 2000)
 })
 
 t.test('refuse: a new connection is closed, an open one keeps forwarding', async t => {
@@ -182,7 +175,7 @@ t.test('refuse: a new connection is closed, an open one keeps forwarding', async
   t.equal(got, 0)
   t.equal(proxy.stats().connections, 2)
   c.socket.write('still')
-  await until(2000, 'open pair still forwards', () => c.data().toString() === 'still')
+  await waitFor('open pair still forwards', () => c.data().toString() === 'still', 2000)
   t.equal(echo.sockets.length, 1, 'the target saw only the first connection')
 })
 
@@ -194,15 +187,15 @@ t.test('throttle: 200 KB at 100 KB/s takes at least 1.5 s each way', async t => 
   const size = 200_000
   const start = Date.now()
   c.socket.write(Buffer.alloc(size, 1))
-  await until(6000, 'target received 200 KB', () => echo.received() === size)
+  await waitFor('target received 200 KB', () => echo.received() === size, 6000)
   const upMs = Date.now() - start
   t.ok(upMs >= 1500, `upload took ${upMs} ms`)
-  await until(6000, 'echo of 200 KB', () => c.data().length === size)
+  await waitFor('echo of 200 KB', () => c.data().length === size, 6000)
   t.ok(Date.now() - start >= 1500, 'download throttled too')
 
   proxy.throttle(undefined)
   c.socket.write(Buffer.alloc(size, 2))
-  await until(3000, 'unthrottled echo', () => c.data().length === 2 * size)
+  await waitFor('unthrottled echo', () => c.data().length === 2 * size, 3000)
   t.throws(() => proxy.throttle(0), RangeError)
 })
 
@@ -213,17 +206,17 @@ t.test('delay: each direction waits the delay, and removing it takes effect at o
   proxy.delay(300)
   const start = Date.now()
   c.socket.write(Buffer.from('ping'))
-  await until(3000, 'target received', () => echo.received() === 4)
+  await waitFor('target received', () => echo.received() === 4, 3000)
   const upMs = Date.now() - start
   t.ok(upMs >= 280, `upstream after ${upMs} ms`)
-  await until(3000, 'echo', () => c.data().length === 4)
+  await waitFor('echo', () => c.data().length === 4, 3000)
   const roundMs = Date.now() - start
   t.ok(roundMs >= 580, `round trip ${roundMs} ms (two delays)`)
 
   proxy.delay(undefined)
   const again = Date.now()
   c.socket.write(Buffer.from('pong'))
-  await until(3000, 'undelayed echo', () => c.data().length === 8)
+  await waitFor('undelayed echo', () => c.data().length === 8, 3000)
   t.ok(Date.now() - again < 250, 'no delay once removed')
   t.throws(() => proxy.delay(-1), RangeError)
 })
@@ -247,13 +240,13 @@ t.test('close() destroys every socket and leaves no TCP handle', async t => {
   const c = await connectClient(t, proxy.port)
   proxy.throttle(10_000)
   c.socket.write(Buffer.alloc(50_000))
-  await sleep(50)
+  await waitFor('the throttled transfer under way', () => proxy.stats().bytesUp > 0, 2000)
   await within(2000, 'close()', proxy.close())
-  await until(2000, 'client sees close', () => c.closed())
+  await waitFor('client sees close', () => c.closed(), 2000)
   // The target-side socket closes once it sees the proxy's FIN.
-  await until(2000, 'target side closes', () => echo.sockets.every((s) => s.closed || s.readableEnded))
+  await waitFor('target side closes', () => echo.sockets.every((s) => s.closed || s.readableEnded), 2000)
   for (const s of echo.sockets) s.destroy()
-  await sleep(20)
+  await waitFor('the destroyed target sockets to release their handles', () => tcpHandles() <= baseline, 2000)
   t.equal(tcpHandles(), baseline, 'no TCP handle left by the proxy or its client')
   const refused = connect({ host: HOST, port: proxy.port })
   const err = await within(2000, 'connect after close', new Promise<NodeJS.ErrnoException>((resolve) => refused.once('error', resolve)))

@@ -208,7 +208,7 @@ t.test('simulate with a broken scenario file: EDGEFWD_ERR_SCENARIO, one line per
   t.equal(stdout, '')
   const lines = stderr.trimEnd().split('\n')
   t.ok(lines.length >= 2, 'several problems, each on its own line')
-  t.ok(lines.every(l => /^edgefwd: \S*bad\.yaml: \S+: .* \(line \d+\)$/.test(l)), 'each prefixed, naming the file, the field and the line')
+  t.ok(lines.every(l => /^edgefwd: \S*bad\.yaml:\d+: \S+: \S/.test(l)), 'each prefixed, naming the file, the line and the field, as a configuration error')
   const missing = await run(['simulate', '--scenario', join(dir, 'missing.yaml')])
   t.equal(missing.code, 78)
   t.match(missing.stderr, /missing\.yaml: cannot read the file \(ENOENT\)/)

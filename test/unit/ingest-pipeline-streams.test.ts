@@ -15,7 +15,8 @@ import { AckWriter, createTransports, JsonLineSplitter, StreamConnection, Stream
 import { silentLogger } from '../helpers/logger.js'
 import { setup } from '../integration/helpers/conformance.js'
 import { AckReader, encode, event } from '../integration/helpers/device.js'
-import { FakeSink, waitFor } from '../integration/helpers/sinks.js'
+import { FakeSink } from '../integration/helpers/sinks.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** A Writable whose writes complete only when `release()` is called: write() soon returns false. */
 class StuckWritable extends Writable {
@@ -48,7 +49,7 @@ t.test('AckWriter: one write per batch; while blocked, acks coalesce per device;
   writer.send([{ deviceId: 'a', seq: 3 }, { deviceId: 'c', seq: 9 }])
   t.equal(out.chunks.length, 1, 'nothing written while waiting for drain')
   out.release()
-  await waitFor(() => out.chunks.length === 2, 1000, 'the coalesced write')
+  await waitFor('the coalesced write', () => out.chunks.length === 2, 1000)
   t.equal(out.chunks[1]?.toString(), '{"ack":"a","seq":3}\n{"ack":"c","seq":9}\n')
   t.equal(sent, 4)
   out.release()
@@ -62,10 +63,10 @@ t.test('AckWriter: no drain within the timeout calls onTimeout; the queue stays 
   const writer = new AckWriter(out, { encode: jsonAck, timeoutMs: 50, onTimeout: () => { timeouts++ }, onSent: () => {}, onError: () => {} })
   writer.send([{ deviceId: 'a', seq: 1 }])
   for (let i = 0; i < 5000; i++) writer.send([{ deviceId: `dev-${i}`, seq: i }])
-  await waitFor(() => timeouts === 1, 1000, 'the timeout')
+  await waitFor('the timeout', () => timeouts === 1, 1000)
   t.equal(await writer.flushed(20), false, 'flushed() is bounded too')
   out.release()
-  await waitFor(() => out.chunks.length === 2, 1000, 'a late drain still flushes')
+  await waitFor('a late drain still flushes', () => out.chunks.length === 2, 1000)
   t.equal((out.chunks[1]?.toString() ?? '').split('\n').length - 1, 1024, 'at most 1024 devices queued; the oldest dropped')
   writer.close()
 })
@@ -93,14 +94,14 @@ t.test('StreamConnection pauses its source above connectionEvents in flight and 
   const source = new PassThrough()
   const conn = new StreamConnection(source, { transport: 'test', format: 'frames', ctx })
   source.write(Buffer.concat(Array.from({ length: 6 }, (_, i) => encode('stream', event('d', i + 1)))))
-  await waitFor(() => pipeline.pendingEvents === 6, 1000, 'first read submitted')
+  await waitFor('first read submitted', () => pipeline.pendingEvents === 6, 1000)
   t.notOk(source.isPaused(), '6 in flight: still reading')
   source.write(Buffer.concat(Array.from({ length: 6 }, (_, i) => encode('stream', event('d', i + 7)))))
-  await waitFor(() => pipeline.pendingEvents === 12, 1000, 'second read submitted')
+  await waitFor('second read submitted', () => pipeline.pendingEvents === 12, 1000)
   t.ok(source.isPaused() && conn.isPaused, '12 in flight > 10: paused')
   t.equal(conn.eventsInFlight, 12)
   sink.release()
-  await waitFor(() => !source.isPaused(), 1000, 'resumed after the appends settled')
+  await waitFor('resumed after the appends settled', () => !source.isPaused(), 1000)
   t.equal(conn.eventsInFlight, 0)
   await conn.stop(1000)
   t.equal(sink.events.length, 12)
@@ -115,15 +116,15 @@ t.test('the global bound pauses every connection, also one with nothing of its o
   const busyConn = new StreamConnection(busy, { transport: 'test', format: 'frames', ctx })
   const quietConn = new StreamConnection(quiet, { transport: 'test', format: 'frames', ctx })
   busy.write(Buffer.concat(Array.from({ length: 9 }, (_, i) => encode('stream', event('busy', i + 1)))))
-  await waitFor(() => pipeline.pendingEvents === 9, 1000, 'the busy device over the global bound')
+  await waitFor('the busy device over the global bound', () => pipeline.pendingEvents === 9, 1000)
   t.ok(busy.isPaused(), 'the busy connection is paused')
   quiet.write(encode('stream', event('quiet', 1)))
-  await waitFor(() => quietConn.isPaused, 1000, 'the quiet one paused')
+  await waitFor('the quiet one paused', () => quietConn.isPaused, 1000)
   t.ok(quiet.isPaused(), 'the quiet one is paused too: the bound is global')
   t.equal(pipeline.pendingEvents, 9, 'what it read over the bound is held as read, not decoded into more pending events')
   sink.release()
-  await waitFor(() => !busy.isPaused() && !quiet.isPaused(), 1000, 'both resumed')
-  await waitFor(() => sink.events.length === 10, 1000, 'the held chunk decoded and stored once resumed')
+  await waitFor('both resumed', () => !busy.isPaused() && !quiet.isPaused(), 1000)
+  await waitFor('the held chunk decoded and stored once resumed', () => sink.events.length === 10, 1000)
   await Promise.all([busyConn.stop(1000), quietConn.stop(1000)])
   t.same(sink.events.map(e => e.deviceId).sort(), [...Array(9).fill('busy'), 'quiet'])
 })
@@ -137,15 +138,15 @@ t.test('end of input while a read is held over the global bound: finish() waits 
     const busy = new PassThrough()
     const busyConn = new StreamConnection(busy, { transport: 'test', format, ctx })
     busy.write(Buffer.concat(Array.from({ length: 9 }, (_, i) => encode(wire, event('busy', i + 1)))))
-    await waitFor(() => pipeline.pendingEvents === 9, 1000, 'over the global bound')
+    await waitFor('over the global bound', () => pipeline.pendingEvents === 9, 1000)
     const source = new PassThrough()
     const conn = new StreamConnection(source, { transport: 'test', format, ctx })
     source.write(Buffer.concat(Array.from({ length: 3 }, (_, i) => encode(wire, event('dev', i + 1)))))
-    await waitFor(() => conn.isPaused, 1000, 'its read held')
+    await waitFor('its read held', () => conn.isPaused, 1000)
     // What the stream server does on 'end': finish, then stop once finished.
     let finished = false
     const finishing = conn.finish().then(() => { finished = true })
-    await new Promise(resolve => setTimeout(resolve, 20))
+    await new Promise(resolve => setTimeout(resolve, 20)) // a span in which finish() must not resolve
     t.notOk(finished, `${format}: finish() waits while the pipeline is over its bound`)
     sink.release()
     await finishing
@@ -171,13 +172,15 @@ for (const format of ['frames', 'jsonl'] as const) {
     const closed = new Promise<void>(resolve => socket.once('end', () => resolve()))
     await new Promise(resolve => socket.once('connect', resolve))
     socket.write(Buffer.concat(Array.from({ length: 9 }, (_, i) => encode(wire, event('dev', i + 1)))))
-    await waitFor(() => pipeline.pendingEvents === 9, 2000, 'the first write over the global bound')
+    await waitFor('the first write over the global bound', () => pipeline.pendingEvents === 9, 2000)
     // Read while over the bound: held undecoded. Then the device is done sending.
     socket.end(Buffer.concat(Array.from({ length: 3 }, (_, i) => encode(wire, event('dev', i + 10)))))
+    // Time for the last write to arrive (held undecoded, it moves no counter) and, the point, for
+    // nothing to be submitted meanwhile.
     await new Promise(resolve => setTimeout(resolve, 100))
     t.equal(pipeline.pendingEvents, 9, 'the last write is held while the pipeline is over its bound')
     sink.release()
-    await waitFor(() => sink.events.length === 12, 2000, 'the held write stored once the pipeline drained')
+    await waitFor('the held write stored once the pipeline drained', () => sink.events.length === 12, 2000)
     t.ok(await within(closed, 2000), 'the gateway then closed its side')
     t.same(sink.events.map(e => e.deviceSeq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'every event, in order')
     t.equal(acks.highest('dev'), 12, 'acked up to the last event before the gateway closed its side')

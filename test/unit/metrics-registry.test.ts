@@ -181,7 +181,7 @@ t.test('collect hooks: awaited in order before rendering; a throwing hook is log
   const r = new MetricsRegistry(undefined, { logger })
   const order: string[] = []
   r.onCollect(async () => {
-    await new Promise(resolve => setTimeout(resolve, 5))
+    await new Promise(resolve => setTimeout(resolve, 5)) // a hook that takes a while: the next must wait for it
     order.push('first')
     r.set('edgefwd_store_used_bytes', 1234)
   })

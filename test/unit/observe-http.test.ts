@@ -6,6 +6,7 @@ import { isEdgefwdError } from '../../src/errors.js'
 import { startObserveServer, type HealthReport, type ObserveServer } from '../../src/observe/http-server.js'
 import { MetricsRegistry } from '../../src/observe/metrics.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
+import { waitFor } from '../helpers/wait.js'
 
 interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: string }
 
@@ -169,13 +170,14 @@ t.test('close() cuts a request still in progress after the grace period', async 
   let release: () => void = () => {}
   const registry = new MetricsRegistry()
   // A collect hook that never finishes on its own: the scrape hangs until released.
-  registry.onCollect(async () => await new Promise<void>(resolve => { release = resolve }))
+  let collecting = false
+  registry.onCollect(async () => await new Promise<void>(resolve => { collecting = true; release = resolve }))
   const server = await startObserveServer({
     host: '127.0.0.1', port: 0, registry, health: () => okReport, ready: () => okReport, logger: silentLogger(),
   })
   t.teardown(() => { release(); return server.close() })
   const pending = call(server, 'GET', '/metrics').then(() => 'answered', () => 'cut')
-  await new Promise(resolve => setTimeout(resolve, 50))
+  await waitFor('the scrape to reach the collect hook', () => collecting, 5000)
   const started = Date.now()
   await server.close()
   const took = Date.now() - started

@@ -7,17 +7,12 @@ import { TlsMaterialSource, tlsSourceOptions, type TlsSourceOptions } from '../.
 import type { TlsMaterial } from '../../src/pki/material.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
 import { makeCa, makeRsaSet, writeSet } from '../helpers/test-pki.js'
+import { waitFor } from '../helpers/wait.js'
 
 const DAY = 86_400_000
 const DEBOUNCE = 100
 
-/** Polls `cond` every 10 ms for at most `ms`. */
-async function waitFor (cond: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms
-  while (!cond() && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 10))
-  return cond()
-}
-
+// The sleeps left are the point of their test: a span in which nothing more may happen.
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
 const watchHandles = (): number => process.getActiveResourcesInfo().filter(r => r === 'FSEventWrap').length
@@ -44,7 +39,7 @@ t.test('file rotation by rename: a valid set is picked up once; an invalid one i
 
   // cert-manager / certbot style: each file written beside its name, then renamed over it.
   writeSet(dir, second, { atomic: true })
-  t.ok(await waitFor(() => changes.length === 1), 'onChange is called')
+  await waitFor('the onChange call', () => changes.length === 1)
   await sleep(DEBOUNCE * 3)
   t.equal(changes.length, 1, 'once for the three files: the events were debounced')
   t.equal(changes[0]?.info.subject, 'CN=gw-second')
@@ -55,7 +50,7 @@ t.test('file rotation by rename: a valid set is picked up once; an invalid one i
   t.match(source.stats(), { reloads: 1, failures: 0 })
 
   writeSet(dir, expired, { atomic: true })
-  t.ok(await waitFor(() => source.stats().failures > 0), 'the invalid set is rejected')
+  await waitFor('the invalid set rejected', () => source.stats().failures > 0)
   const rejected = records().find(r => r.level === 50)
   t.match(rejected, { code: 'EDGEFWD_ERR_TLS_CERT_EXPIRED', file: files.cert, configKey: 'tls.cert', reason: 'file change' })
   t.match(rejected?.msg, /^TLS material rejected, the previous set stays in use: .*client\.pem \(tls\.cert\): the client certificate "CN=gw-expired" expired on/)
@@ -64,13 +59,13 @@ t.test('file rotation by rename: a valid set is picked up once; an invalid one i
   t.match(source.stats(), { reloads: 1, lastError: 'EDGEFWD_ERR_TLS_CERT_EXPIRED' })
 
   writeSet(dir, third, { atomic: true })
-  t.ok(await waitFor(() => changes.length === 2), 'valid files again: picked up')
+  await waitFor('the valid files picked up again', () => changes.length === 2)
   t.equal(source.current().info.subject, 'CN=gw-third')
   t.notOk('lastError' in source.stats(), 'a good reload clears lastError')
 
   await source.close()
   // A handle leaves the list once libuv has run its close callback: the next loop turn.
-  t.ok(await waitFor(() => watchHandles() === handlesBefore, 1000), 'close() closes the watch')
+  await waitFor('close() to close the watch', () => watchHandles() === handlesBefore, 1000)
 })
 
 t.test('reload(\'SIGHUP\') without watching; an identical re-read is a no-op', async t => {
@@ -134,11 +129,11 @@ t.test('expiry: days left, a warning under the threshold at load and on the time
   t.notOk(records().some(r => r.level === 40), 'no warning with 45 days left')
 
   now = new Date(new Date(notAfter).getTime() - 10 * DAY - 1000)
-  t.ok(await waitFor(() => records().some(r => r.level === 40)), 'the timer warns')
+  await waitFor('the timer warning', () => records().some(r => r.level === 40))
   t.match(records().find(r => r.level === 40), { msg: 'TLS client certificate expires in 10 days', daysLeft: 10, warnDays: 30, subject: 'CN=gw-first' })
 
   now = new Date(new Date(notAfter).getTime() + 1000)
-  t.ok(await waitFor(() => records().some(r => r.level === 50)), 'an expired certificate in use is an error line')
+  await waitFor('an error line for the expired certificate in use', () => records().some(r => r.level === 50))
   t.match(records().find(r => r.level === 50), { code: 'EDGEFWD_ERR_TLS_CERT_EXPIRED', daysLeft: -1 })
   await source.close()
 
@@ -161,7 +156,7 @@ t.test('Kubernetes secret volumes: a swap of the ..data symlink is a change', as
   writeSet(join(dir, '..v2'), second)
   symlinkSync('..v2', join(dir, '..data_tmp'))
   renameSync(join(dir, '..data_tmp'), join(dir, '..data'))
-  t.ok(await waitFor(() => source.current().info.subject === 'CN=gw-second'), 'picked up through the ..data swap')
+  await waitFor('the new set picked up through the ..data swap', () => source.current().info.subject === 'CN=gw-second')
 })
 
 t.test('files in different directories are all watched; other files in them are ignored', async t => {
@@ -179,7 +174,7 @@ t.test('files in different directories are all watched; other files in them are 
   t.notOk(records().some(r => r.msg === 'TLS material re-read, unchanged' || r.level === 50), 'other names do not trigger a reload')
 
   writeFileSync(caFile, 'not a certificate\n')
-  t.ok(await waitFor(() => source.stats().failures === 1), 'a change to the CA file in its own directory is seen')
+  await waitFor('the change to the CA file in its own directory seen', () => source.stats().failures === 1)
   t.match(source.stats(), { lastError: 'EDGEFWD_ERR_TLS_PEM_INVALID' })
 })
 

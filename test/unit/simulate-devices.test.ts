@@ -10,6 +10,7 @@ import { encodeStreamAck } from '../../src/ingest/ack.js'
 import { cobsDecode } from '../../src/ingest/cobs.js'
 import { DEFAULT_MAX_FRAME_SIZE, parseFrame, type DeviceEvent } from '../../src/ingest/frame.js'
 import { startFleet, type DeviceSpec, type Fleet, type FleetOptions } from '../../simulate/devices.js'
+import { waitFor } from '../helpers/wait.js'
 
 const HOST = '127.0.0.1'
 const FRAME_OPTS = { maxFrameSize: DEFAULT_MAX_FRAME_SIZE }
@@ -32,14 +33,6 @@ function fleet (t: Test, options: FleetOptions): Fleet {
   const f = startFleet(options)
   t.teardown(() => f.close())
   return f
-}
-
-async function until (what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
 }
 
 interface TcpServer {
@@ -144,7 +137,7 @@ t.test('rate: 200 events/s for 1 s, seqs 1..n, priorities by weight, repeatable 
   ]
   const startedAt = performance.now()
   const f = fleet(t, { devices, tcp: { host: HOST, port: server.port }, random: seeded(42) })
-  await sleep(1000)
+  await sleep(1000) // the span over which the rate is measured
   f.stopSending()
   // On a loaded machine the sleep can overrun: compare with the time that really passed.
   const expected = 200 * (performance.now() - startedAt) / 1000
@@ -156,7 +149,7 @@ t.test('rate: 200 events/s for 1 s, seqs 1..n, priorities by weight, repeatable 
   t.equal(high + low, sent.length, 'only the weighted priorities')
   t.ok(high / sent.length > 0.62 && high / sent.length < 0.88, `about 3/4 high, got ${high}/${sent.length}`)
   const total = f.stats().sent
-  await until('every event at the server', () => server.events.length === total)
+  await waitFor('every event at the server', () => server.events.length === total)
   t.same(server.problems, [], 'every frame parses')
 
   // A second fleet with the same seed, started at another moment (so ticks fall elsewhere):
@@ -164,10 +157,10 @@ t.test('rate: 200 events/s for 1 s, seqs 1..n, priorities by weight, repeatable 
   const server2 = await startTcpServer(t)
   await sleep(7)
   const f2 = fleet(t, { devices, tcp: { host: HOST, port: server2.port }, random: seeded(42), tickMs: 13 })
-  await sleep(400)
+  await sleep(400) // a run long enough to overlap the first fleet's (device, seq) pairs
   f2.stopSending()
   const total2 = f2.stats().sent
-  await until('every event at the second server', () => server2.events.length === total2)
+  await waitFor('every event at the second server', () => server2.events.length === total2)
   const key = (e: DeviceEvent): string => `${e.deviceId}/${e.seq}`
   const first = new Map(server.events.map((e) => [key(e), e]))
   let compared = 0
@@ -198,10 +191,10 @@ t.test('decoded frames carry device id, seq, priority, stream, deviceTimeMs and 
     random: seeded(1),
     now: () => ++clock
   })
-  await until('10 events', () => server.events.length >= 10)
+  await waitFor('10 events', () => server.events.length >= 10)
   f.stopSending()
   const sent = f.sent().get('frame-1') ?? []
-  await until('every event', () => server.events.length === sent.length)
+  await waitFor('every event', () => server.events.length === sent.length)
   server.events.forEach((e, i) => {
     const s = sent[i]
     t.match(e, { deviceId: 'frame-1', seq: i + 1, priority: 3, stream: 'alarm', deviceTimeMs: s?.sentAtMs })
@@ -215,7 +208,7 @@ t.test('acks: the server acks every 100 ms; settle() waits until nothing is unac
   const server = await startTcpServer(t)
   server.setAcking(true)
   const f = fleet(t, { devices: [spec('ack-1', { acks: true })], tcp: { host: HOST, port: server.port }, random: seeded(2) })
-  await sleep(500)
+  await waitFor('acks while sending', () => (f.stats().devices[0]?.acked ?? 0) > 0)
   t.ok((f.stats().devices[0]?.acked ?? 0) > 0, 'acks arrive while sending')
   f.stopSending()
   const left = await f.settle(3000)
@@ -232,10 +225,10 @@ t.test('no ack for written events: after the ack timeout they are written again 
   // is never acked, and when it is the device's last, no later ack covers it.
   const server = await startTcpServer(t)
   const f = fleet(t, { devices: [spec('quiet-1', { acks: true, ratePerSecond: 20 })], tcp: { host: HOST, port: server.port }, random: seeded(7) })
-  await until('some events sent', () => f.stats().sent >= 5)
+  await waitFor('some events sent', () => f.stats().sent >= 5)
   f.stopSending()
   const last = f.stats().sent
-  await until('the last event written twice', () => server.events.filter(e => e.seq === last).length >= 2, 5000)
+  await waitFor('the last event written twice', () => server.events.filter(e => e.seq === last).length >= 2, 5000)
   const st = f.stats()
   t.ok(st.resent >= last, `every unacked event written again (${st.resent})`)
   t.equal(st.devices[0]?.connects, 1, 'on the same connection')
@@ -251,9 +244,10 @@ t.test('reconnect + resend: after the server is killed and back, every unacked e
     tcp: { host: HOST, port: server.port },
     random: seeded(3)
   })
-  await sleep(400)
+  await waitFor('acks before the cut', () => (f.stats().devices[0]?.acked ?? 0) > 0)
   server.setAcking(false) // events written from here on are unacked at the cut
-  await sleep(250)
+  const sentAtOff = f.stats().devices[0]?.sent ?? 0
+  await waitFor('20 events written since acks stopped', () => (f.stats().devices[0]?.sent ?? 0) >= sentAtOff + 20)
   const ackedBefore = f.stats().devices[0]?.acked ?? 0
   t.ok(ackedBefore > 0, `acked up to ${ackedBefore} before the cut`)
   await server.stop()
@@ -264,7 +258,7 @@ t.test('reconnect + resend: after the server is killed and back, every unacked e
   t.ok((down[1]?.dropped ?? 0) > 0, 'the device without acks lost events while down')
   await server.restart()
   server.setAcking(true)
-  await sleep(300)
+  await waitFor('the device reconnected', () => f.stats().devices[0]?.connects === 2)
   f.stopSending()
   t.equal(await f.settle(5000), 0, 'settled after the restart')
   const st = f.stats().devices[0]
@@ -286,7 +280,8 @@ t.test('backpressure: a stalled server pauses writing; everything arrives once i
     tcp: { host: HOST, port: server.port },
     random: seeded(4)
   })
-  await sleep(1500)
+  // 1000 events (4 MB) behind: far more than a socket buffers, so the device stopped writing.
+  await waitFor('writing to pause', () => (f.stats().devices[0]?.unacked ?? 0) - (f.stats().devices[0]?.sent ?? 0) >= 1000)
   f.stopSending()
   const st = f.stats().devices[0]
   const produced = st?.unacked ?? 0
@@ -315,11 +310,11 @@ t.test('udp: one datagram per event, each parses', async (t) => {
     udp: { host: HOST, port: server.address().port },
     random: seeded(5)
   })
-  await sleep(300)
+  await waitFor('a dozen datagrams sent', () => f.stats().sent >= 12)
   f.stopSending()
   const sent = f.sent().get('udp-1') ?? []
   t.ok(sent.length > 10)
-  await until('every datagram', () => events.length === sent.length)
+  await waitFor('every datagram', () => events.length === sent.length)
   t.same(seqsOf(events).sort((a, b) => a - b), oneToN(sent.length))
   t.match(events[0], { deviceId: 'udp-1', stream: 'u', priority: 1 })
   t.equal(raw(events[0] as DeviceEvent).length, 100)
@@ -337,7 +332,7 @@ t.test('a tcp port nobody listens on: no throw, connect failures counted, close(
     tcp: { host: HOST, port },
     random: seeded(6)
   })
-  await sleep(700)
+  await waitFor('connect retries and 50 events kept', () => (f.stats().devices[0]?.connectFailures ?? 0) > 1 && f.stats().unacked > 50)
   const st = f.stats()
   t.ok((st.devices[0]?.connectFailures ?? 0) > 1, `retried: ${st.devices[0]?.connectFailures ?? 0} failures`)
   t.equal(st.devices[0]?.connects, 0)

@@ -130,63 +130,72 @@ t.test('each rule rejects a bad input, naming the file and the field path', asyn
   })
   const device = (over: Record<string, unknown>): Record<string, unknown> => ({ id: 'd', transport: 'udp', rate: 10, priorities: { low: 1 }, ...over })
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
-    ['unknown top-level key', base({ durration: '1s' }), /^f\.yaml: durration: unknown key; the keys here are name, description, duration/],
-    ['unknown device key', base({ devices: [device({ rte: 5 })] }), /^f\.yaml: devices\[0\]\.rte: unknown key; the keys here are id, count, transport/],
-    ['unknown priority', base({ devices: [device({ priorities: { urgent: 1 } })] }), /^f\.yaml: devices\[0\]\.priorities\.urgent: unknown key; the keys here are low, normal, high, critical/],
-    ['unknown timeline key', base({ timeline: [{ at: '1s', link: 'outage', for: '1s', mode: 'x' }] }), /^f\.yaml: timeline\[0\]\.mode: unknown key/],
+    ['unknown top-level key', base({ durration: '1s' }), /^f\.yaml:1: durration: unknown key; the keys here are name, description, duration/],
+    ['unknown device key', base({ devices: [device({ rte: 5 })] }), /^f\.yaml:1: devices\[0\]\.rte: unknown key; the keys here are id, count, transport/],
+    ['unknown priority', base({ devices: [device({ priorities: { urgent: 1 } })] }), /^f\.yaml:1: devices\[0\]\.priorities\.urgent: unknown key; the keys here are low, normal, high, critical/],
+    ['unknown timeline key', base({ timeline: [{ at: '1s', link: 'outage', for: '1s', mode: 'x' }] }), /^f\.yaml:1: timeline\[0\]\.mode: unknown key/],
     ['overlapping link phases', base({ timeline: [{ at: '10s', link: 'blackhole', for: '5s' }, { at: '5s', link: 'outage', for: '6s' }] }),
-      /^f\.yaml: timeline\[0\]: blackhole 10s-15s overlaps timeline\[1\] \(outage 5s-11s\); link phases must not overlap/],
-    ['overlapping power cuts', base({ timeline: [{ at: '10s', action: 'power-cut', down: '5s' }, { at: '12s', action: 'power-cut', down: '1s' }] }), /^f\.yaml: timeline\[1\]: power-cut 12s-13s overlaps timeline\[0\]/],
-    ['phase starting past the end', base({ timeline: [{ at: '40s', link: 'outage', for: '1s' }] }), /^f\.yaml: timeline\[0\]\.at: 40s is not before the end of the run \(duration 40s\)/],
-    ['phase ending past the end', base({ timeline: [{ at: '35s', link: 'outage', for: '10s' }] }), /^f\.yaml: timeline\[0\]\.for: ends at 45s, after the end of the run \(40s\)/],
-    ['action ending past the end', base({ timeline: [{ at: '39s', action: 'broker-restart', down: '2s' }] }), /^f\.yaml: timeline\[0\]\.down: ends at 41s/],
-    ['udp with acks: true', base({ devices: [device({ acks: true })] }), /^f\.yaml: devices\[0\]\.acks: udp devices get no acks/],
-    ['duplicate ids across groups', base({ devices: [device({ id: 'plc-{n}', count: 3 }), device({ id: 'plc-2' })] }), /^f\.yaml: devices\[1\]\.id: device id "plc-2" is also made by devices\[0\]/],
-    ['pattern without {n}', base({ devices: [device({ id: 'plc', count: 2 })] }), /^f\.yaml: devices\[0\]\.id: must contain \{n\} when count is 2/],
-    ['invalid device id', base({ devices: [device({ id: 'a b' })] }), /^f\.yaml: devices\[0\]\.id: makes "a b", which is not a device id/],
-    ['device id too long', base({ devices: [device({ id: 'x'.repeat(64) + '{n}', count: 2 })] }), /^f\.yaml: devices\[0\]\.id: makes "x{64}1"/],
-    ['bad duration string', base({ timeline: [{ at: '1s', link: 'outage', for: '10 secs' }] }), /^f\.yaml: timeline\[0\]\.for: must be a duration like 10s/],
-    ['fractional ms', base({ duration: '1.0005s' }), /^f\.yaml: duration: must be a whole number of milliseconds/],
-    ['zero duration', base({ duration: 0 }), /^f\.yaml: duration: must be more than 0/],
-    ['missing duration', base({ duration: undefined }), /^f\.yaml: duration: is required/],
-    ['throttle without bytesPerSecond', base({ timeline: [{ at: '1s', link: 'throttle', for: '1s' }] }), /^f\.yaml: timeline\[0\]\.bytesPerSecond: is required for link: throttle/],
-    ['throttle too slow', base({ timeline: [{ at: '1s', link: 'throttle', for: '1s', bytesPerSecond: 999 }] }), /^f\.yaml: timeline\[0\]\.bytesPerSecond: must be at least 1000/],
-    ['latency without ms', base({ timeline: [{ at: '1s', link: 'latency', for: '1s' }] }), /^f\.yaml: timeline\[0\]\.ms: is required for link: latency/],
-    ['latency too long', base({ timeline: [{ at: '1s', link: 'latency', for: '1s', ms: 10_001 }] }), /^f\.yaml: timeline\[0\]\.ms: must be at most 10000/],
-    ['flapping without up', base({ timeline: [{ at: '1s', link: 'flapping', for: '5s', down: '1s' }] }), /^f\.yaml: timeline\[0\]\.up: is required for link: flapping/],
-    ['ms on an outage', base({ timeline: [{ at: '1s', link: 'outage', for: '5s', ms: 5 }] }), /^f\.yaml: timeline\[0\]\.ms: only for link: latency/],
-    ['for on an action', base({ timeline: [{ at: '1s', action: 'power-cut', for: '5s', down: '1s' }] }), /^f\.yaml: timeline\[0\]\.for: only for link phases/],
-    ['link and action', base({ timeline: [{ at: '1s', link: 'outage', action: 'power-cut', for: '1s' }] }), /^f\.yaml: timeline\[0\]: has both link and action/],
-    ['unknown link kind', base({ timeline: [{ at: '1s', link: 'storm', for: '1s' }] }), /^f\.yaml: timeline\[0\]\.link: must be one of "outage", "blackhole"/],
-    ['empty name', base({ name: '' }), /^f\.yaml: name: must not be empty/],
-    ['no devices', base({ devices: [] }), /^f\.yaml: devices: needs at least one device group/],
-    ['count 0', base({ devices: [device({ count: 0 })] }), /^f\.yaml: devices\[0\]\.count: must be at least 1/],
-    ['rate 0', base({ devices: [device({ rate: 0 })] }), /^f\.yaml: devices\[0\]\.rate: must be more than 0/],
-    ['rate too high', base({ devices: [device({ rate: 100_001 })] }), /^f\.yaml: devices\[0\]\.rate: must be at most 100000/],
-    ['all weights 0', base({ devices: [device({ priorities: { low: 0 } })] }), /^f\.yaml: devices\[0\]\.priorities: needs at least one weight above 0/],
-    ['bad transport', base({ devices: [device({ transport: 'serial' })] }), /^f\.yaml: devices\[0\]\.transport: must be one of "tcp", "udp"/],
-    ['payload too big', base({ devices: [device({ payloadBytes: 4097 })] }), /^f\.yaml: devices\[0\]\.payloadBytes: must be at most 4096/],
-    ['rateLimit 0', base({ devices: [device({ rateLimit: 0 })] }), /^f\.yaml: devices\[0\]\.rateLimit: must be more than 0/],
-    ['seed not an integer', base({ seed: 1.5 }), /^f\.yaml: seed: must be an integer/],
-    ['store too small', base({ store: { capacity: '63KiB' } }), /^f\.yaml: store\.capacity: must be at least 64KiB/],
-    ['bad size', base({ store: { capacity: '1 MB' } }), /^f\.yaml: store\.capacity: must be a size like 256KiB/],
-    ['puback timeout too short', base({ uplink: { pubackTimeout: '50ms' } }), /^f\.yaml: uplink\.pubackTimeout: must be at least 100ms/],
+      /^f\.yaml:1: timeline\[0\]: blackhole 10s-15s overlaps timeline\[1\] \(outage 5s-11s\); link phases must not overlap/],
+    ['overlapping power cuts', base({ timeline: [{ at: '10s', action: 'power-cut', down: '5s' }, { at: '12s', action: 'power-cut', down: '1s' }] }), /^f\.yaml:1: timeline\[1\]: power-cut 12s-13s overlaps timeline\[0\]/],
+    ['phase starting past the end', base({ timeline: [{ at: '40s', link: 'outage', for: '1s' }] }), /^f\.yaml:1: timeline\[0\]\.at: 40s is not before the end of the run \(duration 40s\)/],
+    ['phase ending past the end', base({ timeline: [{ at: '35s', link: 'outage', for: '10s' }] }), /^f\.yaml:1: timeline\[0\]\.for: ends at 45s, after the end of the run \(40s\)/],
+    ['action ending past the end', base({ timeline: [{ at: '39s', action: 'broker-restart', down: '2s' }] }), /^f\.yaml:1: timeline\[0\]\.down: ends at 41s/],
+    ['udp with acks: true', base({ devices: [device({ acks: true })] }), /^f\.yaml:1: devices\[0\]\.acks: udp devices get no acks/],
+    ['duplicate ids across groups', base({ devices: [device({ id: 'plc-{n}', count: 3 }), device({ id: 'plc-2' })] }), /^f\.yaml:1: devices\[1\]\.id: device id "plc-2" is also made by devices\[0\]/],
+    ['pattern without {n}', base({ devices: [device({ id: 'plc', count: 2 })] }), /^f\.yaml:1: devices\[0\]\.id: must contain \{n\} when count is 2/],
+    ['invalid device id', base({ devices: [device({ id: 'a b' })] }), /^f\.yaml:1: devices\[0\]\.id: makes "a b", which is not a device id/],
+    ['device id too long', base({ devices: [device({ id: 'x'.repeat(64) + '{n}', count: 2 })] }), /^f\.yaml:1: devices\[0\]\.id: makes "x{64}1"/],
+    ['bad duration string', base({ timeline: [{ at: '1s', link: 'outage', for: '10 secs' }] }), /^f\.yaml:1: timeline\[0\]\.for: expected a duration such as 5s, 250ms or 1500 \(milliseconds\), got "10 secs" \(unknown unit "secs"/],
+    ['fractional ms', base({ duration: '1.0005s' }), /^f\.yaml:1: duration: expected a duration .*, got "1\.0005s" \(not a whole number of milliseconds\)/],
+    ['zero duration', base({ duration: 0 }), /^f\.yaml:1: duration: must be more than 0/],
+    ['missing duration', base({ duration: undefined }), /^f\.yaml:1: duration: expected a duration .*, got nothing/],
+    ['throttle without bytesPerSecond', base({ timeline: [{ at: '1s', link: 'throttle', for: '1s' }] }), /^f\.yaml:1: timeline\[0\]\.bytesPerSecond: is required for link: throttle/],
+    ['throttle too slow', base({ timeline: [{ at: '1s', link: 'throttle', for: '1s', bytesPerSecond: 999 }] }), /^f\.yaml:1: timeline\[0\]\.bytesPerSecond: must be at least 1000/],
+    ['latency without ms', base({ timeline: [{ at: '1s', link: 'latency', for: '1s' }] }), /^f\.yaml:1: timeline\[0\]\.ms: is required for link: latency/],
+    ['latency too long', base({ timeline: [{ at: '1s', link: 'latency', for: '1s', ms: 10_001 }] }), /^f\.yaml:1: timeline\[0\]\.ms: must be at most 10000/],
+    ['flapping without up', base({ timeline: [{ at: '1s', link: 'flapping', for: '5s', down: '1s' }] }), /^f\.yaml:1: timeline\[0\]\.up: is required for link: flapping/],
+    ['ms on an outage', base({ timeline: [{ at: '1s', link: 'outage', for: '5s', ms: 5 }] }), /^f\.yaml:1: timeline\[0\]\.ms: only for link: latency/],
+    ['for on an action', base({ timeline: [{ at: '1s', action: 'power-cut', for: '5s', down: '1s' }] }), /^f\.yaml:1: timeline\[0\]\.for: only for link phases/],
+    ['link and action', base({ timeline: [{ at: '1s', link: 'outage', action: 'power-cut', for: '1s' }] }), /^f\.yaml:1: timeline\[0\]: has both link and action/],
+    ['unknown link kind', base({ timeline: [{ at: '1s', link: 'storm', for: '1s' }] }), /^f\.yaml:1: timeline\[0\]\.link: must be one of "outage", "blackhole"/],
+    ['empty name', base({ name: '' }), /^f\.yaml:1: name: must not be empty/],
+    ['no devices', base({ devices: [] }), /^f\.yaml:1: devices: needs at least one device group/],
+    ['count 0', base({ devices: [device({ count: 0 })] }), /^f\.yaml:1: devices\[0\]\.count: must be at least 1/],
+    ['rate 0', base({ devices: [device({ rate: 0 })] }), /^f\.yaml:1: devices\[0\]\.rate: must be more than 0/],
+    ['rate too high', base({ devices: [device({ rate: 100_001 })] }), /^f\.yaml:1: devices\[0\]\.rate: must be at most 100000/],
+    ['all weights 0', base({ devices: [device({ priorities: { low: 0 } })] }), /^f\.yaml:1: devices\[0\]\.priorities: needs at least one weight above 0/],
+    ['bad transport', base({ devices: [device({ transport: 'serial' })] }), /^f\.yaml:1: devices\[0\]\.transport: must be one of "tcp", "udp"/],
+    ['payload too big', base({ devices: [device({ payloadBytes: 4097 })] }), /^f\.yaml:1: devices\[0\]\.payloadBytes: must be at most 4096/],
+    ['rateLimit 0', base({ devices: [device({ rateLimit: 0 })] }), /^f\.yaml:1: devices\[0\]\.rateLimit: must be more than 0/],
+    ['seed not an integer', base({ seed: 1.5 }), /^f\.yaml:1: seed: must be an integer/],
+    ['store too small', base({ store: { capacity: '63KiB' } }), /^f\.yaml:1: store\.capacity: must be at least 64KiB/],
+    ['bad size', base({ store: { capacity: '1 mb' } }), /^f\.yaml:1: store\.capacity: expected a size such as 64MiB or 1048576, got "1 mb" \(units are case-sensitive: did you mean "MB"\?\)/],
+    ['puback timeout too short', base({ uplink: { pubackTimeout: '50ms' } }), /^f\.yaml:1: uplink\.pubackTimeout: must be at least 100ms/],
   ]
   for (const [what, input, message] of cases) {
     t.throws(() => parseScenario(JSON.stringify(input), 'f.yaml'), { name: 'ScenarioError', source: 'f.yaml', message }, what)
   }
   t.equal(cases.length, 40)
 
-  // YAML input: the message adds the line of the offending key.
+  // YAML input: each problem names the line of the offending key, as a configuration error does.
   const yaml = 'name: x\nduration: 40s\nstore: { capacity: 256KiB }\ndevices:\n  - { id: d, transport: udp, acks: true, rate: 1, priorities: { low: 1 } }\ntimeline:\n  - { at: 1s, link: outage, for: 2s }\n  - { at: 2s, link: throttle, for: 1s, bytesPerSecond: 1000 }\n'
   const err = catchError(() => parseScenario(yaml, 'simulate/scenarios/x.yaml'))
   t.ok(err instanceof ScenarioError)
-  t.equal(err.message, 'simulate/scenarios/x.yaml: devices[0].acks: udp devices get no acks; remove acks or set it to false (line 5)\n' +
-    'simulate/scenarios/x.yaml: timeline[1]: throttle 2s-3s overlaps timeline[0] (outage 1s-3s); link phases must not overlap (line 8)')
+  t.equal(err.message, 'simulate/scenarios/x.yaml:5: devices[0].acks: udp devices get no acks; remove acks or set it to false\n' +
+    'simulate/scenarios/x.yaml:8: timeline[1]: throttle 2s-3s overlaps timeline[0] (outage 1s-3s); link phases must not overlap')
   t.equal(err.problems.length, 2, 'every problem is reported, one per line')
   t.throws(() => parseScenario('name: x\n  bad: [', 'y.yaml'), { name: 'ScenarioError', message: /^y\.yaml: / }, 'a YAML syntax error names the file')
   t.throws(() => parseScenario('- a\n- b\n', 'z.yaml'), { name: 'ScenarioError', message: /^z\.yaml: must be a mapping/ })
   t.throws(() => parseScenario('name: x\nname: y\n', 'd.yaml'), { name: 'ScenarioError', message: /^d\.yaml: .*unique/i }, 'duplicate keys')
+})
+
+t.test('durations and sizes are read as in the configuration (src/config/units.ts)', async t => {
+  const s = parseScenario(JSON.stringify({
+    name: 'u', duration: '1.5m', store: { capacity: '1.5MB' },
+    devices: [{ id: 'd', transport: 'tcp', rate: 1, priorities: { low: 1 } }],
+    timeline: [{ at: 2500, link: 'outage', for: '0.5s' }],
+  }), 'u.json')
+  t.same([s.durationMs, s.storeCapacityBytes, s.links[0]?.atMs, s.links[0]?.forMs], [90_000, 1_500_000, 2500, 500])
 })
 
 t.test('scaleScenario: endpoints rounded together so phases never come to overlap; too small a factor throws', async t => {

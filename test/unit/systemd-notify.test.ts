@@ -9,6 +9,7 @@ import t from 'tap'
 import { createSystemdNotifier, type NotifyChild, type SystemdNotifierOptions } from '../../src/observe/systemd-notify.js'
 import { captureLogger } from '../helpers/logger.js'
 import type { LogRecord } from '../helpers/log-lines.js'
+import { waitFor } from '../helpers/wait.js'
 
 const WARN = 40
 const SOCKET = '/run/systemd/notify-test'
@@ -51,14 +52,8 @@ function fakeSpawn (behaviour: 'exit-0' | 'hang' | ((child: FakeChild) => void) 
   }
 }
 
-async function waitFor (what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
-
+// The sleeps left in this file are the point of their test: a span in which nothing may be
+// spawned, or over which the watchdog's pings are counted.
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const warnings = (records: LogRecord[]): LogRecord[] => records.filter(r => r.level === WARN)
 const pings = (calls: Spawned[]): Spawned[] => calls.filter(c => c.args.length === 1 && c.args[0] === 'WATCHDOG=1')
@@ -278,7 +273,7 @@ t.test('systemd-notify failing, hanging or not spawnable: warnings, and the next
     })
     t.doesNotThrow(() => { notifier.ready() })
     notifier.stopping()
-    await sleep(20)
+    await waitFor('the second spawn', () => attempts >= 2)
     t.equal(attempts, 2)
     t.match(warnings(records()), [{ msg: 'systemd notification not sent: cannot run systemd-notify' }])
   })

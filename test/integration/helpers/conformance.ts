@@ -13,7 +13,8 @@ import { openLevelStore } from '../../../src/store/index.js'
 import type { EventSink } from '../../../src/store/event-store.js'
 import { silentLogger } from '../../helpers/logger.js'
 import { encode, event, type Wire } from './device.js'
-import { FakeSink, waitFor } from './sinks.js'
+import { FakeSink } from './sinks.js'
+import { waitFor } from '../../helpers/wait.js'
 import type { TransportKind } from './transport-rigs.js'
 
 export function setup (sink: EventSink, over: Partial<IngestOptions> = {}, ctxOver: Partial<TransportContext> = {}): { pipeline: IngestPipeline, ctx: TransportContext } {
@@ -78,12 +79,12 @@ export function transportConformance (t: Test, kind: TransportKind): void {
       if (wire === 'datagram') for (const f of frames) await peer.send(f)
       else await peer.send(Buffer.concat(frames))
     }
-    await waitFor(() => store.stats().events === 60, 5000, '60 stored events')
+    await waitFor('60 stored events', () => store.stats().events === 60, 5000)
     const lease = await store.lease(1000, 1 << 24)
     const stored = decodeBatch(lease?.batch ?? new Uint8Array()).map(e => `${e.deviceId}:${e.deviceSeq}`).sort()
     t.same(stored, ['d1', 'd2', 'd3'].flatMap(id => Array.from({ length: 20 }, (_, i) => `${id}:${i + 1}`)).sort())
     if (kind.acks) {
-      await waitFor(() => ['d1', 'd2', 'd3'].every(id => peer.acks.highest(id) === 20), 5000, 'acks for seq 20')
+      await waitFor('acks for seq 20', () => ['d1', 'd2', 'd3'].every(id => peer.acks.highest(id) === 20), 5000)
       t.same(peer.acks.problems, [], 'every ack frame parses')
       t.ok(peer.acks.acks.length <= 60, 'acks are coalesced per batch')
     }
@@ -101,7 +102,7 @@ export function transportConformance (t: Test, kind: TransportKind): void {
       await peer.send(c.bytes)
       await peer.send(encode(wire, event('ok', i + 1)))
     }
-    await waitFor(() => sink.events.length === cases.length, 5000, 'every valid event')
+    await waitFor('every valid event', () => sink.events.length === cases.length, 5000)
     t.same(sink.events.map(e => e.deviceSeq), cases.map((_, i) => i + 1))
     const counters = pipeline.counters()
     const rejected = Object.values(counters.rejected).reduce((a, b) => a + b, 0)
@@ -109,7 +110,7 @@ export function transportConformance (t: Test, kind: TransportKind): void {
     for (const c of cases) {
       t.ok(c.reasons.some(r => (counters.transports[name]?.rejected[r] ?? 0) > 0), `${c.what}: counted as ${c.reasons.join(' or ')}`)
     }
-    if (kind.acks) await waitFor(() => peer.acks.highest('ok') === cases.length, 5000, 'ack after the bad input')
+    if (kind.acks) await waitFor('ack after the bad input', () => peer.acks.highest('ok') === cases.length, 5000)
   })
 
   t.test(`${name}: no ack while the store is not durable (disk full)`, async t => {
@@ -119,16 +120,16 @@ export function transportConformance (t: Test, kind: TransportKind): void {
     const rig = await kind.start(t, ctx)
     const peer = await rig.connect()
     for (let seq = 1; seq <= 5; seq++) await peer.send(encode(wire, event('d', seq)))
-    await waitFor(() => sink.events.length === 5, 5000, '5 events in the sink')
-    await new Promise(resolve => setTimeout(resolve, 150))
+    await waitFor('5 events in the sink', () => sink.events.length === 5, 5000)
+    await new Promise(resolve => setTimeout(resolve, 150)) // a span in which no ack may come
     t.same(peer.acks.acks, [], 'held in memory only: not acknowledged')
     sink.durable = true
     await peer.send(encode(wire, event('d', 6)))
     if (kind.acks) {
-      await waitFor(() => peer.acks.acks.length > 0, 5000, 'an ack once durable')
+      await waitFor('an ack once durable', () => peer.acks.acks.length > 0, 5000)
       t.same(peer.acks.acks, [{ deviceId: 'd', seq: 6 }])
     } else {
-      await waitFor(() => sink.events.length === 6, 5000, 'the 6th event')
+      await waitFor('the 6th event', () => sink.events.length === 6, 5000)
       t.same(peer.acks.acks, [], `${name} has no acks`)
     }
   })
@@ -145,7 +146,7 @@ export function transportConformance (t: Test, kind: TransportKind): void {
     }
     if (wire === 'datagram') for (const f of frames) await peer.send(f)
     else await peer.send(Buffer.concat(frames))
-    await waitFor(() => pipeline.counters().frames === 105, 5000, '105 frames')
+    await waitFor('105 frames', () => pipeline.counters().frames === 105, 5000)
     const stored = (id: string): number => sink.events.filter(e => e.deviceId === id).length
     t.equal(stored('good'), 5)
     const babbled = stored('babbler')
@@ -176,7 +177,7 @@ export function transportConformance (t: Test, kind: TransportKind): void {
       encode(wire, event('stranger', 1))
     ]
     for (const bytes of inputs) await peer.send(bytes)
-    await waitFor(() => pipeline.counters().frames === inputs.length, 5000, 'every frame')
+    await waitFor('every frame', () => pipeline.counters().frames === inputs.length, 5000)
     const tagged = wire !== 'jsonl'
     t.same(sink.events.map(e => `${e.deviceId}:${e.deviceSeq}`), ['dev-1:1', 'dev-1:2', 'dev-1:3', ...(tagged ? ['keyed:1'] : [])],
       tagged ? 'a keyed device with a good tag is accepted' : 'JSON lines cannot carry a tag: keyed devices are refused')
@@ -186,7 +187,7 @@ export function transportConformance (t: Test, kind: TransportKind): void {
     t.equal(c.rejected.bad_auth, tagged ? 2 : 3, 'missing and wrong tags are bad_auth')
     t.equal(c.rejected.unknown_device, 1)
     if (kind.acks) {
-      await waitFor(() => peer.acks.highest('dev-1') === 3, 5000, 'dev-1 acked')
+      await waitFor('dev-1 acked', () => peer.acks.highest('dev-1') === 3, 5000)
       t.equal(peer.acks.highest('keyed'), tagged ? 1 : undefined)
       t.equal(peer.acks.highest('stranger'), undefined)
     }
@@ -199,7 +200,7 @@ export function transportConformance (t: Test, kind: TransportKind): void {
     const rig = await kind.start(t, ctx)
     const peer = await rig.connect()
     await peer.send(encode(wire, event('d', 1)))
-    await waitFor(() => sink.calls.length === 1, 5000, 'the append to start')
+    await waitFor('the append to start', () => sink.calls.length === 1, 5000)
     const started = Date.now()
     await rig.transport.stop()
     const took = Date.now() - started

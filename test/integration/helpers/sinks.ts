@@ -40,12 +40,3 @@ export class FakeSink implements EventSink {
     return { accepted: events.length - rejected.length, rejected, evicted: 0, durable: this.durable }
   }
 }
-
-/** Polls `check` every few ms until it is true; fails after `timeoutMs`. Every wait is bounded. */
-export async function waitFor (check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
