@@ -171,7 +171,8 @@ export class Supervisor<F extends SupervisedForwarder = Forwarder> {
     try {
       const closing = this.rollout?.close()
       if (from.kind === 'restarting') {
-        if (stopping.fast) void from.forwarder?.stopNow()
+        // Its failure, if any, is the restart's to report (the rollout logs it).
+        if (stopping.fast) from.forwarder?.stopNow().catch(() => {})
         await from.done.catch(() => {})
       }
       if (from.kind === 'running') await (stopping.fast ? from.forwarder.stopNow() : from.forwarder.stop())
