@@ -18,6 +18,11 @@
  *
  * Updates are handled one at a time in arrival order. Retained messages come again on every
  * reconnect: the one carrying the highest version already processed is ignored quietly.
+ *
+ * close() is final: what is queued is dropped, an update in hand is given up where it stands
+ * (a probation or an ack in flight stops waiting) and nothing is applied after it. One already
+ * persisted as `pending` stays so: the next start comes back on the last good and reports it
+ * rolled back (state.ts), as after a crash.
  */
 import type { Config, ConfigBuilder } from '../config/index.js'
 import type { Logger } from '../observe/log.js'
@@ -26,6 +31,7 @@ import type { ConfigResult } from '../observe/catalog.js'
 import { parseDocument, decideUpdate, type Decision } from './update.js'
 import { verifyMessage, type OperatorKey } from './signing.js'
 import type { ControlStateStore } from './state.js'
+import { systemControlClock, unlessAborted, type ControlClock } from './clock.js'
 
 /** What the rollout needs of the running gateway (the Supervisor). */
 export interface RolloutHost {
@@ -46,8 +52,7 @@ export interface RolloutOptions {
   probationMs: number
   logger: Logger
   registry: MetricsRegistry
-  now?: () => number
-  sleep?: (ms: number) => Promise<void>
+  clock?: ControlClock
 }
 
 export type AckStatus = 'probation' | 'applied' | 'rejected' | 'rolled_back'
@@ -66,20 +71,33 @@ const MAX_QUEUED = 8
 const MAX_OUTBOX = 16
 const RETRY_MS = 1000
 
+/** What an open rollout holds. */
+interface Work {
+  readonly queue: Buffer[]
+  /** Acks not yet confirmed by the broker, oldest first. */
+  readonly outbox: Ack[]
+  /** The outbox being sent, if it is. */
+  flushing: Promise<void> | undefined
+  readonly stopRetry: () => void
+  /** Aborted by close(): whatever waits (a probation, a publish) stops waiting. */
+  readonly abort: AbortController
+}
+
+/** The rollout's lifecycle: idle or handling updates (open), closing, closed (final). */
+type Lifecycle =
+  | { kind: 'idle', work: Work }
+  | { kind: 'handling', work: Work, done: Promise<void> }
+  | { kind: 'closing', done: Promise<void> }
+  | { kind: 'closed' }
+
 export class ConfigRollout {
-  private readonly queue: Buffer[] = []
-  private running: Promise<void> | undefined
-  private readonly outbox: Ack[] = []
-  private flushing = false
-  private closed = false
-  private readonly now: () => number
-  private readonly sleep: (ms: number) => Promise<void>
-  private flushTimer: NodeJS.Timeout | undefined
+  private state: Lifecycle
+  private readonly clock: ControlClock
 
   constructor (private readonly o: RolloutOptions) {
-    this.now = o.now ?? Date.now
-    this.sleep = o.sleep ?? (async (ms) => { await new Promise(resolve => setTimeout(resolve, ms).unref()) })
-    this.flushTimer = setInterval(() => { void this.flush() }, RETRY_MS).unref()
+    this.clock = o.clock ?? systemControlClock
+    const stopRetry = this.clock.every(RETRY_MS, () => { void this.flush() })
+    this.state = { kind: 'idle', work: { queue: [], outbox: [], flushing: undefined, stopRetry, abort: new AbortController() } }
   }
 
   /**
@@ -113,40 +131,72 @@ export class ConfigRollout {
     this.acknowledge({ version, status: 'rolled_back', reason: 'rolled_back', detail: reason })
   }
 
-  /** A message from a config topic; handled after those before it. */
+  /** A message from a config topic; handled after those before it. Ignored once closed. */
   receive (payload: Buffer): void {
-    if (this.closed) return
-    if (this.queue.length >= MAX_QUEUED) {
-      this.o.logger.warn({ queued: this.queue.length }, 'remote configuration updates arrive faster than they are handled: the oldest waiting one is dropped')
-      this.queue.shift()
+    const s = this.state
+    if (s.kind !== 'idle' && s.kind !== 'handling') {
+      this.o.logger.debug('remote configuration update ignored: the gateway is stopping')
+      return
     }
-    this.queue.push(Buffer.from(payload))
-    this.running ??= this.drain().finally(() => { this.running = undefined })
+    const { queue } = s.work
+    if (queue.length >= MAX_QUEUED) {
+      this.o.logger.warn({ queued: queue.length }, 'remote configuration updates arrive faster than they are handled: the oldest waiting one is dropped')
+      queue.shift()
+    }
+    queue.push(Buffer.from(payload))
+    if (s.kind === 'idle') {
+      const { work } = s
+      const done = this.drain(work).finally(() => { if (this.state.kind === 'handling') this.state = { kind: 'idle', work } })
+      this.state = { kind: 'handling', work, done }
+    }
   }
 
   /** Resolves when every received update has been handled (tests, stop). */
   async idle (): Promise<void> {
-    while (this.running !== undefined) await this.running
+    for (let s = this.state; s.kind === 'handling' || s.kind === 'closing'; s = this.state) await s.done
   }
 
-  close (): void {
-    this.closed = true
-    this.queue.length = 0
-    clearInterval(this.flushTimer)
-    this.flushTimer = undefined
-  }
-
-  private async drain (): Promise<void> {
-    for (let next = this.queue.shift(); next !== undefined && !this.closed; next = this.queue.shift()) {
+  /**
+   * Final: drops what is queued, gives up the update in hand and resolves once it has let go
+   * (the host's apply in progress, if any, has returned). A second call returns the first's.
+   */
+  async close (): Promise<void> {
+    const s = this.state
+    if (s.kind === 'closed') return
+    if (s.kind === 'closing') { await s.done; return }
+    const { work } = s
+    work.stopRetry()
+    work.queue.length = 0
+    work.abort.abort()
+    const done = (async () => {
       try {
-        await this.handle(next)
+        if (s.kind === 'handling') await s.done
+        await work.flushing
+      } finally {
+        this.state = { kind: 'closed' }
+      }
+    })()
+    this.state = { kind: 'closing', done }
+    await done
+  }
+
+  /** The open rollout's work; undefined once close() was called. Read through a method: `state` changes across awaits. */
+  private open (): Work | undefined {
+    const s = this.state
+    return s.kind === 'idle' || s.kind === 'handling' ? s.work : undefined
+  }
+
+  private async drain (work: Work): Promise<void> {
+    for (let next = work.queue.shift(); next !== undefined && this.open() === work; next = work.queue.shift()) {
+      try {
+        await this.handle(next, work.abort.signal)
       } catch (err) {
         this.o.logger.error({ err }, 'a remote configuration update could not be handled')
       }
     }
   }
 
-  private async handle (message: Buffer): Promise<void> {
+  private async handle (message: Buffer, closed: AbortSignal): Promise<void> {
     const { state, logger } = this.o
     const highest = state.get().highestVersion
     const decision = decideUpdate({
@@ -164,14 +214,21 @@ export class ConfigRollout {
 
     const { version, config, needsRestart, live, restart } = decision
     const previous = this.o.host.current()
-    await state.update(s => ({ ...s, highestVersion: version, pending: { version, message: message.toString('utf8'), ...(s.current === undefined ? {} : { previousVersion: s.current.version }), appliedAtMs: this.now(), restart: needsRestart } }))
+    if (closed.aborted) return
+    await state.update(s => ({ ...s, highestVersion: version, pending: { version, message: message.toString('utf8'), ...(s.current === undefined ? {} : { previousVersion: s.current.version }), appliedAtMs: this.clock.now(), restart: needsRestart } }))
     logger.info({ version, live, restart, needsRestart }, `applying remote configuration version ${version}${needsRestart ? ' (restarting the forwarder)' : ''}; probation ${this.o.probationMs} ms`)
     let failure: string | undefined
     try {
+      // Closed from here on: the update stays pending (see the top of this file).
+      if (closed.aborted) return
       await this.o.host.apply(config, needsRestart)
-      if (!await this.probation(version, [...live, ...restart])) failure = `no publish was acknowledged by the broker within the probation of ${this.o.probationMs} ms`
+      if (!await this.probation(version, [...live, ...restart], closed)) failure = `no publish was acknowledged by the broker within the probation of ${this.o.probationMs} ms`
     } catch (err) {
       failure = `the forwarder did not start with it: ${err instanceof Error ? err.message : String(err)}`
+    }
+    if (closed.aborted) {
+      logger.warn({ version }, `remote configuration version ${version}: the gateway stopped before its probation ended; the next start comes back on the last good`)
+      return
     }
     if (failure === undefined) {
       await state.update(s => { const { pending: _, ...rest } = s; return { ...rest, current: { version, message: message.toString('utf8') } } })
@@ -183,18 +240,19 @@ export class ConfigRollout {
     }
     logger.error({ version, reason: failure }, `remote configuration version ${version} rolled back: ${failure}`)
     await this.o.host.apply(previous, needsRestart)
-    await state.update(s => { const { pending: _, ...rest } = s; return { ...rest, lastFailed: { version, reason: failure, atMs: this.now() } } })
+    await state.update(s => { const { pending: _, ...rest } = s; return { ...rest, lastFailed: { version, reason: failure, atMs: this.clock.now() } } })
     this.count('rolled_back')
     this.acknowledge({ version, status: 'rolled_back', reason: 'rolled_back', detail: failure })
   }
 
   /** True once a QoS 1 publish made after the apply is acknowledged, false at the deadline. */
-  private async probation (version: number, keys: string[]): Promise<boolean> {
-    const deadline = this.now() + this.o.probationMs
+  private async probation (version: number, keys: string[], closed: AbortSignal): Promise<boolean> {
+    const { clock } = this
+    const deadline = clock.now() + this.o.probationMs
     const payload = JSON.stringify(this.ack({ version, status: 'probation', keys }))
-    for (let left = deadline - this.now(); left > 0 && !this.closed; left = deadline - this.now()) {
-      if (await this.o.host.publishConfirmed(this.o.ackTopic, payload, { retain: true, timeoutMs: Math.min(left, 5000) })) return true
-      await this.sleep(Math.min(RETRY_MS, Math.max(0, deadline - this.now())))
+    for (let left = deadline - clock.now(); left > 0 && !closed.aborted; left = deadline - clock.now()) {
+      if (await unlessAborted(this.o.host.publishConfirmed(this.o.ackTopic, payload, { retain: true, timeoutMs: Math.min(left, 5000) }), closed) === true) return true
+      await clock.sleep(Math.min(RETRY_MS, Math.max(0, deadline - clock.now())), closed)
     }
     return false
   }
@@ -217,26 +275,31 @@ export class ConfigRollout {
   }
 
   private ack (a: Omit<Ack, 'gateway' | 'time' | 'version'> & { version: number | undefined }): Ack {
-    return { gateway: this.o.gatewayId, ...a, version: a.version ?? null, time: new Date(this.now()).toISOString() }
+    return { gateway: this.o.gatewayId, ...a, version: a.version ?? null, time: new Date(this.clock.now()).toISOString() }
   }
 
-  /** Queues an ack and tries to send it now; the outbox keeps the newest MAX_OUTBOX while offline. */
+  /** Queues an ack and tries to send it now; the outbox keeps the newest MAX_OUTBOX while offline. Dropped once closed. */
   private acknowledge (a: Omit<Ack, 'gateway' | 'time' | 'version'> & { version: number | undefined }): void {
-    this.outbox.push(this.ack(a))
-    if (this.outbox.length > MAX_OUTBOX) this.outbox.shift()
+    const outbox = this.open()?.outbox
+    if (outbox === undefined) return
+    outbox.push(this.ack(a))
+    if (outbox.length > MAX_OUTBOX) outbox.shift()
     void this.flush()
   }
 
+  /** Sends the outbox, oldest first, until it is empty or a publish is not confirmed; one at a time. */
   private async flush (): Promise<void> {
-    if (this.flushing) return
-    this.flushing = true
-    try {
-      for (let next = this.outbox[0]; next !== undefined && !this.closed; next = this.outbox[0]) {
-        if (!await this.o.host.publishConfirmed(this.o.ackTopic, JSON.stringify(next), { retain: true, timeoutMs: 5000 })) return
-        if (this.outbox[0] === next) this.outbox.shift()
-      }
-    } finally {
-      this.flushing = false
+    const work = this.open()
+    if (work === undefined || work.flushing !== undefined) return
+    work.flushing = this.send(work).finally(() => { work.flushing = undefined })
+    await work.flushing
+  }
+
+  private async send (work: Work): Promise<void> {
+    const { outbox, abort } = work
+    for (let next = outbox[0]; next !== undefined && !abort.signal.aborted; next = outbox[0]) {
+      if (await unlessAborted(this.o.host.publishConfirmed(this.o.ackTopic, JSON.stringify(next), { retain: true, timeoutMs: 5000 }), abort.signal) !== true) return
+      if (outbox[0] === next) outbox.shift()
     }
   }
 }

@@ -53,8 +53,9 @@
  * Acks not yet written: those events are delivered again (duplicates, never loss).
  *
  * ## Modules
- * ring-buffer.ts (policy, lifecycle, lanes) · commit-planner.ts + plan.ts (one commit, computed
- * before it is written) · drain.ts (long-lived readers for leases) · deletion-guard.ts (reads that
+ * ring-buffer.ts (policy, lifecycle, lanes) · group-commit.ts (which appends and acks are written
+ * together) · lease-table.ts (leases held by the uplink, ack/nack) · commit-planner.ts + plan.ts
+ * (one commit, computed before it is written) · drain.ts (long-lived readers for leases) · deletion-guard.ts (reads that
  * overlap writes) · level-backend.ts, memory-backend.ts, fallback-backend.ts (storage; disk-full
  * fallback) · keys.ts, meta.ts, drop-ledger.ts (formats) · compaction.ts, recount.ts.
  *

@@ -1,14 +1,17 @@
 /**
  * RingBuffer: the store's policy (capacity, eviction, leases, group commit, faults) over a
  * StoreBackend. The design, invariants and crash guarantees are written at the top of index.ts.
+ * It composes the group commit (group-commit.ts: which appends and acks are written together)
+ * and the lease table (lease-table.ts: what the uplink holds), and plans, writes and applies
+ * each commit, reads each lease, and repairs.
  */
 import { EdgefwdError, isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
-import { concatBatch, decodeEvictionReport, encodeEvent, encodeEvictionReport, readGatewayTimeMs } from '../proto/codec.js'
+import { decodeEvictionReport, encodeEvent, encodeEvictionReport, readGatewayTimeMs } from '../proto/codec.js'
 import type { EvictionReportData } from '../proto/codec.js'
 import { PRIORITIES, PRIORITY_COUNT, isPriority } from '../types.js'
 import type { DropReasonName, EventRecord, Priority } from '../types.js'
-import type { ScannedEvent, StoreBackend } from './backend.js'
+import type { StoreBackend } from './backend.js'
 import { mergeReports } from './drop-ledger.js'
 import type { AppendResult, EventStore, Lease, LeaseOptions, RingBufferOptions, StoreState, StoreStats } from './event-store.js'
 import { DiskFullError, FallbackBackend } from './fallback-backend.js'
@@ -23,10 +26,9 @@ import type { Plan } from './plan.js'
 import { MAX_EXPIRED_PER_COMMIT, planCommit } from './commit-planner.js'
 import type { Encoded } from './commit-planner.js'
 import { SerialLane } from './serial-lane.js'
-
-interface PendingAppend { events: Encoded[], resolve: (r: AppendResult) => void, reject: (e: unknown) => void }
-interface PendingAck { lease: LeaseState, resolve: () => void, reject: (e: unknown) => void }
-interface LeaseState { id: number, events: ScannedEvent[], reportIds: number[], settling: boolean }
+import { WindowedGroupCommit } from './group-commit.js'
+import type { CommitOptions, PendingAck, PendingAppend } from './group-commit.js'
+import { MemoryLeaseTable } from './lease-table.js'
 
 const DEFAULTS = { overheadFactor: 1, maxEventBytes: 64 * 1024, windowMs: 5, maxEvents: 1000, retryIntervalMs: 1000, memoryMaxBytes: 16 * 1024 * 1024 }
 
@@ -39,8 +41,7 @@ export class RingBuffer implements EventStore {
   private meta: StoreMeta = emptyMeta()
   private seqCounter = 1
   private readonly reports = new Map<number, { data: EvictionReportData, leased: boolean }>()
-  private readonly leases = new Map<number, LeaseState>()
-  private readonly leased: Array<Set<number>> = Array.from({ length: PRIORITY_COUNT }, () => new Set())
+  private readonly leases: MemoryLeaseTable
   /** Events written since open, per priority (the `edgefwd_events_stored_total` counter). */
   private readonly stored: number[] = new Array<number>(PRIORITY_COUNT).fill(0)
   private readonly guard = new DeletionGuard(PRIORITY_COUNT)
@@ -52,17 +53,8 @@ export class RingBuffer implements EventStore {
    * have no TTL rules; ~3% of the drain's main-thread time otherwise).
    */
   private deadlinesMayExist = true
-  /** Bumped by every nack, so work that started before one does not move a cursor past it. */
-  private nackEpoch = 0
-  private nextLeaseId = 1
-  private pendingAppends: PendingAppend[] = []
-  private pendingAcks: PendingAck[] = []
   private closing: Promise<void> | undefined
-  private pendingEventCount = 0
-  private flushTimer: NodeJS.Timeout | undefined
-  private flushScheduled = false
-  private committing = false
-  private lastCommitEnd = -Infinity
+  private readonly commits: WindowedGroupCommit
   private readonly writes = new SerialLane()
   private readonly leasing = new SerialLane()
   private readonly timers: NodeJS.Timeout[] = []
@@ -89,7 +81,12 @@ export class RingBuffer implements EventStore {
       retryIntervalMs: options.memoryFallback?.retryIntervalMs ?? DEFAULTS.retryIntervalMs
     }
     if (!(this.opt.capacityBytes > 0)) throw new EdgefwdError('EDGEFWD_ERR_CONFIG_INVALID', 'store capacity must be positive')
-    this.drain = new Drain(backend, this.leased, this.guard, this.opt.drainOrder === 'newest-first', PRIORITY_COUNT)
+    this.leases = new MemoryLeaseTable(PRIORITY_COUNT, (priority, seq) => {
+      this.drain.rewind(priority, seq)
+      this.evictCursor[priority] = Math.min(this.evictCursor[priority] ?? 0, seq - 1)
+    })
+    this.drain = new Drain(backend, this.leases.leased, this.guard, this.opt.drainOrder === 'newest-first', PRIORITY_COUNT)
+    this.commits = new WindowedGroupCommit(this.writes, this.opt, (appends, acks, o) => this.writeGroup(appends, acks, o), () => this.state === 'open', logger)
     this.compaction = new CompactionSchedule(backend, this.opt.compactAfterDeletes, PRIORITY_COUNT, logger)
   }
 
@@ -146,9 +143,9 @@ export class RingBuffer implements EventStore {
     if (this.state === 'closed') return
     this.state = 'closing'
     for (const t of this.timers) clearInterval(t)
-    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer)
+    this.commits.cancelWindow()
     await this.leasing.run(async () => { await this.drain.closeAll() })
-    while (this.pendingAppends.length > 0 || this.pendingAcks.length > 0) await this.writes.run(async () => await this.commit())
+    while (this.commits.pending) await this.writes.run(async () => await this.commits.commit())
     await this.writes.idle()
     await this.compaction.idle()
     await this.backend.close()
@@ -162,11 +159,7 @@ export class RingBuffer implements EventStore {
     this.assertOpen()
     if (events.length === 0) return { accepted: 0, rejected: [], evicted: 0, durable: true }
     const encoded = events.map((e, i) => this.encode(e, i))
-    return await new Promise<AppendResult>((resolve, reject) => {
-      this.pendingAppends.push({ events: encoded, resolve, reject })
-      this.pendingEventCount += encoded.length
-      this.scheduleFlush(true)
-    })
+    return await this.commits.append(encoded)
   }
 
   private encode (record: EventRecord, index: number): Encoded {
@@ -183,61 +176,9 @@ export class RingBuffer implements EventStore {
     return { record, seq, value }
   }
 
-  /**
-   * Group commit: while a write is in flight, work accumulates and is written as soon as it ends.
-   * When idle, the first append opens a window of windowMs for others to join (fewer fsyncs, less
-   * SD-card wear at low rates), unless the last write ended less than a window ago: under steady
-   * load that wait only caps throughput (64 appenders × 8 events: 69k events/s with it, 160k+
-   * without). Acks never wait for a window: they are not fsynced.
-   */
-  private scheduleFlush (isAppend: boolean): void {
-    if (this.flushScheduled || this.committing) return
-    const busy = performance.now() - this.lastCommitEnd < this.opt.windowMs
-    if (!isAppend || busy || this.pendingEventCount >= this.opt.maxEvents || this.opt.windowMs === 0) {
-      this.flushScheduled = true
-      setImmediate(() => this.flush())
-    } else if (this.flushTimer === undefined) {
-      this.flushTimer = setTimeout(() => this.flush(), this.opt.windowMs)
-    }
-  }
-
-  private flush (): void {
-    if (this.flushTimer !== undefined) { clearTimeout(this.flushTimer); this.flushTimer = undefined }
-    this.flushScheduled = true
-    this.writes.run(async () => {
-      this.flushScheduled = false
-      await this.commit()
-    }).catch(err => this.logger?.error({ err }, 'store commit failed'))
-  }
-
-  private async commit (options: { expire?: boolean } = {}): Promise<number> {
-    this.committing = true
-    try {
-      return await this.commitNow(options)
-    } finally {
-      this.committing = false
-      this.lastCommitEnd = performance.now()
-      if (this.state === 'open' && (this.pendingAppends.length > 0 || this.pendingAcks.length > 0)) this.flush()
-    }
-  }
-
-  /** Plans against the current state, writes one batch, then applies the plan. */
-  private async commitNow (options: { expire?: boolean }): Promise<number> {
-    // A group holds at most maxEvents events (whole appends): while it is written, the next
-    // group's appends keep arriving and are encoded, so JS work overlaps the write.
-    let take = 0
-    let events = 0
-    while (take < this.pendingAppends.length && (take === 0 || events + (this.pendingAppends[take]?.events.length ?? 0) <= this.opt.maxEvents)) {
-      events += this.pendingAppends[take]?.events.length ?? 0
-      take++
-    }
-    const appends = this.pendingAppends.splice(0, take)
-    this.pendingEventCount -= events
-    const acks = this.pendingAcks
-    this.pendingAcks = []
-    if (appends.length === 0 && acks.length === 0 && options.expire !== true) return 0
-
-    const epoch = this.nackEpoch
+  /** Plans one group against the current state, writes it in one batch, then applies the plan. */
+  private async writeGroup (appends: PendingAppend[], acks: PendingAck[], options: CommitOptions): Promise<number> {
+    const epoch = this.leases.epoch
     let ackedLeases = acks
     let plan: Plan | undefined
     try {
@@ -260,7 +201,7 @@ export class RingBuffer implements EventStore {
       if (plan !== undefined) this.release(plan)
       const failure = err instanceof EdgefwdError ? err : new EdgefwdError('EDGEFWD_ERR_STORE_IO', 'store write failed', { cause: err })
       this.logger?.error({ code: failure.code, err }, 'store commit failed; nothing of this group was written')
-      for (const a of acks) { a.lease.settling = false; a.reject(failure) }
+      for (const a of acks) { this.leases.unsettle(a.lease); a.reject(failure) }
       for (const a of appends) a.reject(failure)
       return 0
     }
@@ -282,7 +223,7 @@ export class RingBuffer implements EventStore {
       meta: this.meta,
       backend: this.backend,
       evictCursor: this.evictCursor,
-      leased: this.leased,
+      leased: this.leases.leased,
       guard: this.guard,
       deadlinesMayExist: this.deadlinesMayExist,
       limits: this.opt,
@@ -303,7 +244,7 @@ export class RingBuffer implements EventStore {
       this.drain.committed(k.priority, k.seq)
     }
     // A nack during planning may have moved a cursor back below what this plan saw: keep it there.
-    if (epoch === this.nackEpoch) {
+    if (epoch === this.leases.epoch) {
       for (let p = 0; p < PRIORITY_COUNT; p++) {
         const c = plan.evictCursor[p]
         if (c !== undefined) this.evictCursor[p] = Math.max(this.evictCursor[p] ?? 0, c)
@@ -312,10 +253,7 @@ export class RingBuffer implements EventStore {
     for (const k of plan.write.dels) this.guard.deleted(k.priority, k.seq, this.drain.mayStillReturn(k.priority, k.seq))
     for (const r of plan.write.reportPuts) this.reports.set(r.id, { data: plan.newReport as EvictionReportData, leased: false })
     for (const id of plan.write.reportDels) this.reports.delete(id)
-    for (const id of plan.settledLeases) {
-      for (const k of this.leases.get(id)?.events ?? []) this.leased[k.priority]?.delete(k.seq)
-      this.leases.delete(id)
-    }
+    this.leases.settled(plan.settledLeases)
   }
 
   private release (plan: Plan): void {
@@ -350,81 +288,39 @@ export class RingBuffer implements EventStore {
     try {
       for (let p = PRIORITY_COUNT - 1; p >= minPriority && !budget.full; p--) {
         // Nothing leasable here: skip the read (each new iterator costs a seek).
-        if ((this.meta.live[p]?.count ?? 0) <= (this.leased[p]?.size ?? 0)) continue
+        if ((this.meta.live[p]?.count ?? 0) <= (this.leases.leased[p]?.size ?? 0)) continue
         await this.drain.fill(p as Priority, budget)
       }
     } catch (err) {
       // A read failed part-way: what was already taken goes back as a nack's events do, leased no
       // longer and read again (the drain's position had passed them; without the rewind they were
       // skipped until a restart).
-      if (budget.picked.length > 0) this.nackEpoch++
-      for (const e of budget.picked) this.requeue(e.priority, e.seq)
+      this.leases.putBack(budget.picked)
       throw err
     }
-    const { picked } = budget
     const reportIds = [...this.reports].filter(([, r]) => !r.leased).map(([id]) => id)
-    // The events read are the lease's keys as they are: one object per event, not two.
-    const lease: LeaseState = { id: this.nextLeaseId, events: picked, reportIds, settling: false }
-    const events: Uint8Array[] = new Array<Uint8Array>(picked.length)
-    let firstStoreSeq = Infinity
-    let lastStoreSeq = 0
-    for (let i = 0; i < picked.length; i++) {
-      const e = picked[i] as ScannedEvent
-      events[i] = e.value
-      if (e.seq < firstStoreSeq) firstStoreSeq = e.seq
-      if (e.seq > lastStoreSeq) lastStoreSeq = e.seq
-    }
-    if (events.length === 0 && reportIds.length === 0) return null
-    this.nextLeaseId++
+    return this.leases.issue(budget.picked, budget.bytes, reportIds, this.carryReports)
+  }
+
+  /** Marks pending report records as carried by a lease being issued; their drops merged into one report. */
+  private readonly carryReports = (reportIds: readonly number[]): EvictionReportData | undefined => {
     const reports = reportIds.map(rid => this.reports.get(rid) as { data: EvictionReportData, leased: boolean })
     for (const r of reports) r.leased = true
-    this.leases.set(lease.id, lease)
-    return {
-      id: lease.id,
-      events,
-      batch: concatBatch(events),
-      firstStoreSeq: events.length > 0 ? firstStoreSeq : 0,
-      lastStoreSeq,
-      bytes: budget.bytes,
-      report: reports.length > 0 ? mergeReports(reports.map(r => r.data)) : undefined
-    }
+    return reports.length > 0 ? mergeReports(reports.map(r => r.data)) : undefined
   }
 
   async ack (leaseId: number): Promise<void> {
     this.assertOpen()
-    const lease = this.settle(leaseId)
-    await new Promise<void>((resolve, reject) => {
-      this.pendingAcks.push({ lease, resolve, reject })
-      this.scheduleFlush(false)
-    })
+    await this.commits.ack(this.leases.settle(leaseId))
   }
 
   nack (leaseId: number): void {
     this.assertOpen()
-    const lease = this.settle(leaseId)
-    this.leases.delete(leaseId)
-    this.nackEpoch++
-    for (const k of lease.events) this.requeue(k.priority, k.seq)
+    const lease = this.leases.nack(leaseId)
     for (const rid of lease.reportIds) {
       const r = this.reports.get(rid)
       if (r !== undefined) r.leased = false
     }
-  }
-
-  /** A leased event goes back to the head of the queue: no longer leased, both cursors moved back below it. */
-  private requeue (priority: Priority, seq: number): void {
-    this.leased[priority]?.delete(seq)
-    this.drain.rewind(priority, seq)
-    this.evictCursor[priority] = Math.min(this.evictCursor[priority] ?? 0, seq - 1)
-  }
-
-  private settle (leaseId: number): LeaseState {
-    const lease = this.leases.get(leaseId)
-    if (lease === undefined || lease.settling) {
-      throw new EdgefwdError('EDGEFWD_ERR_STORE_UNKNOWN_LEASE', `lease ${leaseId} is not held (already acked or nacked, or from before a restart)`)
-    }
-    lease.settling = true
-    return lease
   }
 
   // ── damage found while running ───────────────────────────────────────────────────────────────
@@ -459,12 +355,10 @@ export class RingBuffer implements EventStore {
     this.deadlinesMayExist = true
     this.meta = await recountMeta(this.backend, this.meta)
     this.meta.nextSeq = this.seqCounter
-    this.leases.clear()
-    for (const s of this.leased) s.clear()
+    this.leases.reset()
     await this.drain.reset()
     this.drain.startTail(this.seqCounter)
     this.evictCursor.fill(undefined)
-    this.nackEpoch++
     for (const r of this.reports.values()) r.leased = false
     // Report records may have been lost with the damage: write back every one still pending.
     const reportPuts = [...this.reports].map(([id, r]) => ({ id, value: encodeEvictionReport(r.data) }))
@@ -479,7 +373,7 @@ export class RingBuffer implements EventStore {
     // One commit expires at most MAX_EXPIRED_PER_COMMIT (bounded memory); appends and acks get
     // the write lane between two of them.
     for (;;) {
-      const n = await this.writes.run(async () => await this.commit({ expire: true }))
+      const n = await this.writes.run(async () => await this.commits.commit({ expire: true }))
       total += n
       if (n < MAX_EXPIRED_PER_COMMIT || this.state !== 'open') return total
     }
@@ -505,7 +399,7 @@ export class RingBuffer implements EventStore {
 
   stats (): StoreStats {
     const perPriority = PRIORITIES.map((name, p) => ({
-      priority: name, events: this.meta.live[p]?.count ?? 0, bytes: this.meta.live[p]?.bytes ?? 0, leased: this.leased[p]?.size ?? 0, stored: this.stored[p] ?? 0
+      priority: name, events: this.meta.live[p]?.count ?? 0, bytes: this.meta.live[p]?.bytes ?? 0, leased: this.leases.leased[p]?.size ?? 0, stored: this.stored[p] ?? 0
     }))
     const liveBytes = perPriority.reduce((n, p) => n + p.bytes, 0)
     return {
@@ -518,7 +412,7 @@ export class RingBuffer implements EventStore {
       leases: this.leases.size,
       leasedEvents: perPriority.reduce((n, p) => n + p.leased, 0),
       memoryBytes: this.backend.memoryBytes(),
-      pendingAppends: this.pendingEventCount,
+      pendingAppends: this.commits.pendingEvents,
       pendingReports: this.reports.size,
       nextSeq: this.seqCounter,
       drops: [...this.meta.drops].map(([k, v]) => {
