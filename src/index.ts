@@ -2,14 +2,15 @@
  * edgefwd's public API: what `import … from 'edgefwd'` gives a program that embeds the gateway or
  * talks to it. Everything else under src/ is internal and may change without notice.
  *
- * - a gateway: startGateway() with a configuration from loadConfig() or configBuilder();
+ * - a gateway: startGateway() with a configuration from loadConfig() or configBuilder(), what
+ *   `edgefwd run` runs;
  * - the receiving side: decodeEnvelopeMessage() for what a gateway publishes, BatchDeduper for
  *   redelivered batches, SequenceVerifier to prove nothing was lost;
  * - the device side: the frame, COBS, CRC, JSON-line and MessagePack codecs of the device protocol
  *   (firmware-bridge/PROTOCOL.md), and the protobuf Event/Batch codec;
  * - the types these take and give, the contracts between ingest, store and uplink, and the errors.
  */
-export { startGateway, type Gateway, type GatewayOptions } from './gateway.js'
+export { startGateway, type Gateway, type GatewayDeps, type GatewayStats } from './gateway.js'
 export { configBuilder, loadConfig, parseConfigText, type Config, type ConfigBuilder, type LoadConfigOptions } from './config/index.js'
 
 export { decodeEnvelopeMessage, type DecodedEnvelope, type DecodeEnvelopeOptions } from './sink/decode.js'

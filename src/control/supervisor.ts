@@ -20,6 +20,9 @@ import { loadPublicKeys } from './signing.js'
 import { ControlStateStore, recoverOnStart } from './state.js'
 
 export interface SupervisorOptions {
+  /** The local configuration, built once by the caller (build() gives the same). */
+  config: Config
+  /** Builds the configuration again with a remote update's overlay. */
   build: ConfigBuilder
   logger: Logger
   env: Readonly<Record<string, string | undefined>>
@@ -46,7 +49,7 @@ export class Supervisor {
   /** @throws what Forwarder.start throws (store, TLS material), ConfigError, EDGEFWD_ERR_CONTROL_KEY/STATE. */
   static async start (o: SupervisorOptions): Promise<Supervisor> {
     const supervisor = new Supervisor(o)
-    const local = o.build()
+    const local = o.config
     if (local.control.publicKeys.length === 0) {
       supervisor.forwarder = await supervisor.startForwarder(local)
       return supervisor
@@ -56,7 +59,7 @@ export class Supervisor {
     const state = await ControlStateStore.open(controlStateDir(local), logger)
     const recovery = recoverOnStart(state.get())
     if (recovery.rolledBack !== undefined) await state.update(recovery.data)
-    const { config, version } = ConfigRollout.startingConfig({ keys, state, build: o.build, logger })
+    const { config, version } = ConfigRollout.startingConfig({ local, keys, state, build: o.build, logger })
     o.metrics.registry.set('edgefwd_config_version', version)
     supervisor.forwarder = await supervisor.startForwarder(config)
     const topics = gatewayTopics(config)

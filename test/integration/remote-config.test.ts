@@ -81,7 +81,8 @@ async function startGateway (t: Test, config: string): Promise<{ supervisor: Sup
   const logger = silentLogger()
   const registry = new MetricsRegistry()
   const metrics = new ForwarderMetrics(registry, 'test')
-  const supervisor = await Supervisor.start({ build: await configBuilder({ file: config }), logger, env: {}, version: 'test', metrics, onFatal: (err) => { throw err } })
+  const build = await configBuilder({ file: config })
+  const supervisor = await Supervisor.start({ config: build(), build, logger, env: {}, version: 'test', metrics, onFatal: (err) => { throw err } })
   t.teardown(async () => { await supervisor.stopNow(); metrics.close() })
   await waitFor(() => supervisor.current?.stats().uplink.state === 'online', 10_000, 'the gateway online')
   return { supervisor, registry }
