@@ -42,12 +42,10 @@ import { createSocket, type Socket as DatagramSocket } from 'node:dgram'
 import { connect, isIPv6, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parseAck } from '../src/ingest/ack.js'
-import { cobsDecode } from '../src/ingest/cobs.js'
-import { deviceIdProblem, eventProblem } from '../src/ingest/event-rules.js'
-import { encodeFrame, encodeStreamFrame, type DeviceEvent } from '../src/ingest/frame.js'
-import { encodeDeviceFrame } from '../src/proto/codec.js'
-import { PRIORITIES, type Priority, type PriorityName } from '../src/types.js'
+import {
+  cobsDecode, deviceIdProblem, encodeDeviceFrame, encodeFrame, encodeStreamFrame, eventProblem, parseAck, PRIORITIES,
+  type DeviceEvent, type Priority, type PriorityName
+} from '../src/index.js'
 import { seededRandom } from './random.js'
 
 export interface DeviceSpec {

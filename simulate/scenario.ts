@@ -31,8 +31,7 @@ import { extname, relative, resolve, isAbsolute } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LineCounter, parseDocument } from 'yaml'
 import { z } from 'zod'
-import { EdgefwdError } from '../src/errors.js'
-import { PRIORITIES, type PriorityName } from '../src/types.js'
+import { EdgefwdError, PRIORITIES, type PriorityName } from '../src/index.js'
 
 export type { PriorityName }
 export type LinkPhaseKind = 'outage' | 'blackhole' | 'throttle' | 'latency' | 'flapping'

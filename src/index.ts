@@ -3,26 +3,38 @@
  * talks to it. Everything else under src/ is internal and may change without notice.
  *
  * - a gateway: startGateway() with a configuration from loadConfig() or configBuilder(), what
- *   `edgefwd run` runs;
- * - the receiving side: decodeEnvelopeMessage() for what a gateway publishes, BatchDeduper for
- *   redelivered batches, SequenceVerifier to prove nothing was lost;
+ *   `edgefwd run` runs; parseDuration() reads durations as the configuration writes them;
+ * - the receiving side: SinkSubscriber (the MQTT client of `edgefwd sink`, to a broker address
+ *   from parseBrokerUrl()), decodeEnvelopeMessage() for what a gateway publishes, BatchDeduper
+ *   for redelivered batches, SequenceVerifier to prove nothing was lost;
  * - the device side: the frame, COBS, CRC, JSON-line and MessagePack codecs of the device protocol
- *   (firmware-bridge/PROTOCOL.md), and the protobuf Event/Batch codec;
+ *   (firmware-bridge/PROTOCOL.md), the checks the gateway applies to a device's id and events
+ *   (deviceIdProblem, eventProblem), and the protobuf Event/Batch codec;
+ * - certificates for development and tests: createCa() and issueCertificate(), what
+ *   `edgefwd certs init-ca` and `certs issue` make;
  * - the types these take and give, the contracts between ingest, store and uplink, and the errors.
+ *
+ * simulate/ uses src/ through this file only, as a user's program would
+ * (test/unit/import-directions.test.ts checks it).
  */
 export { startGateway, type Gateway, type GatewayDeps, type GatewayStats } from './gateway.js'
-export { configBuilder, loadConfig, parseConfigText, type Config, type ConfigBuilder, type LoadConfigOptions } from './config/index.js'
+export { configBuilder, loadConfig, parseConfigText, parseDuration, type Config, type ConfigBuilder, type LoadConfigOptions } from './config/index.js'
 
 export { decodeEnvelopeMessage, type DecodedEnvelope, type DecodeEnvelopeOptions } from './sink/decode.js'
 export { BatchDeduper, type BatchDeduperOptions, type BatchVerdict } from './sink/dedupe.js'
+export { SinkSubscriber, type SinkSubscriberOptions, type SinkStats, type LineOutput } from './sink/subscriber.js'
+export { parseBrokerUrl, type BrokerAddress } from './uplink/connect.js'
+export type { TlsCredentials } from './pki/tls-options.js'
 export { SequenceVerifier, type SequenceVerifierOptions, type VerifierSummary, type DeviceSummary, type SequenceGap } from './sink/verify.js'
 
 export {
   crc32c, cobsEncode, cobsDecode, encodeFrame, encodeStreamFrame, parseFrame, encodeAck, encodeStreamAck, parseAck,
   encodeJsonEvent, parseJsonLine, encodeJsonAck, encodeMsgpackEvent, decodeMsgpackBody, encodeDeviceFrame, encodeDeviceHello,
+  deviceIdProblem, eventProblem,
   REJECT_REASONS, PROTOCOL_VERSION, DEFAULT_MAX_FRAME_SIZE,
   type FrameSpec, type FrameResult, type FrameRejection, type DeviceEvent, type AckResult, type RejectReason, type DeviceHelloData
 } from './ingest/index.js'
+export { createCa, issueCertificate, type PemPair, type CaOptions, type IssueOptions, type CertificateKind } from './pki/generate.js'
 export { encodeEvent, decodeEvent, decodeBatch, decodeEnvelope, decodeHeartbeat } from './proto/codec.js'
 
 export { PRIORITIES, DROP_REASONS, type Priority, type PriorityName, type EventRecord, type EventValue, type DropReasonName } from './types.js'

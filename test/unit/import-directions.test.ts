@@ -2,7 +2,8 @@
  * The dependency direction of ../shared/DESIGN.md, checked on every import under src/ (type-only
  * imports and dynamic import() included): ingest, store and uplink never import each other (they
  * meet in src/contracts.ts), nothing imports the CLI, the parts below the forwarder never import
- * it, and src/ never reaches into simulate/, bench/ or test/.
+ * it, and src/ never reaches into simulate/, bench/ or test/. And the other way: simulate/ uses
+ * src/ only through its public API, src/index.ts, as a user's program would.
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, normalize, relative, sep } from 'node:path'
@@ -10,6 +11,8 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url))
+const SIMULATE = fileURLToPath(new URL('../../simulate/', import.meta.url))
+const PUBLIC_API = join(SRC, 'index')
 const ROOT = dirname(normalize(SRC))
 
 /** A file's part: its directory under src/, or its name for a file at the top (forwarder, contracts, ...). */
@@ -59,6 +62,20 @@ export function violations (files: ReadonlyMap<string, string>): Violation[] {
   return found
 }
 
+/** Every import of src/ other than src/index.js in `files` (path under simulate/ -> source text). */
+export function publicApiViolations (files: ReadonlyMap<string, string>): Violation[] {
+  const found: Violation[] = []
+  for (const [file, text] of files) {
+    for (const m of text.matchAll(IMPORT)) {
+      const resolved = normalize(join(dirname(file), m[1] as string))
+      if (resolved.startsWith(SRC) && resolved.replace(/\.[jt]s$/, '') !== PUBLIC_API) {
+        found.push({ file: relative(ROOT, file), target: m[1] as string, why: 'simulate/ uses src/ only through its public API, src/index.ts' })
+      }
+    }
+  }
+  return found
+}
+
 function sources (dir: string, out = new Map<string, string>()): Map<string, string> {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name)
@@ -93,5 +110,30 @@ t.test('the check finds a forbidden import of each kind (type-only and dynamic o
     'observe/log.ts -> ../cli/program.js',
     'store/index.ts -> ../forwarder.js',
     'uplink/connect.ts -> ../../simulate/embedded-broker.js'
+  ])
+})
+
+t.test('simulate/ imports nothing of src/ but its public API, src/index.js', async t => {
+  const files = sources(SIMULATE)
+  t.ok(files.size > 10, `${files.size} files read`)
+  const found = publicApiViolations(files)
+  t.same(found, [], found.map(v => `${v.file} imports ${v.target}: ${v.why}`).join('\n'))
+})
+
+t.test('the simulate/ check finds an internal import of each kind (type-only and dynamic ones too)', async t => {
+  const file = (path: string, text: string): [string, string] => [join(SIMULATE, path), text]
+  const found = publicApiViolations(new Map([
+    file('devices.ts', "import { parseAck } from '../src/ingest/ack.js'\nimport { encodeFrame } from '../src/index.js'\n"),
+    file('simulation.ts', "import type { Forwarder } from '../src/forwarder.js'\nimport { seededRandom } from './random.js'\n"),
+    file('command-run.ts', "const cli = await import('../src/cli/program.js')\n"),
+    file('report.ts', "import type { Config } from '../src/index.js'\nexport { x } from '../src/config/index.js'\n"),
+    file('nested/x.ts', "import { startGateway } from '../../src/index.js'\nimport { y } from '../../src/gateway.js'\n")
+  ]))
+  t.same(found.map(v => `${v.file} -> ${v.target}`), [
+    'simulate/devices.ts -> ../src/ingest/ack.js',
+    'simulate/simulation.ts -> ../src/forwarder.js',
+    'simulate/command-run.ts -> ../src/cli/program.js',
+    'simulate/report.ts -> ../src/config/index.js',
+    'simulate/nested/x.ts -> ../../src/gateway.js'
   ])
 })
