@@ -12,6 +12,8 @@
  *   (deviceIdProblem, eventProblem), and the protobuf Event/Batch codec;
  * - certificates for development and tests: createCa() and issueCertificate(), what
  *   `edgefwd certs init-ca` and `certs issue` make;
+ * - the shape of a CLI command (CommandSpec) and the exit codes, for commands kept outside src/
+ *   that bin/commands.ts adds to the edgefwd CLI (`simulate`);
  * - the types these take and give, the contracts between ingest, store and uplink, and the errors.
  *
  * simulate/ uses src/ through this file only, as a user's program would
@@ -40,3 +42,5 @@ export { encodeEvent, decodeEvent, decodeBatch, decodeEnvelope, decodeHeartbeat 
 export { PRIORITIES, DROP_REASONS, type Priority, type PriorityName, type EventRecord, type EventValue, type DropReasonName } from './types.js'
 export type { AppendResult, BatchSource, EventSink, Lease, LeaseOptions } from './contracts.js'
 export { EdgefwdError, ConfigError, isEdgefwdError, type ErrorCode, type ConfigIssue } from './errors.js'
+export { ExitCode } from './cli/exit-codes.js'
+export type { CommandSpec, CommandContext, CommandInput, CliIo, TextSink, OptionSpec, PositionalSpec } from './cli/command.js'

@@ -4,10 +4,11 @@
  * dependencies are linked beside it from this checkout's node_modules (what `npm install` would
  * put there), so the test needs no registry. The script starts a gateway from a configuration,
  * sends it a device frame made with the package's codec over UDP, reads the event in its metrics,
- * and stops it; a TypeScript file is type-checked against the package's declarations.
+ * and stops it; a TypeScript file is type-checked against the package's declarations. The
+ * package's bin is the full CLI, `simulate` included.
  */
 import { execFile } from 'node:child_process'
-import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -91,6 +92,11 @@ t.test('npm pack, unpacked into an empty project: import from "edgefwd" starts a
   const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>
   t.match(result, { listening: true, accepted: 1, store: true, endpoint: 200, decoded: 7, verifier: 'function', deduper: 'function', decodeEnvelope: 'function', priorities: 'low,normal,high,critical' },
     'the gateway took a device frame made with the package\'s codec')
+
+  const manifest = JSON.parse(readFileSync(join(app, 'node_modules', 'edgefwd', 'package.json'), 'utf8')) as { bin: { edgefwd: string } }
+  const { stdout: help } = await run(process.execPath, [join(app, 'node_modules', 'edgefwd', manifest.bin.edgefwd), '--help'], { cwd: app, timeout: 30_000 })
+  t.match(help, /^ {2}simulate +Show the forwarder surviving outages/m, 'the package\'s bin lists simulate')
+  t.match(help, /^ {2}run \[FILE\] +Run the forwarder/m, 'and src\'s commands')
 
   writeFileSync(join(app, 'types.ts'), TYPES)
   writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true, types: [] }, files: ['types.ts'] }))

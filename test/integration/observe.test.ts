@@ -211,7 +211,7 @@ t.test('edgefwd run with its metrics address in use: a clear error, exit 1, noth
     'uplink: { url: "mqtts://127.0.0.1:1" }',
     `observe: { metrics: { listen: "127.0.0.1:${port}" } }`,
   ].join('\n'))
-  const run = spawnSync(process.execPath, [join(distRoot, 'src/cli/main.js'), 'run', config], { encoding: 'utf8', timeout: 30_000 })
+  const run = spawnSync(process.execPath, [join(distRoot, 'bin/edgefwd.js'), 'run', config], { encoding: 'utf8', timeout: 30_000 })
   t.equal(run.status, 1, run.stderr)
   t.match(run.stderr, new RegExp(`^edgefwd: the metrics endpoint cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE\\nhint: `, 'm'))
   // The forwarder that started beside it was stopped: its store opens again at once.

@@ -205,7 +205,7 @@ t.test('a crash between apply and the end of probation comes back on the last go
   const config = writeConfig(dir, 'gw-crash', broker.url)
   writeFileSync(config, readFileSync(config, 'utf8').replace('probation: 4s', 'probation: 2m'))
   const start = (): { lines: () => string, exited: Promise<number | null>, kill: () => void } => {
-    const child = spawn(process.execPath, [join(distRoot, 'src/cli/main.js'), 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [join(distRoot, 'bin/edgefwd.js'), 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (c: Buffer) => { out += c.toString() })
     child.stderr.on('data', (c: Buffer) => { out += c.toString() })
