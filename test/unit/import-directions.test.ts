@@ -80,12 +80,19 @@ function sources (dir: string, out = new Map<string, string>()): Map<string, str
   return out
 }
 
-t.test('no import under src/ goes against the design\'s direction', async t => {
-  const files = sources(SRC)
-  t.ok(files.size > 50, `${files.size} files read`)
-  const found = violations(files)
-  t.same(found, [], found.map(v => `${v.file} imports ${v.target}: ${v.why}`).join('\n'))
-})
+const CHECKS = [
+  { name: 'no import under src/ goes against the design\'s direction', dir: SRC, atLeast: 50, check: violations },
+  { name: 'simulate/ imports nothing of src/ but its public API, src/index.js', dir: SIMULATE, atLeast: 10, check: publicApiViolations }
+]
+
+for (const { name, dir, atLeast, check } of CHECKS) {
+  t.test(name, async t => {
+    const files = sources(dir)
+    t.ok(files.size > atLeast, `${files.size} files read`)
+    const found = check(files)
+    t.same(found, [], found.map(v => `${v.file} imports ${v.target}: ${v.why}`).join('\n'))
+  })
+}
 
 t.test('the check finds a forbidden import of each kind (type-only and dynamic ones too)', async t => {
   const file = (path: string, text: string): [string, string] => [join(SRC, path), text]
@@ -106,13 +113,6 @@ t.test('the check finds a forbidden import of each kind (type-only and dynamic o
     'store/index.ts -> ../forwarder.js',
     'uplink/connect.ts -> ../../simulate/embedded-broker.js'
   ])
-})
-
-t.test('simulate/ imports nothing of src/ but its public API, src/index.js', async t => {
-  const files = sources(SIMULATE)
-  t.ok(files.size > 10, `${files.size} files read`)
-  const found = publicApiViolations(files)
-  t.same(found, [], found.map(v => `${v.file} imports ${v.target}: ${v.why}`).join('\n'))
 })
 
 t.test('the simulate/ check finds an internal import of each kind (type-only and dynamic ones too)', async t => {
