@@ -1,6 +1,6 @@
 /**
  * `npm run bench:footprint`: the forwarder's memory footprint, measured on `edgefwd run` as users
- * run it (a child process: `node dist/src/cli/main.js run --config FILE`, and, when
+ * run it (a child process: `node dist/bin/edgefwd.js run --config FILE`, and, when
  * dist/edgefwd-linux-x64 exists and BENCH_SEA is not 0, a copy of that single executable), each
  * at the memory budget (`process.memory`, BENCH_BUDGET, default 96 MiB) and with
  * `process.memory: off`, in one run. Progress goes to stderr; stdout gets one `name value unit`
@@ -103,7 +103,7 @@ import { runTarget, skipped, type RunResult, type Setup, type Target } from './f
 import { began, BUDGET_MIB, EVENTS, GARBAGE, GATEWAY, IDLE_S, MB, progress, RATE, RUN_OFF, RUN_SEA, SOAK_S } from './footprint-settings.js'
 
 const repo = fileURLToPath(new URL('../../', import.meta.url))
-const MAIN_JS = join(repo, 'dist/src/cli/main.js')
+const MAIN_JS = join(repo, 'dist/bin/edgefwd.js')
 const SEA_BIN = join(repo, 'dist/edgefwd-linux-x64')
 
 /** bench/uplink-bench.ts's events: one of 50 devices at random, per-device seqs, ~200 bytes stored. */
@@ -186,7 +186,7 @@ async function main (): Promise<void> {
       const figures = report(name === 'node' ? '' : `${name}_`, budgeted, off)
       if (name === 'node') Object.assign(json, figures)
       else json[name] = figures
-      lines.push(...summary(name === 'node' ? `node ${process.version} dist/src/cli/main.js` : 'single executable (a copy of dist/edgefwd-linux-x64)', figures, budgeted, off))
+      lines.push(...summary(name === 'node' ? `node ${process.version} dist/bin/edgefwd.js` : 'single executable (a copy of dist/edgefwd-linux-x64)', figures, budgeted, off))
       if ([budgeted, off].some(r => r.error !== undefined)) process.exitCode = 1
     }
     const nodeRuns = results.get('node')

@@ -16,7 +16,7 @@
  *                                       systemd sees it. Target ≤ 150 ms.
  *   log_ready_ms                        the same start to the `running: listening on` log line: the
  *                                       in-process moment, without the systemd-notify spawn.
- *   version_ms, node_version_ms         `edgefwd-linux-x64 --version` and `node dist/src/cli/main.js
+ *   version_ms, node_version_ms         `edgefwd-linux-x64 --version` and `node dist/bin/edgefwd.js
  *                                       --version`, spawn to exit.
  *   idle_rss_mb_<n>s                    one `run`, online to the broker, no traffic: VmRSS of the
  *                                       process after n s (10 s and BENCH_IDLE_S). Target ≤ 80 MB.
@@ -188,11 +188,11 @@ function versions (): void {
     return elapsedMs(from)
   }))
   const sea = time(EXE, ['--version'])
-  const node = time(process.execPath, [join(dist, 'src/cli/main.js'), '--version'])
+  const node = time(process.execPath, [join(dist, 'bin/edgefwd.js'), '--version'])
   figure('version_ms_median', sea.median, 'ms')
   figure('node_version_ms_median', node.median, 'ms')
   summary.push(`--version (${VERSION_RUNS} runs): binary median ${sea.median.toFixed(1)} ms (${sea.min.toFixed(1)}–${sea.max.toFixed(1)}), ` +
-    `node ${process.version} dist/src/cli/main.js median ${node.median.toFixed(1)} ms (${node.min.toFixed(1)}–${node.max.toFixed(1)})`)
+    `node ${process.version} dist/bin/edgefwd.js median ${node.median.toFixed(1)} ms (${node.min.toFixed(1)}–${node.max.toFixed(1)})`)
 }
 
 /** 150-byte-ish frames for DEVICES devices, priority normal, seq counting up per device. */

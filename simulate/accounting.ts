@@ -20,8 +20,7 @@
  * unexplained. For TCP the wire is not an excuse: TCP loses nothing while a connection lives, and
  * devices with acks resend what was not acknowledged.
  */
-import type { PriorityName } from '../src/types.js'
-import { PRIORITIES } from '../src/types.js'
+import { PRIORITIES, type PriorityName } from '../src/index.js'
 import type { PriorityRow } from './report.js'
 
 export interface SentRecord { seq: number, priority: PriorityName, sentAtMs: number }

@@ -10,8 +10,7 @@
  * jitter) is not deterministic; the jitter comes from a separate PRNG so it never shifts event
  * choices.
  */
-import type { DeviceEvent } from '../src/ingest/frame.js'
-import { PRIORITIES, type Priority, type PriorityName } from '../src/types.js'
+import { PRIORITIES, type DeviceEvent, type Priority, type PriorityName } from '../src/index.js'
 
 export interface DeviceSpec {
   id: string

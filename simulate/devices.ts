@@ -18,8 +18,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { deviceIdProblem, eventProblem } from '../src/ingest/event-rules.js'
-import { PRIORITIES } from '../src/types.js'
+import { deviceIdProblem, eventProblem, PRIORITIES } from '../src/index.js'
 import { EventMaker, type DeviceSpec, type DeviceStats, type SentEvent, type SimDevice } from './device-events.js'
 import { seededRandom } from './random.js'
 import { TcpDevice } from './tcp-device.js'

@@ -20,11 +20,7 @@
  */
 import { connect, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { parseAck } from '../src/ingest/ack.js'
-import { cobsDecode } from '../src/ingest/cobs.js'
-import { encodeStreamFrame } from '../src/ingest/frame.js'
-import { encodeDeviceFrame } from '../src/proto/codec.js'
-import type { PriorityName } from '../src/types.js'
+import { cobsDecode, encodeDeviceFrame, encodeStreamFrame, parseAck, type PriorityName } from '../src/index.js'
 import type { DeviceSpec, DeviceStats, EventMaker, SimDevice } from './device-events.js'
 
 /** A device's ring of unacknowledged events (PROTOCOL.md §4 suggests a small one). */

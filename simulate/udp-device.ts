@@ -4,8 +4,7 @@
  */
 import { createSocket, type Socket as DatagramSocket } from 'node:dgram'
 import { isIPv6 } from 'node:net'
-import { encodeFrame } from '../src/ingest/frame.js'
-import { encodeDeviceFrame } from '../src/proto/codec.js'
+import { encodeDeviceFrame, encodeFrame } from '../src/index.js'
 import type { DeviceSpec, DeviceStats, EventMaker, SimDevice } from './device-events.js'
 
 export class UdpDevice implements SimDevice {

@@ -1,77 +1,139 @@
 /**
- * startGateway(): a running gateway from a configuration, for programs that embed edgefwd (the
- * public API, src/index.ts). It is what `edgefwd run` runs, without the process around it: no
- * signals, no systemd notifications, no exit codes, no metrics endpoint (metrics() renders the
- * same text; serve it as you like). Remote configuration runs when the configuration enables it,
- * as in `run`: the Supervisor (control/) starts the forwarder and restarts it on a signed update.
+ * startGateway(): the one root that runs a gateway from a configuration. `edgefwd run`, the
+ * simulation's forwarder process (simulate/forwarder-process.ts) and programs that embed edgefwd
+ * (the public API, src/index.ts) all start a gateway through it, so all three get the same parts:
+ *
+ * - the Supervisor (control/): it starts the forwarder and, when control.publicKeys is set, takes
+ *   signed remote configuration updates and restarts the forwarder for them;
+ * - the metrics and their endpoint: /metrics, /healthz and /readyz on observe.metrics.listen
+ *   when observe.metrics.enabled (the default; turn it off to serve metrics() your own way);
+ * - the logger, at log.level, unless one is given.
+ *
+ * What is left to the caller is the process: signals, systemd notifications, exit codes and the
+ * memory budget's heap limits (cli/commands/run.ts).
  */
 import type { Config, ConfigBuilder } from './config/index.js'
 import { Supervisor } from './control/supervisor.js'
+import type { ForwarderStats } from './forwarder.js'
 import type { TransportIo } from './ingest/transports/index.js'
 import { ForwarderMetrics } from './observe/forwarder-metrics.js'
-import type { HealthReport } from './observe/http-server.js'
+import { startObserveServer, type HealthReport, type ObserveServer } from './observe/http-server.js'
 import { childLogger, createLogger, type Logger } from './observe/log.js'
 import { MetricsRegistry } from './observe/metrics.js'
 import { packageVersion } from './version.js'
 
-export interface GatewayOptions {
-  /**
-   * The configuration (loadConfig()), or a builder (configBuilder()) that is called again for
-   * each remote configuration update.
-   */
-  config: Config | ConfigBuilder
-  /** Where the gateway logs; default: JSON lines on standard output at `log.level`. */
+export interface GatewayDeps {
+  /** Where the gateway logs; default: a logger at `log.level` writing JSON lines to `logTo`. */
   logger?: Logger
+  /** Where the default logger writes its JSON lines; default standard output. Ignored with `logger`. */
+  logTo?: { write (line: string): void }
   /** The environment its configuration secrets and TLS passphrases are read from; default process.env. */
   env?: Readonly<Record<string, string | undefined>>
   /** Standard input for `ingest.stdin` (and where its acks go). */
   io?: TransportIo
+  /** What the heartbeat, edgefwd_build_info and the endpoint's Server header say; default the package version. */
+  version?: string
   /** Called if the gateway stopped on its own because no forwarder could run after a failed restart. */
   onFatal?: (err: unknown) => void
 }
 
+/** The running forwarder's figures: store, uplink and ingest counters (what the heartbeat is made of). */
+export type GatewayStats = ForwarderStats
+
 export interface Gateway {
   /** What ingest listens on, e.g. `udp 127.0.0.1:5684`. */
   readonly listening: readonly string[]
+  /** host:port of the metrics and health endpoint, or undefined when observe.metrics.enabled is false. */
+  readonly endpoint: string | undefined
   /** The checks of `/healthz`. */
   health (): HealthReport
   /** The checks of `/readyz`: healthy and online (or offline for less than readyOfflineGrace). */
   readiness (): HealthReport
   /** The metrics in the Prometheus text format, as `/metrics` serves them. */
   metrics (): Promise<string>
+  /** The running forwarder's figures; undefined while a remote configuration restarts it. */
+  stats (): GatewayStats | undefined
+  /** Reads the TLS files again (what SIGHUP does to `edgefwd run`); the connection stays up. */
+  reloadTls (): void
   /** Stops gracefully: listeners closed, batches in flight given uplink.stopTimeout for their PUBACK, the store closed. */
   stop (): Promise<void>
+  /** Stops at once: what is in flight goes back to the store, unacknowledged. */
+  stopNow (): Promise<void>
 }
 
-export async function startGateway (options: GatewayOptions): Promise<Gateway> {
-  const build: ConfigBuilder = typeof options.config === 'function' ? options.config : () => options.config as Config
-  const first = build()
-  const logger = options.logger ?? createLogger({ level: first.log.level, redact: [...first.log.redact] })
-  const version = packageVersion()
+/**
+ * @param config the configuration (loadConfig()), or a builder (configBuilder()) that is called
+ * again for each remote configuration update
+ * @throws ConfigError, what the forwarder's start throws (store, TLS material), a listen error of
+ * the endpoint; whatever had started is stopped first
+ */
+export async function startGateway (config: Config | ConfigBuilder, deps: GatewayDeps = {}): Promise<Gateway> {
+  const build: ConfigBuilder = typeof config === 'function' ? config : () => config
+  const local = typeof config === 'function' ? config() : config
+  const logger = deps.logger ?? createLogger({ level: local.log.level, redact: [...local.log.redact], ...(deps.logTo === undefined ? {} : { destination: deps.logTo }) })
+  const version = deps.version ?? packageVersion()
   const metrics = new ForwarderMetrics(new MetricsRegistry(undefined, { logger: childLogger(logger, 'metrics') }), version)
-  let supervisor: Supervisor
-  try {
-    supervisor = await Supervisor.start({
-      build, logger, env: options.env ?? process.env, version, metrics,
-      ...(options.io === undefined ? {} : { io: options.io }),
+  let supervisor: Supervisor | undefined
+  // The endpoint and the forwarder start side by side: node:http's first use (~20 ms of main
+  // thread) then overlaps the store's and the TLS files' I/O. Either failing fails the start.
+  const [started, serving] = await Promise.allSettled([
+    Supervisor.start({
+      config: local, build, logger, env: deps.env ?? process.env, version, metrics,
+      ...(deps.io === undefined ? {} : { io: deps.io }),
       onFatal: err => {
         logger.fatal({ err }, 'no forwarder can run after a failed restart: the gateway stopped')
-        options.onFatal?.(err)
+        deps.onFatal?.(err)
       }
-    })
-  } catch (err) {
+    }),
+    local.observe.metrics.enabled ? serveEndpoint(local, metrics, () => supervisor, logger, version) : undefined
+  ])
+  if (started.status === 'fulfilled') supervisor = started.value
+  const endpoint = serving.status === 'fulfilled' ? serving.value : undefined
+  if (started.status === 'rejected' || serving.status === 'rejected') {
+    await supervisor?.stopNow().catch(() => {})
+    await endpoint?.close()
     metrics.close()
-    throw err
+    throw started.status === 'rejected' ? started.reason : (serving as PromiseRejectedResult).reason
   }
+  const running = started.value
   let stopping: Promise<void> | undefined
-  return {
-    get listening () { return supervisor.current?.listening ?? [] },
-    health: () => supervisor.health(),
-    readiness: () => supervisor.readiness(),
-    metrics: async () => await metrics.registry.render(),
-    stop: async () => {
-      stopping ??= supervisor.stop().finally(() => { metrics.close() })
-      await stopping
-    }
+  const shutdown = (stop: () => Promise<void>): Promise<void> => {
+    stopping ??= stop().finally(async () => {
+      await endpoint?.close()
+      metrics.close()
+    })
+    return stopping
   }
+  return {
+    get listening () { return running.current?.listening ?? [] },
+    endpoint: endpoint?.address,
+    health: () => running.health(),
+    readiness: () => running.readiness(),
+    metrics: async () => await metrics.registry.render(),
+    stats: () => running.current?.stats(),
+    reloadTls: () => { running.current?.reloadTls() },
+    stop: async () => { await shutdown(async () => { await running.stop() }) },
+    // A second, immediate stop may cut short a graceful one already under way.
+    stopNow: async () => {
+      const now = running.stopNow()
+      await Promise.all([now, shutdown(async () => { await now })])
+    },
+  }
+}
+
+/** What /healthz and /readyz say while the forwarder is still starting. */
+const STARTING: HealthReport = { ok: false, checks: { forwarder: { ok: false, detail: 'starting' } } }
+
+async function serveEndpoint (config: Config, metrics: ForwarderMetrics, supervisor: () => Supervisor | undefined,
+  logger: Logger, version: string): Promise<ObserveServer> {
+  const listen = config.observe.metrics.listen
+  const at = listen.lastIndexOf(':')
+  const started = await startObserveServer({
+    // "127.0.0.1:9464" or "[::1]:9464" (validated by the schema)
+    host: listen.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(listen.slice(at + 1)),
+    registry: metrics.registry, logger: childLogger(logger, 'metrics'), version,
+    health: () => supervisor()?.health() ?? STARTING, ready: () => supervisor()?.readiness() ?? STARTING
+  })
+  logger.info({ address: started.address }, `metrics on http://${started.address}/metrics (health: /healthz, /readyz)`)
+  return started
 }

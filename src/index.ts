@@ -2,30 +2,47 @@
  * edgefwd's public API: what `import … from 'edgefwd'` gives a program that embeds the gateway or
  * talks to it. Everything else under src/ is internal and may change without notice.
  *
- * - a gateway: startGateway() with a configuration from loadConfig() or configBuilder();
- * - the receiving side: decodeEnvelopeMessage() for what a gateway publishes, BatchDeduper for
- *   redelivered batches, SequenceVerifier to prove nothing was lost;
+ * - a gateway: startGateway() with a configuration from loadConfig() or configBuilder(), what
+ *   `edgefwd run` runs; parseDuration() reads durations as the configuration writes them;
+ * - the receiving side: SinkSubscriber (the MQTT client of `edgefwd sink`, to a broker address
+ *   from parseBrokerUrl()), decodeEnvelopeMessage() for what a gateway publishes, BatchDeduper
+ *   for redelivered batches, SequenceVerifier to prove nothing was lost;
  * - the device side: the frame, COBS, CRC, JSON-line and MessagePack codecs of the device protocol
- *   (firmware-bridge/PROTOCOL.md), and the protobuf Event/Batch codec;
+ *   (firmware-bridge/PROTOCOL.md), the checks the gateway applies to a device's id and events
+ *   (deviceIdProblem, eventProblem), and the protobuf Event/Batch codec;
+ * - certificates for development and tests: createCa() and issueCertificate(), what
+ *   `edgefwd certs init-ca` and `certs issue` make;
+ * - the shape of a CLI command (CommandSpec) and the exit codes, for commands kept outside src/
+ *   that bin/commands.ts adds to the edgefwd CLI (`simulate`);
  * - the types these take and give, the contracts between ingest, store and uplink, and the errors.
+ *
+ * simulate/ uses src/ through this file only, as a user's program would
+ * (test/unit/import-directions.test.ts checks it).
  */
-export { startGateway, type Gateway, type GatewayOptions } from './gateway.js'
+export { startGateway, type Gateway, type GatewayDeps, type GatewayStats } from './gateway.js'
 export { configBuilder, loadConfig, parseConfigText, type Config, type ConfigBuilder, type LoadConfigOptions } from './config/index.js'
 /** The configuration's units (`10s`, `64KiB`) and its one-line problem format, for files that read like it (simulation scenarios). */
 export { formatDuration, parseDuration, parseSize, type UnitParse } from './config/index.js'
 
 export { decodeEnvelopeMessage, type DecodedEnvelope, type DecodeEnvelopeOptions } from './sink/decode.js'
 export { BatchDeduper, type BatchDeduperOptions, type BatchVerdict } from './sink/dedupe.js'
+export { SinkSubscriber, type SinkSubscriberOptions, type SinkStats, type LineOutput } from './sink/subscriber.js'
+export { parseBrokerUrl, type BrokerAddress } from './uplink/connect.js'
+export type { TlsCredentials } from './pki/tls-options.js'
 export { SequenceVerifier, type SequenceVerifierOptions, type VerifierSummary, type DeviceSummary, type SequenceGap } from './sink/verify.js'
 
 export {
   crc32c, cobsEncode, cobsDecode, encodeFrame, encodeStreamFrame, parseFrame, encodeAck, encodeStreamAck, parseAck,
   encodeJsonEvent, parseJsonLine, encodeJsonAck, encodeMsgpackEvent, decodeMsgpackBody, encodeDeviceFrame, encodeDeviceHello,
+  deviceIdProblem, eventProblem,
   REJECT_REASONS, PROTOCOL_VERSION, DEFAULT_MAX_FRAME_SIZE,
   type FrameSpec, type FrameResult, type FrameRejection, type DeviceEvent, type AckResult, type RejectReason, type DeviceHelloData
 } from './ingest/index.js'
+export { createCa, issueCertificate, type PemPair, type CaOptions, type IssueOptions, type CertificateKind } from './pki/generate.js'
 export { encodeEvent, decodeEvent, decodeBatch, decodeEnvelope, decodeHeartbeat } from './proto/codec.js'
 
 export { PRIORITIES, DROP_REASONS, type Priority, type PriorityName, type EventRecord, type EventValue, type DropReasonName } from './types.js'
 export type { AppendResult, BatchSource, EventSink, Lease, LeaseOptions } from './contracts.js'
 export { EdgefwdError, ConfigError, isEdgefwdError, formatConfigIssue, type ErrorCode, type ConfigIssue } from './errors.js'
+export { ExitCode } from './cli/exit-codes.js'
+export type { CommandSpec, CommandContext, CommandInput, CliIo, TextSink, OptionSpec, PositionalSpec } from './cli/command.js'

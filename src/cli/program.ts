@@ -1,6 +1,6 @@
 /**
  * The edgefwd command line, callable in-process: main() takes argv, the environment and where
- * to write, and resolves to the exit code. Only src/cli/main.ts touches the real process.
+ * to write, and resolves to the exit code. Only process-main.ts touches the real process.
  */
 import { ConfigError, formatConfigIssue, isEdgefwdError } from '../errors.js'
 import { parseCommandArguments, usageError } from './arguments.js'
@@ -16,6 +16,7 @@ export type { CliIo, TextSink } from './command.js'
 /**
  * @param argv the arguments after the program name (process.argv.slice(2))
  * @param env the environment (process.env); EDGEFWD_DEBUG=1 adds stack traces to unexpected errors
+ * @param commands the commands to offer; default src's own (the executable adds simulate: bin/commands.ts)
  */
 export async function main (argv: readonly string[], env: Readonly<Record<string, string | undefined>>,
   io: CliIo, commands: readonly Command[] = registeredCommands): Promise<number> {

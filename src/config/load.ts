@@ -55,9 +55,9 @@ export async function loadConfig (options: LoadConfigOptions = {}): Promise<Conf
 export async function configBuilder (options: Omit<LoadConfigOptions, 'remote'> = {}): Promise<ConfigBuilder> {
   const { file, ...rest } = options
   const document = file === undefined ? undefined : { text: await readConfigFile(file), source: file }
-  const build: ConfigBuilder = (remote) => buildConfig(document, remote === undefined ? rest : { ...rest, remote })
-  build()
-  return build
+  // Built (and so validated) once: a call without an overlay gives this same frozen configuration.
+  const local = buildConfig(document, rest)
+  return (remote) => remote === undefined ? local : buildConfig(document, { ...rest, remote })
 }
 
 /** The same as loadConfig() for a document already in memory; `source` names it in messages. */

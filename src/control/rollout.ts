@@ -105,8 +105,8 @@ export class ConfigRollout {
    * there is one that still verifies and validates (a key removed from control.publicKeys, or a
    * local change that makes it invalid, falls back to the local configuration, logged).
    */
-  static startingConfig (o: Pick<RolloutOptions, 'keys' | 'state' | 'build' | 'logger'>): { config: Config, version: number } {
-    const local = o.build()
+  static startingConfig (o: Pick<RolloutOptions, 'keys' | 'state' | 'build' | 'logger'> & { local: Config }): { config: Config, version: number } {
+    const { local } = o
     const current = o.state.get().current
     if (current === undefined) return { config: local, version: 0 }
     const verified = verifyMessage(Buffer.from(current.message), o.keys)

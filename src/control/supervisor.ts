@@ -26,6 +26,9 @@ import { loadPublicKeys } from './signing.js'
 import { ControlStateStore, recoverOnStart } from './state.js'
 
 export interface SupervisorOptions<F extends SupervisedForwarder = Forwarder> {
+  /** The local configuration, built once by the caller (build() gives the same). */
+  config: Config
+  /** Builds the configuration again with a remote update's overlay. */
   build: ConfigBuilder
   logger: Logger
   env: Readonly<Record<string, string | undefined>>
@@ -77,14 +80,14 @@ export class Supervisor<F extends SupervisedForwarder = Forwarder> {
     const startForwarder = o.startForwarder ?? (async (config: Config) => await Forwarder.start(config, {
       logger: o.logger, env: o.env, version: o.version, metrics: o.metrics, ...(o.io === undefined ? {} : { io: o.io })
     }) as unknown as F)
-    const local = o.build()
+    const local = o.config
     if (local.control.publicKeys.length === 0) return new Supervisor(o, startForwarder, await startForwarder(local))
     const logger = o.logger.child({ module: 'control' })
     const keys = await loadPublicKeys(local.control.publicKeys)
     const state = await ControlStateStore.open(controlStateDir(local), logger)
     const recovery = recoverOnStart(state.get())
     if (recovery.rolledBack !== undefined) await state.update(recovery.data)
-    const { config, version } = ConfigRollout.startingConfig({ keys, state, build: o.build, logger })
+    const { config, version } = ConfigRollout.startingConfig({ local, keys, state, build: o.build, logger })
     o.metrics.registry.set('edgefwd_config_version', version)
     const supervisor = new Supervisor(o, startForwarder, await startForwarder(config))
     const topics = gatewayTopics(config)

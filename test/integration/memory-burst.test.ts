@@ -82,7 +82,7 @@ function startForwarder (config: string, nodeOptions: string): Forwarder {
   // the NODE_OPTIONS of every process spawned from a test to load itself (and its heap would
   // then count against the budget), so /usr/bin/env sets them after that, and execs node (same pid).
   // MALLOC_ARENA_MAX=2 goes with them, as in the systemd unit (config/memory-budget.ts).
-  const child = spawn('/usr/bin/env', [`NODE_OPTIONS=${nodeOptions}`, 'MALLOC_ARENA_MAX=2', process.execPath, join(distRoot, 'src/cli/main.js'), 'run', '--config', config],
+  const child = spawn('/usr/bin/env', [`NODE_OPTIONS=${nodeOptions}`, 'MALLOC_ARENA_MAX=2', process.execPath, join(distRoot, 'bin/edgefwd.js'), 'run', '--config', config],
     { stdio: ['ignore', 'pipe', 'pipe'] })
   if (child.pid === undefined) throw new Error('the forwarder has no pid')
   const log = logLines()

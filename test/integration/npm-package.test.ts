@@ -4,10 +4,11 @@
  * dependencies are linked beside it from this checkout's node_modules (what `npm install` would
  * put there), so the test needs no registry. The script starts a gateway from a configuration,
  * sends it a device frame made with the package's codec over UDP, reads the event in its metrics,
- * and stops it; a TypeScript file is type-checked against the package's declarations.
+ * and stops it; a TypeScript file is type-checked against the package's declarations. The
+ * package's bin is the full CLI, `simulate` included.
  */
 import { execFile } from 'node:child_process'
-import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -39,9 +40,10 @@ const [dir, ca, cert, key] = process.argv.slice(2)
 const config = await loadConfig({ env: {}, overrides: [
   'gateway.id=gw-pack', 'store.path=' + dir + '/store', 'log.level=error',
   'tls.ca=' + ca, 'tls.cert=' + cert, 'tls.key=' + key,
-  'uplink.url=mqtts://127.0.0.1:9', 'ingest.udp.address=127.0.0.1', 'ingest.udp.port=0'
+  'uplink.url=mqtts://127.0.0.1:9', 'ingest.udp.address=127.0.0.1', 'ingest.udp.port=0', 'observe.metrics.listen=127.0.0.1:0'
 ] })
-const gateway = await startGateway({ config })
+const gateway = await startGateway(config)
+const healthz = await fetch('http://' + gateway.endpoint + '/healthz')
 const udp = gateway.listening.find(l => l.startsWith('udp '))
 const port = Number(udp.slice(udp.lastIndexOf(':') + 1))
 const socket = createSocket('udp4')
@@ -58,7 +60,7 @@ const health = gateway.health()
 await gateway.stop()
 const event = decodeEvent(encodeEvent({ deviceId: 'd', deviceSeq: 7, gatewayTimeMs: 1, priority: 1, stream: 's' }, 1))
 console.log(JSON.stringify({
-  listening: gateway.listening.length > 0 || udp !== undefined, accepted, store: health.checks.store?.ok,
+  listening: gateway.listening.length > 0 || udp !== undefined, accepted, store: health.checks.store?.ok, endpoint: healthz.status,
   decoded: event.deviceSeq, verifier: typeof new SequenceVerifier().summary, deduper: typeof BatchDeduper,
   decodeEnvelope: typeof decodeEnvelopeMessage, priorities: PRIORITIES.join(',')
 }))
@@ -67,7 +69,7 @@ console.log(JSON.stringify({
 const TYPES = `
 import { startGateway, loadConfig, type Gateway, type EventRecord, type Config, type Lease } from 'edgefwd'
 const record: EventRecord = { deviceId: 'd', deviceSeq: 1, gatewayTimeMs: 1, priority: 3, stream: 's' }
-async function start (config: Config): Promise<Gateway> { return await startGateway({ config }) }
+async function start (config: Config): Promise<Gateway> { return await startGateway(config, { version: 'app 1.0' }) }
 export const used: Array<unknown> = [record, start, loadConfig, (l: Lease) => l.batch.byteLength]
 `
 
@@ -88,8 +90,13 @@ t.test('npm pack, unpacked into an empty project: import from "edgefwd" starts a
 
   const { stdout } = await run(process.execPath, ['check.mjs', join(dir, 'data'), tls.ca, tls.cert, tls.key], { cwd: app, timeout: 60_000 })
   const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>
-  t.match(result, { listening: true, accepted: 1, store: true, decoded: 7, verifier: 'function', deduper: 'function', decodeEnvelope: 'function', priorities: 'low,normal,high,critical' },
+  t.match(result, { listening: true, accepted: 1, store: true, endpoint: 200, decoded: 7, verifier: 'function', deduper: 'function', decodeEnvelope: 'function', priorities: 'low,normal,high,critical' },
     'the gateway took a device frame made with the package\'s codec')
+
+  const manifest = JSON.parse(readFileSync(join(app, 'node_modules', 'edgefwd', 'package.json'), 'utf8')) as { bin: { edgefwd: string } }
+  const { stdout: help } = await run(process.execPath, [join(app, 'node_modules', 'edgefwd', manifest.bin.edgefwd), '--help'], { cwd: app, timeout: 30_000 })
+  t.match(help, /^ {2}simulate +Show the forwarder surviving outages/m, 'the package\'s bin lists simulate')
+  t.match(help, /^ {2}run \[FILE\] +Run the forwarder/m, 'and src\'s commands')
 
   writeFileSync(join(app, 'types.ts'), TYPES)
   writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true, types: [] }, files: ['types.ts'] }))

@@ -92,7 +92,8 @@ t.test('after a scripted run the scraped metrics equal what the sink and the sto
   ].join('\n'))
   const registry = new MetricsRegistry()
   const metrics = new ForwarderMetrics(registry, 'test')
-  const supervisor = await Supervisor.start({ build: await configBuilder({ file: config }), logger: silentLogger(), env: {}, version: 'test', metrics, onFatal: (err) => { throw err } })
+  const build = await configBuilder({ file: config })
+  const supervisor = await Supervisor.start({ config: build(), build, logger: silentLogger(), env: {}, version: 'test', metrics, onFatal: (err) => { throw err } })
   t.teardown(async () => { await supervisor.stopNow(); metrics.close() })
   const endpoint = await startObserveServer({ host: '127.0.0.1', port: 0, registry, logger: silentLogger(), health: () => supervisor.health(), ready: () => supervisor.readiness() })
   t.teardown(async () => { await endpoint.close() })
@@ -210,7 +211,7 @@ t.test('edgefwd run with its metrics address in use: a clear error, exit 1, noth
     'uplink: { url: "mqtts://127.0.0.1:1" }',
     `observe: { metrics: { listen: "127.0.0.1:${port}" } }`,
   ].join('\n'))
-  const run = spawnSync(process.execPath, [join(distRoot, 'src/cli/main.js'), 'run', config], { encoding: 'utf8', timeout: 30_000 })
+  const run = spawnSync(process.execPath, [join(distRoot, 'bin/edgefwd.js'), 'run', config], { encoding: 'utf8', timeout: 30_000 })
   t.equal(run.status, 1, run.stderr)
   t.match(run.stderr, new RegExp(`^edgefwd: the metrics endpoint cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE\\nhint: `, 'm'))
   // The forwarder that started beside it was stopped: its store opens again at once.

@@ -54,7 +54,7 @@ interface Simulation {
 }
 
 function startSimulation (t: Test, instance: string, scenario: string, port: number): Simulation {
-  const child = spawn(process.execPath, [join(distRoot, 'src/cli/main.js'), 'simulate', '--scenario', scenario, '--duration', SCENARIO_DURATION,
+  const child = spawn(process.execPath, [join(distRoot, 'bin/edgefwd.js'), 'simulate', '--scenario', scenario, '--duration', SCENARIO_DURATION,
     '--metrics', `127.0.0.1:${port}`, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''

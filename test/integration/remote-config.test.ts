@@ -81,7 +81,8 @@ async function startGateway (t: Test, config: string): Promise<{ supervisor: Sup
   const logger = silentLogger()
   const registry = new MetricsRegistry()
   const metrics = new ForwarderMetrics(registry, 'test')
-  const supervisor = await Supervisor.start({ build: await configBuilder({ file: config }), logger, env: {}, version: 'test', metrics, onFatal: (err) => { throw err } })
+  const build = await configBuilder({ file: config })
+  const supervisor = await Supervisor.start({ config: build(), build, logger, env: {}, version: 'test', metrics, onFatal: (err) => { throw err } })
   t.teardown(async () => { await supervisor.stopNow(); metrics.close() })
   await waitFor('the gateway online', () => supervisor.current?.stats().uplink.state === 'online', 10_000)
   return { supervisor, registry }
@@ -206,7 +207,7 @@ t.test('a crash between apply and the end of probation comes back on the last go
   const config = writeConfig(dir, 'gw-crash', broker.url)
   writeFileSync(config, readFileSync(config, 'utf8').replace('probation: 4s', 'probation: 2m'))
   const start = (): { lines: () => string, exited: Promise<number | null>, kill: () => void } => {
-    const child = spawn(process.execPath, [join(distRoot, 'src/cli/main.js'), 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [join(distRoot, 'bin/edgefwd.js'), 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (c: Buffer) => { out += c.toString() })
     child.stderr.on('data', (c: Buffer) => { out += c.toString() })

@@ -32,7 +32,7 @@ const sinkCert = makeClient(ca, { commonName: 'sink' })
 interface Running { child: ChildProcess, lines: Array<Record<string, unknown>>, exited: Promise<number | null>, stderr: () => string }
 
 function startForwarder (config: string, stdin: 'ignore' | 'pipe' = 'ignore'): Running {
-  const child = spawn(process.execPath, [join(distRoot, 'src/cli/main.js'), 'run', '--config', config], { stdio: [stdin, 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [join(distRoot, 'bin/edgefwd.js'), 'run', '--config', config], { stdio: [stdin, 'pipe', 'pipe'] })
   const lines: Array<Record<string, unknown>> = []
   let buffered = ''
   child.stdout?.on('data', (chunk: Buffer) => {

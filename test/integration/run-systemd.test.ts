@@ -80,7 +80,7 @@ function startForwarder (t: Test, env: NodeJS.ProcessEnv): Started & { lines: Lo
   // The test runner may itself run under systemd: only `env` says what this forwarder sees of it.
   const inherited = { ...process.env }
   for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete inherited[name]
-  const started = startChild(t, process.execPath, [join(distRoot, 'src/cli/main.js'), 'run', '--config', config], { ...inherited, ...env })
+  const started = startChild(t, process.execPath, [join(distRoot, 'bin/edgefwd.js'), 'run', '--config', config], { ...inherited, ...env })
   return { ...started, lines: jsonLines<LogLine>(started.child) }
 }
 

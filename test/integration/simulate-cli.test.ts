@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
+import { commands } from '../../bin/commands.js'
 import { main } from '../../src/cli/program.js'
 
 function collector (): { write: (s: string) => boolean, text: () => string } {
@@ -16,7 +17,7 @@ function collector (): { write: (s: string) => boolean, text: () => string } {
 async function simulate (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   const stdout = collector()
   const stderr = collector()
-  const code = await main(['simulate', ...args], {}, { stdout, stderr })
+  const code = await main(['simulate', ...args], {}, { stdout, stderr }, commands)
   return { code, stdout: stdout.text(), stderr: stderr.text() }
 }
 

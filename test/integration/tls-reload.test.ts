@@ -198,7 +198,7 @@ t.test('certs check --watch (the executable): SIGHUP re-reads, an invalid set is
   assertBuilt()
   const dir = t.testdir()
   const cfg = config(dir, 'watched', makeRsaSet({ ca, commonName: 'gw-1' }), '  watch: false\n')
-  const child = spawn(process.execPath, [join(distRoot, 'src/cli/main.js'), 'certs', 'check', cfg, '--watch'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [join(distRoot, 'bin/edgefwd.js'), 'certs', 'check', cfg, '--watch'], { stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   const lines: Array<{ msg?: string, subject?: string, code?: string }> = []

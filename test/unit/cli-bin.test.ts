@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 
 // The compiled bin as users run it; `npm test` builds first ("npm run build && tap").
-const bin = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url))
+const bin = fileURLToPath(new URL('../../dist/bin/edgefwd.js', import.meta.url))
 
 interface Run { code: number | null, stdout: string, stderr: string }
 

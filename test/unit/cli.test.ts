@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
+import { commands as executableCommands } from '../../bin/commands.js'
 import { defineCommand } from '../../src/cli/command.js'
 import { commands } from '../../src/cli/commands/index.js'
 import { main } from '../../src/cli/program.js'
@@ -32,6 +33,18 @@ t.test('--help lists every command and the exit codes', async t => {
     t.match(stdout, /^ {2}help \[COMMAND\.\.\.\] +Show help/m)
     t.match(stdout, /Exit codes: 0 ok, 1 failure or failed check, 2 usage error, 78 invalid configuration/)
   }
+})
+
+t.test('the executable\'s commands (bin/commands.ts): src\'s, then simulate from simulate/, then help', async t => {
+  const { code, stdout } = await run(['--help'], {}, executableCommands)
+  t.equal(code, 0)
+  const table = stdout.slice(stdout.indexOf('Commands:\n'), stdout.indexOf('\n\nOptions:'))
+  const listed = [...table.matchAll(/^ {2}(\S+(?: [a-z][a-z-]*)?)/gm)].map(m => m[1])
+  t.ok(listed.includes('simulate'), `simulate is listed (${listed.join(', ')})`)
+  t.equal(listed.at(-1), 'help', 'help stays last')
+  t.same(executableCommands.slice(0, commands.length - 1), commands.slice(0, -1), 'src\'s commands first, in their order')
+  t.notOk(commands.some(c => c.name[0] === 'simulate'), 'src\'s own list does not have it: src/ does not import simulate/')
+  t.match((await run(['simulate', '--help'], {}, executableCommands)).stdout, /^Usage: edgefwd simulate /m)
 })
 
 t.test('no command: the overview on stderr, exit 2', async t => {
@@ -196,20 +209,20 @@ t.test('typed option values reach the command', async t => {
 })
 
 t.test('simulate --metrics must be ADDRESS:PORT: a usage error before anything starts', async t => {
-  const { code, stderr } = await run(['simulate', '--metrics', 'localhost'])
+  const { code, stderr } = await run(['simulate', '--metrics', 'localhost'], {}, executableCommands)
   t.equal(code, 2)
   t.match(stderr, /simulate: --metrics must be ADDRESS:PORT, e\.g\. 127\.0\.0\.1:9464, got "localhost"/)
 })
 
 t.test('simulate with a broken scenario file: EDGEFWD_ERR_SCENARIO, one line per problem, exit 78 like an invalid configuration', async t => {
   const dir = t.testdir({ 'bad.yaml': 'name: bad\nduration: 10s\nstore: { capacity: 1MiB }\ndevices: []\ntimeline: [{ at: 1s, link: nowhere }]\n' })
-  const { code, stdout, stderr } = await run(['simulate', '--scenario', join(dir, 'bad.yaml')])
+  const { code, stdout, stderr } = await run(['simulate', '--scenario', join(dir, 'bad.yaml')], {}, executableCommands)
   t.equal(code, 78, `exit 78 (stderr: ${stderr})`)
   t.equal(stdout, '')
   const lines = stderr.trimEnd().split('\n')
   t.ok(lines.length >= 2, 'several problems, each on its own line')
   t.ok(lines.every(l => /^edgefwd: \S*bad\.yaml:\d+: \S+: \S/.test(l)), 'each prefixed, naming the file, the line and the field, as a configuration error')
-  const missing = await run(['simulate', '--scenario', join(dir, 'missing.yaml')])
+  const missing = await run(['simulate', '--scenario', join(dir, 'missing.yaml')], {}, executableCommands)
   t.equal(missing.code, 78)
   t.match(missing.stderr, /missing\.yaml: cannot read the file \(ENOENT\)/)
 })

@@ -101,8 +101,10 @@ async function rig (t: Test): Promise<Rig> {
     startGate: undefined,
     state: async () => await ControlStateStore.open(join(dir, 'control'), silentLogger())
   }
+  const build = await configBuilder({ file })
   r.supervisor = await Supervisor.start({
-    build: await configBuilder({ file }),
+    config: build(),
+    build,
     logger: silentLogger(),
     env: {},
     version: 'test',

@@ -1,4 +1,7 @@
-/** Every CLI command, in the order `edgefwd --help` lists them. A new command is one file plus one line here. */
+/**
+ * src's CLI commands, in the order `edgefwd --help` lists them. A new command is one file plus one
+ * line here. The edgefwd executable adds commands kept outside src/ (bin/commands.ts).
+ */
 import type { Command } from '../command.js'
 import { certsCsrCommand } from './certs-csr.js'
 import { certsInitCaCommand } from './certs-init-ca.js'
@@ -12,22 +15,26 @@ import { configSignCommand } from './config-sign.js'
 import { helpCommand } from './help.js'
 import { sinkCommand } from './sink.js'
 import { runCommand } from './run.js'
-import { simulateCommand } from './simulate.js'
 import { statusCommand } from './status.js'
 
-export const commands: readonly Command[] = [
-  runCommand,
-  certsInitCaCommand,
-  certsIssueCommand,
-  certsCsrCommand,
-  certsSignCommand,
-  certsInspectCommand,
-  certsCheckCommand,
-  configCheckCommand,
-  configKeygenCommand,
-  configSignCommand,
-  statusCommand,
-  sinkCommand,
-  simulateCommand,
-  helpCommand,
-]
+export const commands: readonly Command[] = withCommands([])
+
+/** src's commands with `extra` listed after them and before `help`. */
+export function withCommands (extra: readonly Command[]): readonly Command[] {
+  return [
+    runCommand,
+    certsInitCaCommand,
+    certsIssueCommand,
+    certsCsrCommand,
+    certsSignCommand,
+    certsInspectCommand,
+    certsCheckCommand,
+    configCheckCommand,
+    configKeygenCommand,
+    configSignCommand,
+    statusCommand,
+    sinkCommand,
+    ...extra,
+    helpCommand,
+  ]
+}

@@ -3,8 +3,7 @@ import type pino from 'pino'
 import { ConfigError, EdgefwdError, formatConfigIssue, isEdgefwdError } from '../../errors.js'
 import { defineCommand } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
-import { packageVersion } from '../../version.js'
-import type { Supervisor } from '../../control/supervisor.js'
+import type { Gateway } from '../../gateway.js'
 
 export const runCommand = defineCommand({
   name: ['run'],
@@ -40,9 +39,8 @@ export const runCommand = defineCommand({
     if (values.config !== undefined && positional !== undefined) throw new EdgefwdError('EDGEFWD_ERR_USAGE', 'run: give the configuration file once, as FILE or --config FILE')
     const signals = io.signals
     if (signals === undefined) throw new EdgefwdError('EDGEFWD_ERR_USAGE', 'run needs process signals (run it from the edgefwd executable)')
-    const [{ configBuilder }, { createLogger, childLogger }, { createSystemdNotifier }, { Supervisor: SupervisorClass }, { ForwarderMetrics }, { MetricsRegistry }, { startObserveServer }, { memoryBudget }, { applyHeapBudget, currentProcess }] = await Promise.all([
-      import('../../config/index.js'), import('../../observe/log.js'), import('../../observe/systemd-notify.js'), import('../../control/supervisor.js'),
-      import('../../observe/forwarder-metrics.js'), import('../../observe/metrics.js'), import('../../observe/http-server.js'),
+    const [{ configBuilder }, { createLogger, childLogger }, { createSystemdNotifier }, { startGateway }, { memoryBudget }, { applyHeapBudget, currentProcess }] = await Promise.all([
+      import('../../config/index.js'), import('../../observe/log.js'), import('../../observe/systemd-notify.js'), import('../../gateway.js'),
       import('../../config/memory-budget.js'), import('../heap-budget.js')
     ])
     let build
@@ -69,58 +67,36 @@ export const runCommand = defineCommand({
     let signalsSeen = 0
     let stop: () => void = () => {}
     const stopped = new Promise<void>(resolve => { stop = resolve })
-    let supervisor: Supervisor | undefined
+    let gateway: Gateway | undefined
     let fatal: unknown
     const onStop = (signal: string) => () => {
       signalsSeen++
       logger.info({ signal }, signalsSeen === 1 ? 'stop requested' : 'second stop signal: stopping now')
       if (signalsSeen === 1) { systemd.stopping(`stopping on ${signal}`); stop() }
-      else void supervisor?.stopNow().then(() => { stop() })
+      else void gateway?.stopNow().then(() => { stop() })
     }
     const offs = [
       signals.on('SIGTERM', onStop('SIGTERM')),
       signals.on('SIGINT', onStop('SIGINT')),
-      signals.on('SIGHUP', () => { supervisor?.current?.reloadTls() }),
+      signals.on('SIGHUP', () => { gateway?.reloadTls() }),
     ]
-    const metrics = new ForwarderMetrics(new MetricsRegistry(undefined, { logger: childLogger(logger, 'metrics') }), packageVersion())
-    let endpoint: Awaited<ReturnType<typeof startObserveServer>> | undefined
     // Signal listeners do not keep Node running; this does, until stopped.
     const keepAlive = setInterval(() => {}, 1 << 30)
     try {
-      // The endpoint and the forwarder start side by side: node:http's first use (~20 ms of main
-      // thread) then overlaps the store's and the TLS files' I/O. Either failing fails the start;
-      // the finally below closes whatever did start.
-      const endpointStarting = config.observe.metrics.enabled
-        ? startObserveServer({
-          ...splitListen(config.observe.metrics.listen), registry: metrics.registry, logger: childLogger(logger, 'metrics'), version: packageVersion(),
-          health: () => supervisor?.health() ?? STARTING, ready: () => supervisor?.readiness() ?? STARTING
-        }).then(started => {
-          endpoint = started
-          logger.info({ address: started.address }, `metrics on http://${started.address}/metrics (health: /healthz, /readyz)`)
-        })
-        : undefined
-      const [forwarderStart, endpointStart] = await Promise.allSettled([
-        SupervisorClass.start({
-          build, logger, env, version: packageVersion(), metrics,
-          // Read only when a forwarder starts with ingest.stdin on (a remote configuration may turn it on).
-          io: { get stdin () { return io.stdin } },
-          onFatal: (err) => { fatal = err; logger.fatal({ err }, 'no forwarder can run after a failed restart: exiting'); stop() }
-        }),
-        endpointStarting
-      ])
-      if (forwarderStart.status === 'rejected') throw forwarderStart.reason
-      supervisor = forwarderStart.value
-      if (endpointStart.status === 'rejected') throw endpointStart.reason
-      const running = supervisor
-      const forwarder = running.current
+      const running = gateway = await startGateway(build, {
+        logger, env,
+        // Read only when a forwarder starts with ingest.stdin on (a remote configuration may turn it on).
+        io: { get stdin () { return io.stdin } },
+        onFatal: (err) => { fatal = err; stop() }
+      })
       if (signalsSeen > 0) stop()
-      else systemd.ready(`listening on ${forwarder === undefined || forwarder.listening.length === 0 ? 'nothing' : forwarder.listening.join(', ')}; delivering to ${config.uplink.url ?? '?'}`)
+      else systemd.ready(`listening on ${running.listening.length === 0 ? 'nothing' : running.listening.join(', ')}; delivering to ${config.uplink.url ?? '?'}`)
       await stopped
       await running.stop()
       if (fatal !== undefined) throw fatal
       return ExitCode.ok
     } catch (err) {
-      await supervisor?.stopNow().catch(() => {})
+      await gateway?.stopNow().catch(() => {})
       if (err instanceof ConfigError) {
         for (const issue of err.issues) io.stderr.write(`${formatConfigIssue(issue)}\n`)
         return ExitCode.configInvalid
@@ -131,20 +107,9 @@ export const runCommand = defineCommand({
       }
       throw err
     } finally {
-      await endpoint?.close()
-      metrics.close()
       clearInterval(keepAlive)
       systemd.close()
       for (const off of offs) off()
     }
   },
 })
-
-/** What /healthz and /readyz say while the forwarder is still starting. */
-const STARTING = { ok: false, checks: { forwarder: { ok: false, detail: 'starting' } } }
-
-/** "127.0.0.1:9464" or "[::1]:9464" (validated by the schema) → host and port. */
-function splitListen (listen: string): { host: string, port: number } {
-  const at = listen.lastIndexOf(':')
-  return { host: listen.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(listen.slice(at + 1)) }
-}
