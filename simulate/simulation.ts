@@ -115,10 +115,10 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
   const closers: Array<() => Promise<void>> = []
   try {
     // ── certificates, broker, proxy, sink ──────────────────────────────────────────────────
-    const ca = createCa({ commonName: 'edgefwd simulation CA', keyBits: 2048 })
-    const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1', 'localhost'] })
-    const gateway = issueCertificate(ca, { kind: 'client', commonName: GATEWAY_ID })
-    const sinkCert = issueCertificate(ca, { kind: 'client', commonName: 'sim-sink' })
+    const ca = await createCa({ commonName: 'edgefwd simulation CA', keyBits: 2048 })
+    const server = await issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1', 'localhost'] })
+    const gateway = await issueCertificate(ca, { kind: 'client', commonName: GATEWAY_ID })
+    const sinkCert = await issueCertificate(ca, { kind: 'client', commonName: 'sim-sink' })
     await mkdir(join(work, 'certs'))
     await writeFile(join(work, 'certs', 'ca.crt'), ca.certPem)
     await writeFile(join(work, 'certs', 'gateway.crt'), gateway.certPem)

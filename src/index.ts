@@ -38,7 +38,8 @@ export {
   REJECT_REASONS, PROTOCOL_VERSION, DEFAULT_MAX_FRAME_SIZE,
   type FrameSpec, type FrameResult, type FrameRejection, type DeviceEvent, type AckResult, type RejectReason, type DeviceHelloData
 } from './ingest/index.js'
-export { createCa, issueCertificate, type PemPair, type CaOptions, type IssueOptions, type CertificateKind } from './pki/generate.js'
+export type { PemPair, CaOptions, IssueOptions, CertificateKind } from './pki/generate.js'
+import type { PemPair, CaOptions, IssueOptions } from './pki/generate.js'
 export { encodeEvent, decodeEvent, decodeBatch, decodeEnvelope, decodeHeartbeat } from './proto/codec.js'
 
 export { PRIORITIES, DROP_REASONS, type Priority, type PriorityName, type EventRecord, type EventValue, type DropReasonName } from './types.js'
@@ -46,3 +47,17 @@ export type { AppendResult, BatchSource, EventSink, Lease, LeaseOptions } from '
 export { EdgefwdError, ConfigError, isEdgefwdError, formatConfigIssue, type ErrorCode, type ConfigIssue } from './errors.js'
 export { ExitCode } from './cli/exit-codes.js'
 export type { CommandSpec, CommandContext, CommandInput, CliIo, TextSink, OptionSpec, PositionalSpec } from './cli/command.js'
+
+/**
+ * A development CA (what `edgefwd certs init-ca` makes). node-forge, ~11 MB of RSS, is loaded on
+ * the first call rather than by importing 'edgefwd', so a program that only runs a gateway does
+ * not carry it (test/integration/npm-package.test.ts checks what an import loads).
+ */
+export async function createCa (options: CaOptions): Promise<PemPair> {
+  return (await import('./pki/generate.js')).createCa(options)
+}
+
+/** A client or server certificate signed by `ca` (what `edgefwd certs issue` makes); loads node-forge on first use, as createCa. */
+export async function issueCertificate (ca: PemPair, options: IssueOptions): Promise<PemPair> {
+  return (await import('./pki/generate.js')).issueCertificate(ca, options)
+}

@@ -35,7 +35,10 @@ function linkDependencies (target: string): void {
 
 const SCRIPT = `
 import { createSocket } from 'node:dgram'
-import { loadConfig, startGateway, encodeFrame, encodeDeviceFrame, decodeEvent, encodeEvent, SequenceVerifier, BatchDeduper, decodeEnvelopeMessage, PRIORITIES } from 'edgefwd'
+import { createRequire } from 'node:module'
+import { loadConfig, startGateway, createCa, encodeFrame, encodeDeviceFrame, decodeEvent, encodeEvent, SequenceVerifier, BatchDeduper, decodeEnvelopeMessage, PRIORITIES } from 'edgefwd'
+// node-forge is CommonJS: what is loaded of it shows in the shared require cache.
+const forgeModules = () => Object.keys(createRequire(import.meta.url).cache).filter(k => k.includes('node-forge')).length
 const [dir, ca, cert, key] = process.argv.slice(2)
 const config = await loadConfig({ env: {}, overrides: [
   'gateway.id=gw-pack', 'store.path=' + dir + '/store', 'log.level=error',
@@ -58,11 +61,14 @@ for (let i = 0; i < 200 && accepted < 1; i++) {
 }
 const health = gateway.health()
 await gateway.stop()
+const forgeWhileRunning = forgeModules()
+const devCa = await createCa({ commonName: 'pack CA', keyBits: 2048 })
 const event = decodeEvent(encodeEvent({ deviceId: 'd', deviceSeq: 7, gatewayTimeMs: 1, priority: 1, stream: 's' }, 1))
 console.log(JSON.stringify({
   listening: gateway.listening.length > 0 || udp !== undefined, accepted, store: health.checks.store?.ok, endpoint: healthz.status,
   decoded: event.deviceSeq, verifier: typeof new SequenceVerifier().summary, deduper: typeof BatchDeduper,
-  decodeEnvelope: typeof decodeEnvelopeMessage, priorities: PRIORITIES.join(',')
+  decodeEnvelope: typeof decodeEnvelopeMessage, priorities: PRIORITIES.join(','),
+  forgeWhileRunning, forgeAfterCreateCa: forgeModules() > 0, caPem: devCa.certPem.startsWith('-----BEGIN CERTIFICATE-----')
 }))
 `
 
@@ -92,6 +98,8 @@ t.test('npm pack, unpacked into an empty project: import from "edgefwd" starts a
   const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>
   t.match(result, { listening: true, accepted: 1, store: true, endpoint: 200, decoded: 7, verifier: 'function', deduper: 'function', decodeEnvelope: 'function', priorities: 'low,normal,high,critical' },
     'the gateway took a device frame made with the package\'s codec')
+  t.match(result, { forgeWhileRunning: 0, forgeAfterCreateCa: true, caPem: true },
+    'importing edgefwd and running a gateway does not load node-forge; createCa() loads it when called')
 
   const manifest = JSON.parse(readFileSync(join(app, 'node_modules', 'edgefwd', 'package.json'), 'utf8')) as { bin: { edgefwd: string } }
   const { stdout: help } = await run(process.execPath, [join(app, 'node_modules', 'edgefwd', manifest.bin.edgefwd), '--help'], { cwd: app, timeout: 30_000 })
