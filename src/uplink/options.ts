@@ -3,7 +3,8 @@ import type { Config } from '../config/index.js'
 import { memoryBudget } from '../config/memory-budget.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
 import { parseBrokerUrl } from './connect.js'
-import type { LiveUplinkSettings, UplinkOptions } from './session.js'
+import type { UplinkOptions } from './session.js'
+import type { LiveUplinkSettings } from './send-limits.js'
 import { EdgefwdError } from '../errors.js'
 
 /** Topics of one gateway: `<prefix>/<gateway>/events|status|health|config|config/ack`. */

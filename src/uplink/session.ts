@@ -36,6 +36,12 @@ import { Backoff, type BackoffOptions } from './backoff.js'
 import { connectBroker, connectFailureReason, describeError, type BrokerAddress } from './connect.js'
 import { abortableSleep, withTimeout } from './timing.js'
 import { encodeLeaseEnvelope, type CompressionOptions } from './envelope.js'
+import { InFlightBatches, type InFlightCounts } from './in-flight.js'
+import { UplinkSendLimits, type LiveUplinkSettings } from './send-limits.js'
+import { UplinkStatusChannel } from './status-channel.js'
+
+export { ACK_ATTEMPTS } from './in-flight.js'
+export type { LiveUplinkSettings } from './send-limits.js'
 
 export type UplinkState = 'idle' | 'connecting' | 'online' | 'backoff' | 'closing'
 
@@ -72,14 +78,6 @@ export interface UplinkOptions {
   observer?: UplinkObserver
 }
 
-/** The settings a remote configuration update may change while the session runs. */
-export interface LiveUplinkSettings {
-  batch: UplinkOptions['batch']
-  lingerMs: number
-  rateLimitBytesPerSecond: number | undefined
-  dailyBudgetBytes: number | undefined
-}
-
 export interface UplinkObserver {
   /** A batch's PUBACK came and the store deleted its events; `pubackMs` from publish to PUBACK. */
   batchAcked?: (lease: Lease, pubackMs: number) => void
@@ -87,27 +85,15 @@ export interface UplinkObserver {
   connectFailed?: (reason: string) => void
 }
 
-
-/** Attempts at a store ack after a PUBACK before the lease is nacked instead; waits between them. */
-export const ACK_ATTEMPTS = 3
-const ACK_RETRY_MS = 200
-
-export interface UplinkStats {
+export interface UplinkStats extends InFlightCounts {
   state: UplinkState
   connects: number
   disconnects: number
   /** Connections found dead, by what found them (each connection at most once). */
   deadLinks: Record<DeadLinkReason, number>
-  /** Store acks (deletes after a PUBACK) that failed; see ACK_ATTEMPTS. */
-  ackFailures: number
   published: number
-  acked: number
-  nacked: number
-  eventsAcked: number
   /** Events in published batches (resends included). */
   eventsPublished: number
-  /** Events in batches returned to the store unacknowledged (nacked), to be sent again. */
-  eventsResent: number
   bytesSent: number
   inFlight: number
   lastError: string | undefined
@@ -125,11 +111,9 @@ export interface UplinkStats {
   rateWaitMs: number
 }
 
-interface InFlight { lease: Lease, timer: NodeJS.Timeout, sentAt: number }
-
 export class Uplink {
   private stateNow: UplinkState = 'idle'
-  private readonly counts = { connects: 0, disconnects: 0, ackFailures: 0, published: 0, acked: 0, nacked: 0, eventsAcked: 0, eventsPublished: 0, eventsResent: 0, bytesSent: 0 }
+  private readonly counts = { connects: 0, disconnects: 0, published: 0, eventsPublished: 0, bytesSent: 0 }
   private readonly deadLinks: Record<DeadLinkReason, number> = { puback_timeout: 0, keepalive: 0 }
   /** The connection last found dead: a dead link is counted once per connection. */
   private deadClient: MqttClient | undefined
@@ -138,26 +122,24 @@ export class Uplink {
   private offlineSinceMs: number | undefined
   private lastError: string | undefined
   private readonly options: UplinkOptions
-  private subscription: { topics: string[], onMessage: (topic: string, payload: Buffer) => void } | undefined
   private readonly abort = new AbortController()
   private loop: Promise<void> | undefined
   private client: MqttClient | undefined
-  private readonly inFlight = new Map<number, InFlight>()
+  private readonly inFlight: InFlightBatches
+  private readonly limits: UplinkSendLimits
+  private readonly status: UplinkStatusChannel
   private readonly backoff: Backoff
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>
-  /** Rate cap: the earliest time the next batch may be sent. */
-  private nextSendAt = 0
-  /** Linger: a batch that was not full holds the next lease back until then. */
-  private lingerUntil = 0
-  private readonly rate = { waits: 0, waitMs: 0 }
-  private budgetDay = -1
-  private bytesToday = 0
 
   constructor (private readonly store: BatchSource, options: UplinkOptions, private readonly logger: Logger) {
     this.options = { ...options }
     this.backoff = new Backoff(options.backoff, options.random)
     this.sleep = options.sleep ?? abortableSleep
     this.offlineSinceMs = this.now()
+    const { batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes } = options
+    this.limits = new UplinkSendLimits({ batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes }, () => this.now(), logger)
+    this.inFlight = new InFlightBatches(store, logger, this.sleep, this.abort.signal, options.observer?.batchAcked)
+    this.status = new UplinkStatusChannel(options.topics.status, logger)
   }
 
   /**
@@ -165,15 +147,7 @@ export class Uplink {
    * the next lease uses them, batches in flight are not touched.
    */
   reconfigure (settings: LiveUplinkSettings): void {
-    const { batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes } = settings
-    this.options.batch = { ...batch }
-    this.options.lingerMs = lingerMs
-    if (rateLimitBytesPerSecond === undefined) delete this.options.rateLimitBytesPerSecond
-    else this.options.rateLimitBytesPerSecond = rateLimitBytesPerSecond
-    if (dailyBudgetBytes === undefined) delete this.options.dailyBudgetBytes
-    else this.options.dailyBudgetBytes = dailyBudgetBytes
-    if (rateLimitBytesPerSecond === undefined) this.nextSendAt = 0
-    this.lingerUntil = Math.min(this.lingerUntil, this.now() + lingerMs)
+    this.limits.reconfigure(settings)
   }
 
   /**
@@ -182,21 +156,12 @@ export class Uplink {
    * be idempotent. One subscription per session; a second call replaces the first.
    */
   subscribe (topics: string[], onMessage: (topic: string, payload: Buffer) => void): void {
-    this.subscription = { topics: [...topics], onMessage }
-    const client = this.client
-    if (client?.connected === true && this.stateNow === 'online') this.subscribeOn(client)
+    this.status.subscribe(topics, onMessage, this.onlineClient())
   }
 
-  private subscribeOn (client: MqttClient): void {
-    const sub = this.subscription
-    if (sub === undefined || sub.topics.length === 0) return
-    client.removeAllListeners('message')
-    client.on('message', (topic, payload) => {
-      try { sub.onMessage(topic, payload) } catch (err) { this.logger.error({ err, topic }, 'a subscribed message handler failed') }
-    })
-    client.subscribe(sub.topics, { qos: 1 }, (err) => {
-      if (err !== undefined && err !== null) this.logger.warn({ err, topics: sub.topics }, `uplink could not subscribe to ${sub.topics.join(', ')}: ${describeError(err)}`)
-    })
+  /** The connection while online, else undefined. */
+  private onlineClient (): MqttClient | undefined {
+    return this.stateNow === 'online' ? this.client : undefined
   }
 
   state (): UplinkState { return this.stateNow }
@@ -205,16 +170,14 @@ export class Uplink {
     return {
       state: this.stateNow,
       ...this.counts,
+      ...this.inFlight.counts,
       deadLinks: { ...this.deadLinks },
       inFlight: this.inFlight.size,
       lastError: this.lastError,
       connectFailures: { ...this.connectFailures },
       backoffMs: this.stateNow === 'backoff' ? this.backoffMs : 0,
       offlineSinceMs: this.offlineSinceMs,
-      bytesToday: this.rollDay(),
-      budgetExhausted: this.budgetSpent(),
-      rateWaits: this.rate.waits,
-      rateWaitMs: this.rate.waitMs
+      ...this.limits.stats()
     }
   }
 
@@ -223,11 +186,7 @@ export class Uplink {
    * when offline. Never queued: the next one replaces it.
    */
   publishAside (topic: string, payload: Uint8Array | string, options: { qos: 0 | 1, retain?: boolean } = { qos: 0 }): boolean {
-    const client = this.client
-    if (client?.connected !== true || this.stateNow !== 'online') return false
-    client.publish(topic, typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-      { qos: options.qos, retain: options.retain ?? false }, () => {})
-    return true
+    return this.status.publishAside(this.onlineClient(), topic, payload, options)
   }
 
   /**
@@ -235,11 +194,7 @@ export class Uplink {
    * offline, on an error, or after `timeoutMs` without PUBACK. Never queued.
    */
   async publishConfirmed (topic: string, payload: Uint8Array | string, options: { retain?: boolean, timeoutMs?: number } = {}): Promise<boolean> {
-    const client = this.client
-    if (client?.connected !== true || this.stateNow !== 'online') return false
-    const body = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-    const acked = await withTimeout(client.publishAsync(topic, body, { qos: 1, retain: options.retain ?? false }).then(() => true, () => false), options.timeoutMs ?? this.options.pubackTimeoutMs)
-    return acked === true
+    return await this.status.publishConfirmed(this.onlineClient(), topic, payload, { ...options, timeoutMs: options.timeoutMs ?? this.options.pubackTimeoutMs })
   }
 
   start (): void {
@@ -261,7 +216,7 @@ export class Uplink {
     if (client?.connected === true) {
       // A clean DISCONNECT: the broker then discards the will, so `offline` is published once.
       // Bounded: on a dead link the PUBACK never comes (the will then says offline instead).
-      await withTimeout(client.publishAsync(this.options.topics.status, statusPayload('offline', this.now()), { qos: 1, retain: true }), 1000).catch(() => {})
+      await this.status.offline(client, this.now())
       await withTimeout(client.endAsync(false), 2000).catch(() => {})
     }
     this.dropConnection('stop')
@@ -330,15 +285,14 @@ export class Uplink {
       protocolVersion: options.protocolVersion,
       timeoutMs: options.connectTimeoutMs,
       keepaliveS: options.keepaliveS,
-      will: { topic: options.topics.status, payload: Buffer.from(statusPayload('offline', this.now())), qos: 1, retain: true },
+      will: this.status.will(this.now()),
     })
     this.client = client
     this.counts.connects++
     const receiveMaximum = connack.properties?.receiveMaximum
     const window = Math.max(1, Math.min(options.window, receiveMaximum ?? Number.POSITIVE_INFINITY))
     this.setState('online', { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
-    client.publish(options.topics.status, statusPayload('online', this.now()), { qos: 1, retain: true })
-    this.subscribeOn(client)
+    this.status.online(client, this.now())
     return { client, window }
   }
 
@@ -394,25 +348,24 @@ export class Uplink {
         await pause()
         continue
       }
-      const wait = this.nextSendAt - this.now()
+      const wait = this.limits.rateWaitMs()
       if (wait > 0) {
-        this.rate.waits++
-        this.rate.waitMs += wait
         await pause(wait)
         continue
       }
-      const linger = this.lingerUntil - this.now()
+      const linger = this.limits.lingerMs()
       if (linger > 0) {
         await pause(linger)
         continue
       }
+      const { batch, lingerMs } = this.limits.settings
       // The daily budget spent: critical events only, the rest stay buffered until the next day.
-      const lease = await this.store.lease(options.batch.maxEvents, options.batch.maxBytes, this.budgetSpent() ? { minPriority: 3 } : {})
+      const lease = await this.store.lease(batch.maxEvents, batch.maxBytes, this.limits.budgetSpent() ? { minPriority: 3 } : {})
       if (lease === null) {
-        await pause(options.lingerMs)
+        await pause(lingerMs)
         continue
       }
-      if (isLost() || this.stopping()) { this.store.nack(lease.id); this.counts.nacked++; break }
+      if (isLost() || this.stopping()) { this.inFlight.returnUnsent(lease.id); break }
       let bytes: Uint8Array
       try {
         bytes = encodeLeaseEnvelope(lease, { gatewayId: options.gatewayId, batchSeq: options.nextBatchSeq(), nowMs: Math.floor(this.now()) }, options.compression).bytes
@@ -421,91 +374,24 @@ export class Uplink {
         throw err
       }
       const timer = setTimeout(() => { this.deadLink(client, 'puback_timeout') }, options.pubackTimeoutMs)
-      this.inFlight.set(lease.id, { lease, timer, sentAt: this.now() })
+      this.inFlight.track(lease, timer, this.now())
       this.counts.published++
       this.counts.eventsPublished += lease.events.length
       this.counts.bytesSent += bytes.byteLength
-      this.account(bytes.byteLength)
-      if (lease.events.length < options.batch.maxEvents && lease.bytes < options.batch.maxBytes * 0.9) this.lingerUntil = this.now() + options.lingerMs
+      this.limits.sent(bytes.byteLength, lease.events.length, lease.bytes)
       client.publish(options.topics.events, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, err => {
-        const entry = this.inFlight.get(lease.id)
-        if (entry === undefined) return // already nacked with a lost connection
-        clearTimeout(entry.timer)
-        this.inFlight.delete(lease.id)
         // mqtt.js reports success as undefined or null.
-        if (err !== undefined && err !== null) {
-          this.store.nack(lease.id)
-          this.counts.nacked++
-          this.counts.eventsResent += lease.events.length
+        const failed = err !== undefined && err !== null
+        if (!this.inFlight.settle(lease.id, failed, this.now())) return // already nacked with a lost connection
+        if (failed) {
           // A connection going away fails every publish in flight ('Connection closed', before its
           // 'close' or 'error'); the pump counts that loss once. A PUBACK with a failure reason
           // code (MQTT 5: a number in `code`) is the broker refusing this batch on a live link.
           if (typeof (err as { code?: unknown }).code === 'number' && this.client === client) this.refused(client, err)
           return
         }
-        const pubackMs = this.now() - entry.sentAt
-        void this.settleAcked(lease, pubackMs)
         wakeOnAck()
       })
-    }
-  }
-
-  /** Counts sent bytes against the rate cap and the day's budget. */
-  private account (bytes: number): void {
-    const now = this.now()
-    const rate = this.options.rateLimitBytesPerSecond
-    if (rate !== undefined && rate > 0) this.nextSendAt = Math.max(now, this.nextSendAt) + bytes * 1000 / rate
-    this.rollDay()
-    this.bytesToday += bytes
-  }
-
-  /** Starts a new budget day at 00:00 UTC; returns the bytes sent today. */
-  private rollDay (): number {
-    const day = Math.floor(this.now() / 86_400_000)
-    if (day !== this.budgetDay) {
-      if (this.budgetDay >= 0 && this.bytesToday > 0) this.logger.info({ bytes: this.bytesToday }, 'uplink: a new budget day')
-      this.budgetDay = day
-      this.bytesToday = 0
-    }
-    return this.bytesToday
-  }
-
-  private budgetSpent (): boolean {
-    const budget = this.options.dailyBudgetBytes
-    return budget !== undefined && this.rollDay() >= budget
-  }
-
-  /**
-   * The broker has the batch: delete its events. A failed delete is tried again; if it keeps
-   * failing, the lease goes back to the store, so its events are sent again (duplicates the
-   * receiver drops) instead of staying leased, neither resent nor evictable, until a restart.
-   */
-  private async settleAcked (lease: Lease, pubackMs: number): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.store.ack(lease.id)
-        this.counts.acked++
-        this.counts.eventsAcked += lease.events.length
-        this.options.observer?.batchAcked?.(lease, pubackMs)
-        return
-      } catch (err) {
-        this.counts.ackFailures++
-        const code = isEdgefwdError(err) ? err.code : undefined
-        if (attempt >= ACK_ATTEMPTS || this.abort.signal.aborted) {
-          this.logger.error({ err, code, leaseId: lease.id, attempts: attempt }, 'store ack failed after the PUBACK: the batch goes back to the store and will be sent again')
-          try {
-            this.store.nack(lease.id)
-            this.counts.nacked++
-            this.counts.eventsResent += lease.events.length
-          } catch (nackErr) {
-            // The store closed meanwhile: the events were never deleted and are sent after a restart.
-            this.logger.warn({ err: nackErr, leaseId: lease.id }, 'could not return the batch to the store; its events stay stored')
-          }
-          return
-        }
-        this.logger.warn({ err, code, leaseId: lease.id, attempt }, 'store ack failed after the PUBACK; trying again')
-        await this.sleep(ACK_RETRY_MS * attempt, this.abort.signal).catch(() => {})
-      }
     }
   }
 
@@ -538,14 +424,8 @@ export class Uplink {
 
   /** Forgets the connection: every batch in flight goes back to the store. */
   private dropConnection (reason: string): void {
-    for (const [id, entry] of this.inFlight) {
-      clearTimeout(entry.timer)
-      this.store.nack(id)
-      this.counts.nacked++
-      this.counts.eventsResent += entry.lease.events.length
-    }
-    if (this.inFlight.size > 0) this.logger.info({ reason, batches: this.inFlight.size }, 'batches in flight returned to the store')
-    this.inFlight.clear()
+    const returned = this.inFlight.returnAll()
+    if (returned > 0) this.logger.info({ reason, batches: returned }, 'batches in flight returned to the store')
     const client = this.client
     this.client = undefined
     if (client !== undefined) {
@@ -556,8 +436,4 @@ export class Uplink {
       ;(client.stream as TLSSocket | undefined)?.destroy()
     }
   }
-}
-
-function statusPayload (status: 'online' | 'offline', nowMs: number): string {
-  return JSON.stringify({ status, time: new Date(nowMs).toISOString() })
 }
