@@ -12,6 +12,7 @@
 import { isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { BatchSource, Lease } from '../contracts.js'
+import type { Clock, ClockTimer } from './clock.js'
 
 /** Attempts at a store ack after a PUBACK before the lease is nacked instead; waits between them. */
 export const ACK_ATTEMPTS = 3
@@ -32,7 +33,7 @@ export interface InFlightWindow {
   readonly size: number
   readonly counts: Readonly<InFlightCounts>
   /** A batch was published; `timer` is its PUBACK timer. */
-  track: (lease: Lease, timer: NodeJS.Timeout, sentAt: number) => void
+  track: (lease: Lease, timer: ClockTimer, sentAt: number) => void
   /**
    * The publish's answer: false when the lease is no longer tracked (already returned with a
    * lost connection). A failure nacks the lease; a success starts its ack.
@@ -44,26 +45,26 @@ export interface InFlightWindow {
   returnAll: () => number
 }
 
-interface Entry { lease: Lease, timer: NodeJS.Timeout, sentAt: number }
+interface Entry { lease: Lease, timer: ClockTimer, sentAt: number }
 
 export class InFlightBatches implements InFlightWindow {
   private readonly entries = new Map<number, Entry>()
   readonly counts: InFlightCounts = { acked: 0, nacked: 0, eventsAcked: 0, eventsResent: 0, ackFailures: 0 }
 
   constructor (private readonly store: BatchSource, private readonly logger: Logger,
-    private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>, private readonly signal: AbortSignal,
+    private readonly clock: Clock, private readonly signal: AbortSignal,
     private readonly onAcked?: (lease: Lease, pubackMs: number) => void) {}
 
   get size (): number { return this.entries.size }
 
-  track (lease: Lease, timer: NodeJS.Timeout, sentAt: number): void {
+  track (lease: Lease, timer: ClockTimer, sentAt: number): void {
     this.entries.set(lease.id, { lease, timer, sentAt })
   }
 
   settle (leaseId: number, failed: boolean, now: number): boolean {
     const entry = this.entries.get(leaseId)
     if (entry === undefined) return false
-    clearTimeout(entry.timer)
+    this.clock.clearTimer(entry.timer)
     this.entries.delete(leaseId)
     if (failed) this.nack(entry.lease)
     else void this.settleAcked(entry.lease, now - entry.sentAt)
@@ -78,7 +79,7 @@ export class InFlightBatches implements InFlightWindow {
   returnAll (): number {
     const n = this.entries.size
     for (const entry of this.entries.values()) {
-      clearTimeout(entry.timer)
+      this.clock.clearTimer(entry.timer)
       this.nack(entry.lease)
     }
     this.entries.clear()
@@ -118,7 +119,7 @@ export class InFlightBatches implements InFlightWindow {
           return
         }
         this.logger.warn({ err, code, leaseId: lease.id, attempt }, 'store ack failed after the PUBACK; trying again')
-        await this.sleep(ACK_RETRY_MS * attempt, this.signal).catch(() => {})
+        await this.clock.sleep(ACK_RETRY_MS * attempt, this.signal).catch(() => {})
       }
     }
   }

@@ -34,7 +34,7 @@ import type { BatchSource, Lease } from '../contracts.js'
 import type { DeadLinkReason } from '../types.js'
 import { Backoff, type BackoffOptions } from './backoff.js'
 import { connectBroker, connectFailureReason, describeError, type BrokerAddress } from './connect.js'
-import { abortableSleep, withTimeout } from './timing.js'
+import { systemClock, withTimeout, type Clock } from './clock.js'
 import { encodeLeaseEnvelope, type CompressionOptions } from './envelope.js'
 import { InFlightBatches, type InFlightCounts } from './in-flight.js'
 import { UplinkSendLimits, type LiveUplinkSettings } from './send-limits.js'
@@ -70,10 +70,9 @@ export interface UplinkOptions {
   dailyBudgetBytes?: number
   /** Batch sequence numbers: unique per gateway, increasing, never reused across restarts. */
   nextBatchSeq: () => number
-  now?: () => number
+  /** The time, timers and waits of the session; the real ones by default. */
+  clock?: Clock
   random?: () => number
-  /** Waits `ms`; injectable so tests need no real sleeps. */
-  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
   /** Told of deliveries and failed connection attempts (metrics); never on the uplink's own state. */
   observer?: UplinkObserver
 }
@@ -129,17 +128,17 @@ export class Uplink {
   private readonly limits: UplinkSendLimits
   private readonly status: UplinkStatusChannel
   private readonly backoff: Backoff
-  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>
+  private readonly clock: Clock
 
   constructor (private readonly store: BatchSource, options: UplinkOptions, private readonly logger: Logger) {
     this.options = { ...options }
     this.backoff = new Backoff(options.backoff, options.random)
-    this.sleep = options.sleep ?? abortableSleep
+    this.clock = options.clock ?? systemClock
     this.offlineSinceMs = this.now()
     const { batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes } = options
     this.limits = new UplinkSendLimits({ batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes }, () => this.now(), logger)
-    this.inFlight = new InFlightBatches(store, logger, this.sleep, this.abort.signal, options.observer?.batchAcked)
-    this.status = new UplinkStatusChannel(options.topics.status, logger)
+    this.inFlight = new InFlightBatches(store, logger, this.clock, this.abort.signal, options.observer?.batchAcked)
+    this.status = new UplinkStatusChannel(options.topics.status, this.clock, logger)
   }
 
   /**
@@ -209,15 +208,15 @@ export class Uplink {
   async stop (deadlineMs = 5000): Promise<void> {
     if (this.abort.signal.aborted) { await this.loop; return }
     this.setState('closing')
-    const until = Date.now() + deadlineMs
-    while (this.inFlight.size > 0 && Date.now() < until && this.client?.connected === true && !this.abort.signal.aborted) await abortableSleep(10, new AbortController().signal)
+    const until = this.now() + deadlineMs
+    while (this.inFlight.size > 0 && this.now() < until && this.client?.connected === true && !this.abort.signal.aborted) await this.clock.sleep(10)
     this.abort.abort()
     const client = this.client
     if (client?.connected === true) {
       // A clean DISCONNECT: the broker then discards the will, so `offline` is published once.
       // Bounded: on a dead link the PUBACK never comes (the will then says offline instead).
       await this.status.offline(client, this.now())
-      await withTimeout(client.endAsync(false), 2000).catch(() => {})
+      await withTimeout(this.clock, client.endAsync(false), 2000).catch(() => {})
     }
     this.dropConnection('stop')
     await this.loop
@@ -226,7 +225,7 @@ export class Uplink {
 
   private stopping (): boolean { return this.stateNow === 'closing' || this.abort.signal.aborted }
 
-  private now (): number { return this.options.now?.() ?? Date.now() }
+  private now (): number { return this.clock.now() }
 
   private setState (next: UplinkState, detail: object = {}): void {
     if (next === this.stateNow) return
@@ -261,7 +260,7 @@ export class Uplink {
             this.setState('backoff')
             this.logger.warn({ code: isEdgefwdError(error) ? error.code : undefined, err: error, waitMs: wait, failures: this.backoff.failures },
               `uplink cannot connect: ${error.message}; next attempt in ${wait} ms`)
-            await this.sleep(wait, signal)
+            await this.clock.sleep(wait, signal)
           }
         })
         this.backoff.reset()
@@ -270,7 +269,7 @@ export class Uplink {
         if (this.stopping()) return
         this.logger.error({ err }, 'uplink connection loop failed')
         this.dropConnection('unexpected error')
-        await this.sleep(this.backoff.next(), signal).catch(() => {})
+        await this.clock.sleep(this.backoff.next(), signal).catch(() => {})
       }
     }
   }
@@ -285,6 +284,7 @@ export class Uplink {
       protocolVersion: options.protocolVersion,
       timeoutMs: options.connectTimeoutMs,
       keepaliveS: options.keepaliveS,
+      clock: this.clock,
       will: this.status.will(this.now()),
     })
     this.client = client
@@ -313,7 +313,7 @@ export class Uplink {
     const pause = async (ms?: number): Promise<void> => {
       const woken = new Promise<void>(resolve => { wake = resolve })
       untimed = ms === undefined
-      await (ms === undefined ? woken : Promise.race([woken, this.sleep(ms, signal).catch(() => {})]))
+      await (ms === undefined ? woken : Promise.race([woken, this.clock.sleep(ms, signal).catch(() => {})]))
       wake = undefined
     }
     const onLost = (reason: string) => (err?: unknown): void => {
@@ -373,7 +373,7 @@ export class Uplink {
         this.store.nack(lease.id) // never strand a lease: its events go back to the queue
         throw err
       }
-      const timer = setTimeout(() => { this.deadLink(client, 'puback_timeout') }, options.pubackTimeoutMs)
+      const timer = this.clock.setTimer(() => { this.deadLink(client, 'puback_timeout') }, options.pubackTimeoutMs)
       this.inFlight.track(lease, timer, this.now())
       this.counts.published++
       this.counts.eventsPublished += lease.events.length

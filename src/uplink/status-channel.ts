@@ -10,7 +10,7 @@
 import type { MqttClient } from 'mqtt'
 import type { Logger } from '../observe/log.js'
 import { describeError } from './connect.js'
-import { withTimeout } from './timing.js'
+import { withTimeout, type Clock } from './clock.js'
 
 export interface StatusChannel {
   /** The MQTT will of each connection: `offline`, retained. */
@@ -30,7 +30,7 @@ export interface StatusChannel {
 export class UplinkStatusChannel implements StatusChannel {
   private subscription: { topics: string[], onMessage: (topic: string, payload: Buffer) => void } | undefined
 
-  constructor (private readonly statusTopic: string, private readonly logger: Logger) {}
+  constructor (private readonly statusTopic: string, private readonly clock: Clock, private readonly logger: Logger) {}
 
   will (nowMs: number): { topic: string, payload: Buffer, qos: 1, retain: true } {
     return { topic: this.statusTopic, payload: Buffer.from(statusPayload('offline', nowMs)), qos: 1, retain: true }
@@ -42,7 +42,7 @@ export class UplinkStatusChannel implements StatusChannel {
   }
 
   async offline (client: MqttClient, nowMs: number): Promise<void> {
-    await withTimeout(client.publishAsync(this.statusTopic, statusPayload('offline', nowMs), { qos: 1, retain: true }), 1000).catch(() => {})
+    await withTimeout(this.clock, client.publishAsync(this.statusTopic, statusPayload('offline', nowMs), { qos: 1, retain: true }), 1000).catch(() => {})
   }
 
   subscribe (topics: string[], onMessage: (topic: string, payload: Buffer) => void, client: MqttClient | undefined): void {
@@ -72,7 +72,7 @@ export class UplinkStatusChannel implements StatusChannel {
   async publishConfirmed (client: MqttClient | undefined, topic: string, payload: Uint8Array | string, options: { retain?: boolean, timeoutMs: number }): Promise<boolean> {
     if (client?.connected !== true) return false
     const body = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-    const acked = await withTimeout(client.publishAsync(topic, body, { qos: 1, retain: options.retain ?? false }).then(() => true, () => false), options.timeoutMs)
+    const acked = await withTimeout(this.clock, client.publishAsync(topic, body, { qos: 1, retain: options.retain ?? false }).then(() => true, () => false), options.timeoutMs)
     return acked === true
   }
 }

@@ -10,6 +10,7 @@ import t from 'tap'
 import { issueCertificate } from '../../src/pki/generate.js'
 import { openMemoryStore, type BatchSource, type EventStore } from '../../src/store/index.js'
 import type { Priority } from '../../src/types.js'
+import { systemClock, type Clock } from '../../src/uplink/clock.js'
 import { Uplink, type UplinkOptions } from '../../src/uplink/session.js'
 import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
 import { silentLogger } from '../helpers/logger.js'
@@ -40,6 +41,11 @@ async function fill (store: EventStore, n: number, priorityOf: (i: number) => Pr
   }
 }
 
+/** The real timers, but the time of `clock` and waits that `sleep` decides. */
+function fakeClock (clock: { now: number }, sleep: Clock['sleep']): Clock {
+  return { ...systemClock, now: () => clock.now, sleep }
+}
+
 function options (url: string, clock: { now: number }, over: Partial<UplinkOptions>): UplinkOptions {
   return testUplinkOptions(url, () => ({ ca: ca.certPem, cert: gw.certPem, key: gw.keyPem }), {
     gatewayId: 'gw',
@@ -48,9 +54,8 @@ function options (url: string, clock: { now: number }, over: Partial<UplinkOptio
     batch: { maxEvents: 1000, maxBytes: 8 * 1024 },
     lingerMs: 50,
     compression: { compression: 'none' },
-    now: () => clock.now,
     // Fractional waits (bytes / rate) advance the fake clock exactly, as real time would.
-    sleep: async (ms: number) => { clock.now += ms; await new Promise(resolve => setImmediate(resolve)) },
+    clock: fakeClock(clock, async (ms: number) => { clock.now += ms; await new Promise(resolve => setImmediate(resolve)) }),
     ...over
   })
 }
@@ -142,7 +147,7 @@ t.test('linger: after a batch that was not full, the next lease waits, so a tric
   await fill(store, 5, () => 1)
   const uplink = new Uplink(watched, options(broker.url, clock, {
     lingerMs: 2000,
-    sleep: async (ms: number) => { await new Promise<void>(resolve => { sleeps.push({ ms, release: () => { clock.now += ms; resolve() } }) }) }
+    clock: fakeClock(clock, async (ms: number) => { await new Promise<void>(resolve => { sleeps.push({ ms, release: () => { clock.now += ms; resolve() } }) }) })
   }), silentLogger())
   uplink.start()
   await waitFor('the first batch acknowledged and the session waiting', () => uplink.stats().eventsAcked === 5 && sleeps.length === 1)

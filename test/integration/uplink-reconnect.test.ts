@@ -8,6 +8,7 @@ import { MemoryVolume, openMemoryStore } from '../../src/store/index.js'
 import { issueCertificate } from '../../src/pki/generate.js'
 import { parseBrokerUrl, probeBroker } from '../../src/uplink/connect.js'
 import { Uplink } from '../../src/uplink/session.js'
+import { systemClock } from '../../src/uplink/clock.js'
 import { captureLogger } from '../helpers/logger.js'
 import { freePort } from '../helpers/mosquitto.js'
 import { makeCa, makeClient, makeRsaSet } from '../helpers/test-pki.js'
@@ -42,10 +43,13 @@ t.test('a refused connection backs off with full jitter, growing to the maximum'
     backoff: { initialMs: 100, maxMs: 3200, multiplier: 2 },
     nextBatchSeq: () => 1,
     random,
-    sleep: async (ms: number) => {
-      waits.push(ms)
-      if (waits.length >= 12) done()
-      await new Promise(resolve => setImmediate(resolve))
+    clock: {
+      ...systemClock,
+      sleep: async (ms: number) => {
+        waits.push(ms)
+        if (waits.length >= 12) done()
+        await new Promise(resolve => setImmediate(resolve))
+      }
     }
   }, logger)
   uplink.start()
@@ -96,10 +100,13 @@ t.test('a broker that refuses the connection (CONNACK: not authorized): a specif
     backoff: { initialMs: 100, maxMs: 60_000, multiplier: 2, refusedMinMs: 30_000 },
     nextBatchSeq: () => 1,
     random: () => 0.5,
-    sleep: async (ms: number) => {
-      waits.push(ms)
-      if (waits.length >= 3) done()
-      await new Promise(resolve => setImmediate(resolve))
+    clock: {
+      ...systemClock,
+      sleep: async (ms: number) => {
+        waits.push(ms)
+        if (waits.length >= 3) done()
+        await new Promise(resolve => setImmediate(resolve))
+      }
     }
   }, logger)
   uplink.start()
