@@ -31,6 +31,10 @@ export interface InFlightCounts {
 export interface InFlightWindow {
   /** Batches published and not yet answered. */
   readonly size: number
+  /** Nothing in flight, and no store ack running or waiting to be tried again. */
+  readonly isIdle: boolean
+  /** Resolves once the window is idle (at once if it is): stop() waits on it, not by polling. */
+  idle: () => Promise<void>
   readonly counts: Readonly<InFlightCounts>
   /** A batch was published; `timer` is its PUBACK timer. */
   track: (lease: Lease, timer: ClockTimer, sentAt: number) => void
@@ -49,6 +53,9 @@ interface Entry { lease: Lease, timer: ClockTimer, sentAt: number }
 
 export class InFlightBatches implements InFlightWindow {
   private readonly entries = new Map<number, Entry>()
+  /** Store acks running (PUBACKed batches whose delete is not done, retries included). */
+  private acking = 0
+  private idleWaiters: Array<() => void> = []
   readonly counts: InFlightCounts = { acked: 0, nacked: 0, eventsAcked: 0, eventsResent: 0, ackFailures: 0 }
 
   constructor (private readonly store: BatchSource, private readonly logger: Logger,
@@ -56,6 +63,20 @@ export class InFlightBatches implements InFlightWindow {
     private readonly onAcked?: (lease: Lease, pubackMs: number) => void) {}
 
   get size (): number { return this.entries.size }
+
+  get isIdle (): boolean { return this.entries.size === 0 && this.acking === 0 }
+
+  async idle (): Promise<void> {
+    if (this.isIdle) return
+    await new Promise<void>(resolve => { this.idleWaiters.push(resolve) })
+  }
+
+  private wakeIfIdle (): void {
+    if (this.idleWaiters.length === 0 || !this.isIdle) return
+    const waiters = this.idleWaiters
+    this.idleWaiters = []
+    for (const resolve of waiters) resolve()
+  }
 
   track (lease: Lease, timer: ClockTimer, sentAt: number): void {
     this.entries.set(lease.id, { lease, timer, sentAt })
@@ -66,8 +87,13 @@ export class InFlightBatches implements InFlightWindow {
     if (entry === undefined) return false
     this.clock.clearTimer(entry.timer)
     this.entries.delete(leaseId)
-    if (failed) this.nack(entry.lease)
-    else void this.settleAcked(entry.lease, now - entry.sentAt)
+    if (failed) {
+      this.nack(entry.lease)
+      this.wakeIfIdle()
+    } else {
+      this.acking++
+      void this.settleAcked(entry.lease, now - entry.sentAt)
+    }
     return true
   }
 
@@ -83,6 +109,7 @@ export class InFlightBatches implements InFlightWindow {
       this.nack(entry.lease)
     }
     this.entries.clear()
+    this.wakeIfIdle()
     return n
   }
 
@@ -98,29 +125,34 @@ export class InFlightBatches implements InFlightWindow {
    * receiver drops) instead of staying leased, neither resent nor evictable, until a restart.
    */
   private async settleAcked (lease: Lease, pubackMs: number): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.store.ack(lease.id)
-        this.counts.acked++
-        this.counts.eventsAcked += lease.events.length
-        this.onAcked?.(lease, pubackMs)
-        return
-      } catch (err) {
-        this.counts.ackFailures++
-        const code = isEdgefwdError(err) ? err.code : undefined
-        if (attempt >= ACK_ATTEMPTS || this.signal.aborted) {
-          this.logger.error({ err, code, leaseId: lease.id, attempts: attempt }, 'store ack failed after the PUBACK: the batch goes back to the store and will be sent again')
-          try {
-            this.nack(lease)
-          } catch (nackErr) {
-            // The store closed meanwhile: the events were never deleted and are sent after a restart.
-            this.logger.warn({ err: nackErr, leaseId: lease.id }, 'could not return the batch to the store; its events stay stored')
-          }
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.store.ack(lease.id)
+          this.counts.acked++
+          this.counts.eventsAcked += lease.events.length
+          this.onAcked?.(lease, pubackMs)
           return
+        } catch (err) {
+          this.counts.ackFailures++
+          const code = isEdgefwdError(err) ? err.code : undefined
+          if (attempt >= ACK_ATTEMPTS || this.signal.aborted) {
+            this.logger.error({ err, code, leaseId: lease.id, attempts: attempt }, 'store ack failed after the PUBACK: the batch goes back to the store and will be sent again')
+            try {
+              this.nack(lease)
+            } catch (nackErr) {
+              // The store closed meanwhile: the events were never deleted and are sent after a restart.
+              this.logger.warn({ err: nackErr, leaseId: lease.id }, 'could not return the batch to the store; its events stay stored')
+            }
+            return
+          }
+          this.logger.warn({ err, code, leaseId: lease.id, attempt }, 'store ack failed after the PUBACK; trying again')
+          await this.clock.sleep(ACK_RETRY_MS * attempt, this.signal).catch(() => {})
         }
-        this.logger.warn({ err, code, leaseId: lease.id, attempt }, 'store ack failed after the PUBACK; trying again')
-        await this.clock.sleep(ACK_RETRY_MS * attempt, this.signal).catch(() => {})
       }
+    } finally {
+      this.acking--
+      this.wakeIfIdle()
     }
   }
 }

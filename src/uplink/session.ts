@@ -1,9 +1,8 @@
 /**
  * The uplink session: drains the store to the broker over MQTT with mutual TLS, deleting events
- * only on the broker's PUBACK.
- *
- * ## States (logged on every change)
- * idle → connecting → online → (link lost) → backoff → connecting … ; stop() → closing → idle.
+ * only on the broker's PUBACK. This module is the connection loop; the lifecycle value
+ * (lifecycle.ts), the send limits (send-limits.ts), the in-flight window (in-flight.ts) and the
+ * status side channel (status-channel.ts) are their own modules.
  *
  * ## Rules
  * - One mqtt.js client per connection, `reconnectPeriod: 0`, clean start: mqtt.js keeps no
@@ -16,18 +15,19 @@
  * - A dead link is counted once per connection, with what found it: `puback_timeout` (our timer)
  *   or `keepalive` (mqtt.js's PINGRESP wait). A connection that closes (RST, broker restart) is a
  *   disconnect, not a dead link; the publishes it fails are its batches in flight, nacked once.
- * - A store ack that fails after the PUBACK (an I/O error) is retried (ACK_ATTEMPTS, growing
- *   waits); if it still fails the lease is nacked, so its events are sent again (the receiver
- *   drops the duplicates) rather than left leased until a restart. Each failure is counted.
+ * - A batch refused by the broker (a PUBACK with a failure reason code) drops the connection; the
+ *   batch is nacked and sent again on the next one, after a jittered backoff like any failure.
  * - Reconnect: p-retry drives the attempts (abortable by stop()); the waits are full-jitter
  *   exponential (backoff.ts), longer after a broker refusal; a TLS failure is logged with its
  *   specific EDGEFWD_ERR_TLS_* code (pki/tls-errors.ts).
- * - Status: `online` retained on connect; `offline` as the MQTT will and on a clean stop.
+ * - stop(): no new lease; batches in flight and store acks (retries included) get the grace for
+ *   their PUBACK and delete, woken by the window emptying, not by polling; then `offline`, a clean
+ *   DISCONNECT, and `closed` for good. Concurrent stops are one stop; a shorter grace shortens it.
  */
 import type { TLSSocket } from 'node:tls'
 import type { MqttClient } from 'mqtt'
 import pRetry, { AbortError } from 'p-retry'
-import { isEdgefwdError } from '../errors.js'
+import { EdgefwdError, isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
 import type { BatchSource, Lease } from '../contracts.js'
@@ -37,13 +37,13 @@ import { connectBroker, connectFailureReason, describeError, type BrokerAddress 
 import { systemClock, withTimeout, type Clock } from './clock.js'
 import { encodeLeaseEnvelope, type CompressionOptions } from './envelope.js'
 import { InFlightBatches, type InFlightCounts } from './in-flight.js'
+import type { Closing, Lifecycle, Link, Offline, UplinkState } from './lifecycle.js'
 import { UplinkSendLimits, type LiveUplinkSettings } from './send-limits.js'
 import { UplinkStatusChannel } from './status-channel.js'
 
 export { ACK_ATTEMPTS } from './in-flight.js'
 export type { LiveUplinkSettings } from './send-limits.js'
-
-export type UplinkState = 'idle' | 'connecting' | 'online' | 'backoff' | 'closing'
+export type { UplinkState } from './lifecycle.js'
 
 export interface UplinkOptions {
   address: BrokerAddress
@@ -111,19 +111,14 @@ export interface UplinkStats extends InFlightCounts {
 }
 
 export class Uplink {
-  private stateNow: UplinkState = 'idle'
+  private life: Lifecycle
   private readonly counts = { connects: 0, disconnects: 0, published: 0, eventsPublished: 0, bytesSent: 0 }
   private readonly deadLinks: Record<DeadLinkReason, number> = { puback_timeout: 0, keepalive: 0 }
-  /** The connection last found dead: a dead link is counted once per connection. */
-  private deadClient: MqttClient | undefined
   private readonly connectFailures: Record<string, number> = {}
-  private backoffMs = 0
-  private offlineSinceMs: number | undefined
-  private lastError: string | undefined
   private readonly options: UplinkOptions
+  /** Aborted when a stop's grace is over: waits end, no lease is taken, ack retries give up. */
   private readonly abort = new AbortController()
   private loop: Promise<void> | undefined
-  private client: MqttClient | undefined
   private readonly inFlight: InFlightBatches
   private readonly limits: UplinkSendLimits
   private readonly status: UplinkStatusChannel
@@ -134,7 +129,7 @@ export class Uplink {
     this.options = { ...options }
     this.backoff = new Backoff(options.backoff, options.random)
     this.clock = options.clock ?? systemClock
-    this.offlineSinceMs = this.now()
+    this.life = { kind: 'idle', sinceMs: this.now(), lastError: undefined }
     const { batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes } = options
     this.limits = new UplinkSendLimits({ batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes }, () => this.now(), logger)
     this.inFlight = new InFlightBatches(store, logger, this.clock, this.abort.signal, options.observer?.batchAcked)
@@ -160,22 +155,23 @@ export class Uplink {
 
   /** The connection while online, else undefined. */
   private onlineClient (): MqttClient | undefined {
-    return this.stateNow === 'online' ? this.client : undefined
+    return this.life.kind === 'online' ? this.life.link.client : undefined
   }
 
-  state (): UplinkState { return this.stateNow }
+  state (): UplinkState { return this.life.kind }
 
   stats (): UplinkStats {
+    const life = this.life
     return {
-      state: this.stateNow,
+      state: life.kind,
       ...this.counts,
       ...this.inFlight.counts,
       deadLinks: { ...this.deadLinks },
       inFlight: this.inFlight.size,
-      lastError: this.lastError,
+      lastError: life.kind === 'online' ? life.link.lastError : life.lastError,
       connectFailures: { ...this.connectFailures },
-      backoffMs: this.stateNow === 'backoff' ? this.backoffMs : 0,
-      offlineSinceMs: this.offlineSinceMs,
+      backoffMs: life.kind === 'backoff' ? life.delayMs : 0,
+      offlineSinceMs: life.kind === 'online' ? undefined : life.sinceMs,
       ...this.limits.stats()
     }
   }
@@ -196,44 +192,80 @@ export class Uplink {
     return await this.status.publishConfirmed(this.onlineClient(), topic, payload, { ...options, timeoutMs: options.timeoutMs ?? this.options.pubackTimeoutMs })
   }
 
+  /** Starts connecting (once; again is a no-op). A stopped session never starts again: that throws. */
   start (): void {
+    if (this.stopping()) {
+      throw new EdgefwdError('EDGEFWD_ERR_UPLINK_CLOSED', 'this uplink session was stopped: start() after stop() is refused', { hint: 'create a new Uplink to connect again' })
+    }
     if (this.loop !== undefined) return
     this.loop = this.run().catch(err => { this.logger.error({ err }, 'uplink stopped on an unexpected error') })
   }
 
   /**
-   * Stops: no new batch is leased; in-flight batches get until `deadlineMs` for their PUBACK,
-   * the rest are nacked (they stay in the store); `offline` is published; the client closes.
+   * Stops, for good: no new batch is leased; batches in flight get until `graceMs` for their
+   * PUBACK and store acks being retried until then to succeed; the rest are nacked (they stay in
+   * the store); `offline` is published; the client closes; the state is `closed`.
+   * A second call returns the stop in progress; with a shorter grace it brings the deadline closer
+   * (a second SIGTERM), never further.
    */
-  async stop (deadlineMs = 5000): Promise<void> {
-    if (this.abort.signal.aborted) { await this.loop; return }
-    this.setState('closing')
-    const until = this.now() + deadlineMs
-    while (this.inFlight.size > 0 && this.now() < until && this.client?.connected === true && !this.abort.signal.aborted) await this.clock.sleep(10)
-    this.abort.abort()
-    const client = this.client
-    if (client?.connected === true) {
-      // A clean DISCONNECT: the broker then discards the will, so `offline` is published once.
-      // Bounded: on a dead link the PUBACK never comes (the will then says offline instead).
-      await this.status.offline(client, this.now())
-      await withTimeout(this.clock, client.endAsync(false), 2000).catch(() => {})
+  async stop (graceMs = 5000): Promise<void> {
+    const life = this.life
+    if (life.kind === 'closed') return
+    const deadlineAt = this.now() + graceMs
+    if (life.kind === 'closing') {
+      if (deadlineAt < life.deadlineAt) {
+        life.deadlineAt = deadlineAt
+        life.wake.abort()
+      }
+      await life.done
+      return
     }
-    this.dropConnection('stop')
-    await this.loop
-    this.setState('idle')
+    const closing: Closing = { kind: 'closing', link: life.kind === 'online' ? life.link : undefined, deadlineAt, wake: new AbortController(), done: Promise.resolve(), ...this.offline() }
+    this.enter(closing, { graceMs })
+    closing.done = this.close(closing)
+    await closing.done
   }
 
-  private stopping (): boolean { return this.stateNow === 'closing' || this.abort.signal.aborted }
+  private async close (closing: Closing): Promise<void> {
+    // Woken when the window empties (in-flight.ts), the deadline moves, or the link is lost.
+    while (!this.inFlight.isIdle && this.now() < closing.deadlineAt) {
+      const wake = closing.wake = new AbortController()
+      await Promise.race([this.inFlight.idle(), this.clock.sleep(closing.deadlineAt - this.now(), wake.signal).catch(() => {})])
+      wake.abort() // ends the sleep's timer if the window emptied first
+    }
+    this.abort.abort()
+    const link = closing.link
+    if (link !== undefined && !link.lost && !link.dropped && link.client.connected) {
+      // A clean DISCONNECT: the broker then discards the will, so `offline` is published once.
+      // Bounded: on a dead link the PUBACK never comes (the will then says offline instead).
+      await this.status.offline(link.client, this.now())
+      await withTimeout(this.clock, link.client.endAsync(false), 2000).catch(() => {})
+    }
+    this.dropConnection(link, 'stop')
+    await this.loop
+    // An ack retry cut short makes one last attempt before it returns its lease to the store.
+    await withTimeout(this.clock, this.inFlight.idle(), 1000)
+    this.enter({ kind: 'closed', sinceMs: closing.sinceMs, lastError: closing.lastError })
+  }
+
+  /** Read through a method: TypeScript would keep `life` narrowed across an await. */
+  private stopping (): boolean { return this.life.kind === 'closing' || this.life.kind === 'closed' }
 
   private now (): number { return this.clock.now() }
 
-  private setState (next: UplinkState, detail: object = {}): void {
-    if (next === this.stateNow) return
-    const from = this.stateNow
-    this.stateNow = next
-    if (next === 'online') this.offlineSinceMs = undefined
-    else if (this.offlineSinceMs === undefined) this.offlineSinceMs = this.now()
-    this.logger.info({ from, to: next, ...detail }, `uplink ${next}`)
+  /** Why the session is not online, carried from state to state until it is online again. */
+  private offline (): Offline {
+    const life = this.life
+    if (life.kind === 'online') return { sinceMs: this.now(), lastError: life.link.lastError }
+    return { sinceMs: life.sinceMs, lastError: life.lastError }
+  }
+
+  /** Changes the state (logged when its kind changes). Once closing, only `closed` follows. */
+  private enter (next: Lifecycle, detail: object = {}): void {
+    const from = this.life.kind
+    if ((from === 'closing' && next.kind !== 'closed') || from === 'closed') return
+    this.life = next
+    if (next.kind !== from) this.logger.info({ from, to: next.kind, ...detail }, `uplink ${next.kind}`)
   }
 
   private async run (): Promise<void> {
@@ -243,7 +275,7 @@ export class Uplink {
     await new Promise<void>(resolve => { setImmediate(resolve) })
     while (!this.stopping()) {
       try {
-        const { client, window } = await pRetry(async () => await this.connectOnce(), {
+        const link = await pRetry(async () => await this.connectOnce(), {
           retries: Number.POSITIVE_INFINITY,
           minTimeout: 0,
           maxTimeout: 0,
@@ -252,32 +284,33 @@ export class Uplink {
           onFailedAttempt: async ({ error }) => {
             const refused = isEdgefwdError(error, 'EDGEFWD_ERR_UPLINK_REFUSED')
             const wait = this.backoff.next(refused ? 'refused' : 'failure')
-            this.lastError = isEdgefwdError(error) ? error.code : error.message
             const reason = connectFailureReason(error)
             this.connectFailures[reason] = (this.connectFailures[reason] ?? 0) + 1
-            this.backoffMs = wait
             this.options.observer?.connectFailed?.(reason)
-            this.setState('backoff')
+            this.enter({ kind: 'backoff', delayMs: wait, sinceMs: this.offline().sinceMs, lastError: isEdgefwdError(error) ? error.code : error.message })
             this.logger.warn({ code: isEdgefwdError(error) ? error.code : undefined, err: error, waitMs: wait, failures: this.backoff.failures },
               `uplink cannot connect: ${error.message}; next attempt in ${wait} ms`)
             await this.clock.sleep(wait, signal)
           }
         })
         this.backoff.reset()
-        await this.pump(client, window)
+        await this.pump(link)
       } catch (err) {
         if (this.stopping()) return
         this.logger.error({ err }, 'uplink connection loop failed')
-        this.dropConnection('unexpected error')
-        await this.clock.sleep(this.backoff.next(), signal).catch(() => {})
+        const life = this.life
+        this.dropConnection(life.kind === 'online' ? life.link : undefined, 'unexpected error')
+        const wait = this.backoff.next()
+        this.enter({ kind: 'backoff', delayMs: wait, ...this.offline() })
+        await this.clock.sleep(wait, signal).catch(() => {})
       }
     }
   }
 
-  /** One connection attempt: resolves online with the window to use, or throws a classified error. */
-  private async connectOnce (): Promise<{ client: MqttClient, window: number }> {
+  /** One connection attempt: resolves online with its link, or throws a classified error. */
+  private async connectOnce (): Promise<Link> {
     if (this.stopping()) throw new AbortError('stopping')
-    this.setState('connecting')
+    this.enter({ kind: 'connecting', attempt: this.backoff.failures + 1, ...this.offline() })
     const { options } = this
     const { client, connack } = await connectBroker(options.address, options.credentials, {
       clientId: options.gatewayId,
@@ -287,19 +320,25 @@ export class Uplink {
       clock: this.clock,
       will: this.status.will(this.now()),
     })
-    this.client = client
-    this.counts.connects++
+    const previous = this.offline()
     const receiveMaximum = connack.properties?.receiveMaximum
     const window = Math.max(1, Math.min(options.window, receiveMaximum ?? Number.POSITIVE_INFINITY))
-    this.setState('online', { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
+    const link: Link = { client, window, sinceMs: this.now(), lost: false, lastError: previous.lastError, condemned: undefined, dropped: false }
+    if (this.stopping()) {
+      // stop() came during the attempt: this connection is not used (its will says offline).
+      this.dropConnection(link, 'stop')
+      throw new AbortError('stopping')
+    }
+    this.counts.connects++
+    this.enter({ kind: 'online', link }, { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
     this.status.online(client, this.now())
-    return { client, window }
+    return link
   }
 
   /** Publishes batches while the connection lives; returns when it is lost (or on stop). */
-  private async pump (client: MqttClient, window: number): Promise<void> {
+  private async pump (link: Link): Promise<void> {
+    const { client } = link
     const signal = this.abort.signal
-    let lost = false
     // Every wait ends on its own wake-up, called by whatever should end it (the link lost, stop,
     // a PUBACK). Not Promise.race against one long-lived "lost" promise: each race leaves a
     // reaction on it until it settles, i.e. for as long as the connection lives (measured: ~400 B
@@ -317,33 +356,35 @@ export class Uplink {
       wake = undefined
     }
     const onLost = (reason: string) => (err?: unknown): void => {
-      if (lost) return
-      lost = true
-      this.lastError = err === undefined ? reason : describeError(err)
+      if (link.lost) return
+      link.lost = true
+      link.lastError = err === undefined ? reason : describeError(err)
       // mqtt.js gives up on a PINGRESP with this error, after failing every publish in flight.
-      if (err instanceof Error && err.message === 'Keepalive timeout') this.deadLink(client, 'keepalive')
+      if (err instanceof Error && err.message === 'Keepalive timeout') this.deadLink(link, 'keepalive')
       interrupt()
+      // Stopping: no PUBACK can come any more, so stop() need not wait for one.
+      if (this.stopping()) this.dropConnection(link, link.lastError)
     }
     client.once('close', onLost('connection closed'))
     client.once('error', onLost('connection error'))
     client.once('offline', onLost('offline'))
     signal.addEventListener('abort', interrupt)
     try {
-      await this.publishWhileOnline(client, window, () => lost, pause, onAck)
+      await this.publishWhileOnline(link, pause, onAck)
     } finally {
       signal.removeEventListener('abort', interrupt)
     }
     // Stopping: the connection stays up for the PUBACKs stop() waits for.
-    if (lost && !this.stopping()) {
+    if (link.lost && !this.stopping()) {
       this.counts.disconnects++
-      this.dropConnection(this.lastError ?? 'connection lost')
+      this.dropConnection(link, link.lastError ?? 'connection lost')
     }
   }
 
-  private async publishWhileOnline (client: MqttClient, window: number, isLost: () => boolean,
-    pause: (ms?: number) => Promise<void>, wakeOnAck: () => void): Promise<void> {
+  private async publishWhileOnline (link: Link, pause: (ms?: number) => Promise<void>, wakeOnAck: () => void): Promise<void> {
     const { options } = this
-    while (!isLost() && !this.stopping()) {
+    const { client, window } = link
+    while (!link.lost && !this.stopping()) {
       if (this.inFlight.size >= window) {
         await pause()
         continue
@@ -365,7 +406,7 @@ export class Uplink {
         await pause(lingerMs)
         continue
       }
-      if (isLost() || this.stopping()) { this.inFlight.returnUnsent(lease.id); break }
+      if (link.lost || this.stopping()) { this.inFlight.returnUnsent(lease.id); break }
       let bytes: Uint8Array
       try {
         bytes = encodeLeaseEnvelope(lease, { gatewayId: options.gatewayId, batchSeq: options.nextBatchSeq(), nowMs: Math.floor(this.now()) }, options.compression).bytes
@@ -373,7 +414,7 @@ export class Uplink {
         this.store.nack(lease.id) // never strand a lease: its events go back to the queue
         throw err
       }
-      const timer = this.clock.setTimer(() => { this.deadLink(client, 'puback_timeout') }, options.pubackTimeoutMs)
+      const timer = this.clock.setTimer(() => { this.deadLink(link, 'puback_timeout') }, options.pubackTimeoutMs)
       this.inFlight.track(lease, timer, this.now())
       this.counts.published++
       this.counts.eventsPublished += lease.events.length
@@ -387,7 +428,7 @@ export class Uplink {
           // A connection going away fails every publish in flight ('Connection closed', before its
           // 'close' or 'error'); the pump counts that loss once. A PUBACK with a failure reason
           // code (MQTT 5: a number in `code`) is the broker refusing this batch on a live link.
-          if (typeof (err as { code?: unknown }).code === 'number' && this.client === client) this.refused(client, err)
+          if (typeof (err as { code?: unknown }).code === 'number') this.refused(link, err)
           return
         }
         wakeOnAck()
@@ -399,15 +440,15 @@ export class Uplink {
    * The link is dead even if the socket says otherwise: no PUBACK in time, or no PINGRESP.
    * Counted once per connection, however many batches were in flight on it.
    */
-  private deadLink (client: MqttClient, reason: DeadLinkReason): void {
-    if (this.client !== client || this.deadClient === client) return
-    this.deadClient = client
+  private deadLink (link: Link, reason: DeadLinkReason): void {
+    if (link.dropped || link.condemned !== undefined) return
+    link.condemned = reason
     this.deadLinks[reason]++
     const inFlight = this.inFlight.size
     if (reason === 'puback_timeout') this.logger.warn({ reason, pubackTimeoutMs: this.options.pubackTimeoutMs, inFlight }, 'no PUBACK in time: treating the link as dead')
     else this.logger.warn({ reason, keepaliveS: this.options.keepaliveS, inFlight }, 'no answer to the MQTT keepalive: the link is dead')
     // Destroying the socket makes mqtt.js emit 'close', which ends the pump and nacks what is in flight.
-    ;(client.stream as TLSSocket | undefined)?.destroy()
+    ;(link.client.stream as TLSSocket | undefined)?.destroy()
   }
 
   /**
@@ -415,25 +456,24 @@ export class Uplink {
    * by the caller) is sent again on the next one. The reconnect is at once: the backoff starts
    * over after every successful connection.
    */
-  private refused (client: MqttClient, err: unknown): void {
-    if (this.deadClient === client) return
-    this.deadClient = client
+  private refused (link: Link, err: unknown): void {
+    if (link.dropped || link.condemned !== undefined) return
+    link.condemned = 'refused'
     this.logger.warn({ err }, `the broker refused a batch: ${describeError(err)}; reconnecting to send it again`)
-    ;(client.stream as TLSSocket | undefined)?.destroy()
+    ;(link.client.stream as TLSSocket | undefined)?.destroy()
   }
 
-  /** Forgets the connection: every batch in flight goes back to the store. */
-  private dropConnection (reason: string): void {
+  /** Forgets the connection (if any, once): every batch in flight goes back to the store. */
+  private dropConnection (link: Link | undefined, reason: string): void {
     const returned = this.inFlight.returnAll()
     if (returned > 0) this.logger.info({ reason, batches: returned }, 'batches in flight returned to the store')
-    const client = this.client
-    this.client = undefined
-    if (client !== undefined) {
-      client.removeAllListeners()
-      client.on('error', () => {})
-      client.end(true)
-      // On a dead link the socket may never finish closing: destroy it, or it keeps the process up.
-      ;(client.stream as TLSSocket | undefined)?.destroy()
-    }
+    if (link === undefined || link.dropped) return
+    link.dropped = true
+    const { client } = link
+    client.removeAllListeners()
+    client.on('error', () => {})
+    client.end(true)
+    // On a dead link the socket may never finish closing: destroy it, or it keeps the process up.
+    ;(client.stream as TLSSocket | undefined)?.destroy()
   }
 }

@@ -63,7 +63,7 @@ t.test('a refused connection backs off with full jitter, growing to the maximum'
   t.ok(logged.slice(5).some(w => w > 1600), 'late waits use the whole window up to the maximum')
   t.ok(new Set(logged).size > 8, 'jittered: the waits differ')
   t.match(records().find(r => typeof r.waitMs === 'number'), { code: 'EDGEFWD_ERR_UPLINK_CONNECT', msg: /ECONNREFUSED/ })
-  t.equal(uplink.state(), 'idle')
+  t.equal(uplink.state(), 'closed', 'stopped for good')
 })
 
 t.test('a broker that refuses the connection (CONNACK: not authorized): a specific error, and longer waits', async t => {
