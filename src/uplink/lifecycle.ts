@@ -54,8 +54,9 @@ export interface Closing extends Offline {
 
 export type Lifecycle =
   | { kind: 'idle' } & Offline
-  | { kind: 'connecting', attempt: number } & Offline
+  | { kind: 'connecting', attempt: number, afterRefusedBatch: boolean } & Offline
   | { kind: 'online', link: Link }
-  | { kind: 'backoff', delayMs: number } & Offline
+  /** `afterRefusedBatch`: the broker refused a batch on the last connection, so its CONNACK alone does not reset the backoff. */
+  | { kind: 'backoff', delayMs: number, afterRefusedBatch: boolean } & Offline
   | Closing
   | { kind: 'closed' } & Offline

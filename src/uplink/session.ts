@@ -287,30 +287,42 @@ export class Uplink {
             const reason = connectFailureReason(error)
             this.connectFailures[reason] = (this.connectFailures[reason] ?? 0) + 1
             this.options.observer?.connectFailed?.(reason)
-            this.enter({ kind: 'backoff', delayMs: wait, sinceMs: this.offline().sinceMs, lastError: isEdgefwdError(error) ? error.code : error.message })
+            this.enter({ kind: 'backoff', delayMs: wait, afterRefusedBatch: this.afterRefusedBatch(), sinceMs: this.offline().sinceMs, lastError: isEdgefwdError(error) ? error.code : error.message })
             this.logger.warn({ code: isEdgefwdError(error) ? error.code : undefined, err: error, waitMs: wait, failures: this.backoff.failures },
               `uplink cannot connect: ${error.message}; next attempt in ${wait} ms`)
             await this.clock.sleep(wait, signal)
           }
         })
-        this.backoff.reset()
         await this.pump(link)
+        if (link.condemned === 'refused' && !this.stopping()) {
+          // Like any failed connection: a jittered wait, growing while refusals follow each other.
+          const wait = this.backoff.next('failure')
+          this.enter({ kind: 'backoff', delayMs: wait, afterRefusedBatch: true, ...this.offline() })
+          this.logger.warn({ waitMs: wait, failures: this.backoff.failures }, `uplink: a batch was refused; next attempt in ${wait} ms`)
+          await this.clock.sleep(wait, signal).catch(() => {})
+        }
       } catch (err) {
         if (this.stopping()) return
         this.logger.error({ err }, 'uplink connection loop failed')
         const life = this.life
         this.dropConnection(life.kind === 'online' ? life.link : undefined, 'unexpected error')
         const wait = this.backoff.next()
-        this.enter({ kind: 'backoff', delayMs: wait, ...this.offline() })
+        this.enter({ kind: 'backoff', delayMs: wait, afterRefusedBatch: this.afterRefusedBatch(), ...this.offline() })
         await this.clock.sleep(wait, signal).catch(() => {})
       }
     }
   }
 
+  private afterRefusedBatch (): boolean {
+    const life = this.life
+    return (life.kind === 'backoff' || life.kind === 'connecting') && life.afterRefusedBatch
+  }
+
   /** One connection attempt: resolves online with its link, or throws a classified error. */
   private async connectOnce (): Promise<Link> {
     if (this.stopping()) throw new AbortError('stopping')
-    this.enter({ kind: 'connecting', attempt: this.backoff.failures + 1, ...this.offline() })
+    const afterRefusedBatch = this.afterRefusedBatch()
+    this.enter({ kind: 'connecting', attempt: this.backoff.failures + 1, afterRefusedBatch, ...this.offline() })
     const { options } = this
     const { client, connack } = await connectBroker(options.address, options.credentials, {
       clientId: options.gatewayId,
@@ -330,6 +342,8 @@ export class Uplink {
       throw new AbortError('stopping')
     }
     this.counts.connects++
+    // The backoff starts over with a connection; after a refused batch, only once one is delivered.
+    if (!afterRefusedBatch) this.backoff.reset()
     this.enter({ kind: 'online', link }, { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
     this.status.online(client, this.now())
     return link
@@ -431,6 +445,7 @@ export class Uplink {
           if (typeof (err as { code?: unknown }).code === 'number') this.refused(link, err)
           return
         }
+        this.backoff.reset()
         wakeOnAck()
       })
     }
@@ -453,8 +468,7 @@ export class Uplink {
 
   /**
    * The broker refused a publish on a live connection: drop the connection, so the batch (nacked
-   * by the caller) is sent again on the next one. The reconnect is at once: the backoff starts
-   * over after every successful connection.
+   * by the caller) is sent again on the next one, after a jittered backoff (run()).
    */
   private refused (link: Link, err: unknown): void {
     if (link.dropped || link.condemned !== undefined) return
