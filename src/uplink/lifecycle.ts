@@ -10,7 +10,7 @@
  * refused (EDGEFWD_ERR_UPLINK_CLOSED). `closing` is entered once: a second stop() joins it and
  * may only bring its deadline closer.
  */
-import type { MqttClient } from 'mqtt'
+import type { BrokerConnection } from './broker-connection.js'
 import type { DeadLinkReason } from '../types.js'
 
 /** The externally visible states (metrics, status, logs): the `kind` of the lifecycle. */
@@ -26,7 +26,7 @@ export interface Offline {
 
 /** One broker connection, from its CONNACK until it is dropped. */
 export interface Link {
-  readonly client: MqttClient
+  readonly connection: BrokerConnection
   /** Batches in flight at most on it: the configured window capped by the broker's Receive Maximum. */
   readonly window: number
   readonly sinceMs: number

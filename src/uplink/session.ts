@@ -24,8 +24,6 @@
  *   their PUBACK and delete, woken by the window emptying, not by polling; then `offline`, a clean
  *   DISCONNECT, and `closed` for good. Concurrent stops are one stop; a shorter grace shortens it.
  */
-import type { TLSSocket } from 'node:tls'
-import type { MqttClient } from 'mqtt'
 import pRetry, { AbortError } from 'p-retry'
 import { EdgefwdError, isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
@@ -33,7 +31,8 @@ import type { TlsCredentials } from '../pki/tls-options.js'
 import type { BatchSource, Lease } from '../contracts.js'
 import type { DeadLinkReason } from '../types.js'
 import { Backoff, type BackoffOptions } from './backoff.js'
-import { connectBroker, connectFailureReason, describeError, type BrokerAddress } from './connect.js'
+import { connectMqtt, type BrokerConnection, type ConnectBroker, type LinkLoss } from './broker-connection.js'
+import { connectFailureReason, describeError, type BrokerAddress } from './connect.js'
 import { systemClock, withTimeout, type Clock } from './clock.js'
 import { encodeLeaseEnvelope, type CompressionOptions } from './envelope.js'
 import { InFlightBatches, type InFlightCounts } from './in-flight.js'
@@ -72,6 +71,8 @@ export interface UplinkOptions {
   nextBatchSeq: () => number
   /** The time, timers and waits of the session; the real ones by default. */
   clock?: Clock
+  /** Opens a broker connection; mqtt.js over mutual TLS (connectMqtt) by default. */
+  connect?: ConnectBroker
   random?: () => number
   /** Told of deliveries and failed connection attempts (metrics); never on the uplink's own state. */
   observer?: UplinkObserver
@@ -150,12 +151,12 @@ export class Uplink {
    * be idempotent. One subscription per session; a second call replaces the first.
    */
   subscribe (topics: string[], onMessage: (topic: string, payload: Buffer) => void): void {
-    this.status.subscribe(topics, onMessage, this.onlineClient())
+    this.status.subscribe(topics, onMessage, this.onlineConnection())
   }
 
   /** The connection while online, else undefined. */
-  private onlineClient (): MqttClient | undefined {
-    return this.life.kind === 'online' ? this.life.link.client : undefined
+  private onlineConnection (): BrokerConnection | undefined {
+    return this.life.kind === 'online' ? this.life.link.connection : undefined
   }
 
   state (): UplinkState { return this.life.kind }
@@ -181,7 +182,7 @@ export class Uplink {
    * when offline. Never queued: the next one replaces it.
    */
   publishAside (topic: string, payload: Uint8Array | string, options: { qos: 0 | 1, retain?: boolean } = { qos: 0 }): boolean {
-    return this.status.publishAside(this.onlineClient(), topic, payload, options)
+    return this.status.publishAside(this.onlineConnection(), topic, payload, options)
   }
 
   /**
@@ -189,7 +190,7 @@ export class Uplink {
    * offline, on an error, or after `timeoutMs` without PUBACK. Never queued.
    */
   async publishConfirmed (topic: string, payload: Uint8Array | string, options: { retain?: boolean, timeoutMs?: number } = {}): Promise<boolean> {
-    return await this.status.publishConfirmed(this.onlineClient(), topic, payload, { ...options, timeoutMs: options.timeoutMs ?? this.options.pubackTimeoutMs })
+    return await this.status.publishConfirmed(this.onlineConnection(), topic, payload, { ...options, timeoutMs: options.timeoutMs ?? this.options.pubackTimeoutMs })
   }
 
   /** Starts connecting (once; again is a no-op). A stopped session never starts again: that throws. */
@@ -235,11 +236,11 @@ export class Uplink {
     }
     this.abort.abort()
     const link = closing.link
-    if (link !== undefined && !link.lost && !link.dropped && link.client.connected) {
+    if (link !== undefined && !link.lost && !link.dropped && link.connection.connected) {
       // A clean DISCONNECT: the broker then discards the will, so `offline` is published once.
       // Bounded: on a dead link the PUBACK never comes (the will then says offline instead).
-      await this.status.offline(link.client, this.now())
-      await withTimeout(this.clock, link.client.endAsync(false), 2000).catch(() => {})
+      await this.status.offline(link.connection, this.now())
+      await withTimeout(this.clock, link.connection.end(), 2000).catch(() => {})
     }
     this.dropConnection(link, 'stop')
     await this.loop
@@ -324,7 +325,7 @@ export class Uplink {
     const afterRefusedBatch = this.afterRefusedBatch()
     this.enter({ kind: 'connecting', attempt: this.backoff.failures + 1, afterRefusedBatch, ...this.offline() })
     const { options } = this
-    const { client, connack } = await connectBroker(options.address, options.credentials, {
+    const connection = await (options.connect ?? connectMqtt)(options.address, options.credentials, {
       clientId: options.gatewayId,
       protocolVersion: options.protocolVersion,
       timeoutMs: options.connectTimeoutMs,
@@ -333,9 +334,9 @@ export class Uplink {
       will: this.status.will(this.now()),
     })
     const previous = this.offline()
-    const receiveMaximum = connack.properties?.receiveMaximum
+    const { receiveMaximum } = connection
     const window = Math.max(1, Math.min(options.window, receiveMaximum ?? Number.POSITIVE_INFINITY))
-    const link: Link = { client, window, sinceMs: this.now(), lost: false, lastError: previous.lastError, condemned: undefined, dropped: false }
+    const link: Link = { connection, window, sinceMs: this.now(), lost: false, lastError: previous.lastError, condemned: undefined, dropped: false }
     if (this.stopping()) {
       // stop() came during the attempt: this connection is not used (its will says offline).
       this.dropConnection(link, 'stop')
@@ -345,13 +346,12 @@ export class Uplink {
     // The backoff starts over with a connection; after a refused batch, only once one is delivered.
     if (!afterRefusedBatch) this.backoff.reset()
     this.enter({ kind: 'online', link }, { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
-    this.status.online(client, this.now())
+    this.status.online(connection, this.now())
     return link
   }
 
   /** Publishes batches while the connection lives; returns when it is lost (or on stop). */
   private async pump (link: Link): Promise<void> {
-    const { client } = link
     const signal = this.abort.signal
     // Every wait ends on its own wake-up, called by whatever should end it (the link lost, stop,
     // a PUBACK). Not Promise.race against one long-lived "lost" promise: each race leaves a
@@ -369,19 +369,14 @@ export class Uplink {
       await (ms === undefined ? woken : Promise.race([woken, this.clock.sleep(ms, signal).catch(() => {})]))
       wake = undefined
     }
-    const onLost = (reason: string) => (err?: unknown): void => {
-      if (link.lost) return
+    link.connection.onceLost(({ reason, err, keepalive }: LinkLoss): void => {
       link.lost = true
       link.lastError = err === undefined ? reason : describeError(err)
-      // mqtt.js gives up on a PINGRESP with this error, after failing every publish in flight.
-      if (err instanceof Error && err.message === 'Keepalive timeout') this.deadLink(link, 'keepalive')
+      if (keepalive) this.deadLink(link, 'keepalive')
       interrupt()
       // Stopping: no PUBACK can come any more, so stop() need not wait for one.
       if (this.stopping()) this.dropConnection(link, link.lastError)
-    }
-    client.once('close', onLost('connection closed'))
-    client.once('error', onLost('connection error'))
-    client.once('offline', onLost('offline'))
+    })
     signal.addEventListener('abort', interrupt)
     try {
       await this.publishWhileOnline(link, pause, onAck)
@@ -397,7 +392,7 @@ export class Uplink {
 
   private async publishWhileOnline (link: Link, pause: (ms?: number) => Promise<void>, wakeOnAck: () => void): Promise<void> {
     const { options } = this
-    const { client, window } = link
+    const { connection, window } = link
     while (!link.lost && !this.stopping()) {
       if (this.inFlight.size >= window) {
         await pause()
@@ -434,7 +429,7 @@ export class Uplink {
       this.counts.eventsPublished += lease.events.length
       this.counts.bytesSent += bytes.byteLength
       this.limits.sent(bytes.byteLength, lease.events.length, lease.bytes)
-      client.publish(options.topics.events, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, err => {
+      connection.publish(options.topics.events, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, err => {
         // mqtt.js reports success as undefined or null.
         const failed = err !== undefined && err !== null
         if (!this.inFlight.settle(lease.id, failed, this.now())) return // already nacked with a lost connection
@@ -463,7 +458,7 @@ export class Uplink {
     if (reason === 'puback_timeout') this.logger.warn({ reason, pubackTimeoutMs: this.options.pubackTimeoutMs, inFlight }, 'no PUBACK in time: treating the link as dead')
     else this.logger.warn({ reason, keepaliveS: this.options.keepaliveS, inFlight }, 'no answer to the MQTT keepalive: the link is dead')
     // Destroying the socket makes mqtt.js emit 'close', which ends the pump and nacks what is in flight.
-    ;(link.client.stream as TLSSocket | undefined)?.destroy()
+    link.connection.destroy()
   }
 
   /**
@@ -474,7 +469,7 @@ export class Uplink {
     if (link.dropped || link.condemned !== undefined) return
     link.condemned = 'refused'
     this.logger.warn({ err }, `the broker refused a batch: ${describeError(err)}; reconnecting to send it again`)
-    ;(link.client.stream as TLSSocket | undefined)?.destroy()
+    link.connection.destroy()
   }
 
   /** Forgets the connection (if any, once): every batch in flight goes back to the store. */
@@ -483,11 +478,6 @@ export class Uplink {
     if (returned > 0) this.logger.info({ reason, batches: returned }, 'batches in flight returned to the store')
     if (link === undefined || link.dropped) return
     link.dropped = true
-    const { client } = link
-    client.removeAllListeners()
-    client.on('error', () => {})
-    client.end(true)
-    // On a dead link the socket may never finish closing: destroy it, or it keeps the process up.
-    ;(client.stream as TLSSocket | undefined)?.destroy()
+    link.connection.release()
   }
 }

@@ -7,7 +7,7 @@
  * - Publishes aside (the heartbeat, configuration acks): on the current connection only, never
  *   queued.
  */
-import type { MqttClient } from 'mqtt'
+import type { BrokerConnection } from './broker-connection.js'
 import type { Logger } from '../observe/log.js'
 import { describeError } from './connect.js'
 import { withTimeout, type Clock } from './clock.js'
@@ -16,15 +16,15 @@ export interface StatusChannel {
   /** The MQTT will of each connection: `offline`, retained. */
   will: (nowMs: number) => { topic: string, payload: Buffer, qos: 1, retain: true }
   /** A connection is online: `online` retained, and the subscription renewed on it. */
-  online: (client: MqttClient, nowMs: number) => void
+  online: (connection: BrokerConnection, nowMs: number) => void
   /** `offline`, retained, before a clean DISCONNECT; bounded. */
-  offline: (client: MqttClient, nowMs: number) => Promise<void>
-  /** Subscribes on every connection from now on; on `client` at once when online. */
-  subscribe: (topics: string[], onMessage: (topic: string, payload: Buffer) => void, client: MqttClient | undefined) => void
-  /** Publishes on `client` (the connection online, if any); false when there is none. */
-  publishAside: (client: MqttClient | undefined, topic: string, payload: Uint8Array | string, options: { qos: 0 | 1, retain?: boolean }) => boolean
-  /** QoS 1 on `client`; true on its PUBACK, false offline, on an error or after `timeoutMs`. */
-  publishConfirmed: (client: MqttClient | undefined, topic: string, payload: Uint8Array | string, options: { retain?: boolean, timeoutMs: number }) => Promise<boolean>
+  offline: (connection: BrokerConnection, nowMs: number) => Promise<void>
+  /** Subscribes on every connection from now on; on `connection` at once when online. */
+  subscribe: (topics: string[], onMessage: (topic: string, payload: Buffer) => void, connection: BrokerConnection | undefined) => void
+  /** Publishes on `connection` (the connection online, if any); false when there is none. */
+  publishAside: (connection: BrokerConnection | undefined, topic: string, payload: Uint8Array | string, options: { qos: 0 | 1, retain?: boolean }) => boolean
+  /** QoS 1 on `connection`; true on its PUBACK, false offline, on an error or after `timeoutMs`. */
+  publishConfirmed: (connection: BrokerConnection | undefined, topic: string, payload: Uint8Array | string, options: { retain?: boolean, timeoutMs: number }) => Promise<boolean>
 }
 
 export class UplinkStatusChannel implements StatusChannel {
@@ -36,45 +36,51 @@ export class UplinkStatusChannel implements StatusChannel {
     return { topic: this.statusTopic, payload: Buffer.from(statusPayload('offline', nowMs)), qos: 1, retain: true }
   }
 
-  online (client: MqttClient, nowMs: number): void {
-    client.publish(this.statusTopic, statusPayload('online', nowMs), { qos: 1, retain: true })
-    this.subscribeOn(client)
+  online (connection: BrokerConnection, nowMs: number): void {
+    connection.publish(this.statusTopic, statusPayload('online', nowMs), { qos: 1, retain: true }, ignore)
+    this.subscribeOn(connection)
   }
 
-  async offline (client: MqttClient, nowMs: number): Promise<void> {
-    await withTimeout(this.clock, client.publishAsync(this.statusTopic, statusPayload('offline', nowMs), { qos: 1, retain: true }), 1000).catch(() => {})
+  async offline (connection: BrokerConnection, nowMs: number): Promise<void> {
+    await withTimeout(this.clock, publishQos1(connection, this.statusTopic, statusPayload('offline', nowMs), true), 1000)
   }
 
-  subscribe (topics: string[], onMessage: (topic: string, payload: Buffer) => void, client: MqttClient | undefined): void {
+  subscribe (topics: string[], onMessage: (topic: string, payload: Buffer) => void, connection: BrokerConnection | undefined): void {
     this.subscription = { topics: [...topics], onMessage }
-    if (client?.connected === true) this.subscribeOn(client)
+    if (connection?.connected === true) this.subscribeOn(connection)
   }
 
-  private subscribeOn (client: MqttClient): void {
+  private subscribeOn (connection: BrokerConnection): void {
     const sub = this.subscription
     if (sub === undefined || sub.topics.length === 0) return
-    client.removeAllListeners('message')
-    client.on('message', (topic, payload) => {
+    connection.onMessage((topic, payload) => {
       try { sub.onMessage(topic, payload) } catch (err) { this.logger.error({ err, topic }, 'a subscribed message handler failed') }
     })
-    client.subscribe(sub.topics, { qos: 1 }, (err) => {
+    connection.subscribe(sub.topics, (err) => {
       if (err !== undefined && err !== null) this.logger.warn({ err, topics: sub.topics }, `uplink could not subscribe to ${sub.topics.join(', ')}: ${describeError(err)}`)
     })
   }
 
-  publishAside (client: MqttClient | undefined, topic: string, payload: Uint8Array | string, options: { qos: 0 | 1, retain?: boolean }): boolean {
-    if (client?.connected !== true) return false
-    client.publish(topic, typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-      { qos: options.qos, retain: options.retain ?? false }, () => {})
+  publishAside (connection: BrokerConnection | undefined, topic: string, payload: Uint8Array | string, options: { qos: 0 | 1, retain?: boolean }): boolean {
+    if (connection?.connected !== true) return false
+    connection.publish(topic, typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+      { qos: options.qos, retain: options.retain ?? false }, ignore)
     return true
   }
 
-  async publishConfirmed (client: MqttClient | undefined, topic: string, payload: Uint8Array | string, options: { retain?: boolean, timeoutMs: number }): Promise<boolean> {
-    if (client?.connected !== true) return false
+  async publishConfirmed (connection: BrokerConnection | undefined, topic: string, payload: Uint8Array | string, options: { retain?: boolean, timeoutMs: number }): Promise<boolean> {
+    if (connection?.connected !== true) return false
     const body = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-    const acked = await withTimeout(this.clock, client.publishAsync(topic, body, { qos: 1, retain: options.retain ?? false }).then(() => true, () => false), options.timeoutMs)
+    const acked = await withTimeout(this.clock, publishQos1(connection, topic, body, options.retain ?? false), options.timeoutMs)
     return acked === true
   }
+}
+
+const ignore = (): void => {}
+
+/** True on the PUBACK, false on an error; never rejects. */
+async function publishQos1 (connection: BrokerConnection, topic: string, payload: Buffer | string, retain: boolean): Promise<boolean> {
+  return await new Promise<boolean>(resolve => { connection.publish(topic, payload, { qos: 1, retain }, err => { resolve(err === undefined || err === null) }) })
 }
 
 function statusPayload (status: 'online' | 'offline', nowMs: number): string {
