@@ -57,6 +57,30 @@ export async function memoryUplink (t: Test, over: Partial<UplinkOptions> = {}, 
   return { uplink, peer, clock, store, records }
 }
 
+/** A source whose store acks fail while `state.failing` > 0 (counting down), as an I/O error in the store's write would. */
+export function flakyAcks (state: { failing: number }): (store: EventStore) => BatchSource {
+  return store => ({
+    lease: async (n, b, o) => await store.lease(n, b, o),
+    ack: async id => {
+      if (state.failing > 0) { state.failing--; throw new Error('EIO: i/o error, write') }
+      await store.ack(id)
+    },
+    nack: id => { store.nack(id) }
+  })
+}
+
+/** Appends `events` events, starts the uplink and waits for their batch in flight. */
+export async function startWithBatchInFlight ({ uplink, peer, store }: MemoryUplink, events = 5): Promise<void> {
+  await appendEvents(store, events)
+  uplink.start()
+  await until('a batch in flight', () => peer.current?.unanswered(EVENTS_TOPIC).length === 1)
+}
+
+/** The PUBACK of the oldest batch in flight on the current connection. */
+export function pubackOldest (peer: MemoryBrokerPeer): void {
+  peer.current?.puback(peer.current.unanswered(EVENTS_TOPIC)[0])
+}
+
 /** A bounded wait for a condition of the uplink (real time, polled every millisecond). */
 export async function until (what: string, cond: () => boolean): Promise<void> {
   await waitFor(what, cond, 5000, 1)

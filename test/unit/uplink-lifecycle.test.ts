@@ -4,23 +4,21 @@
  * for ack retries, and a refused batch that backs off before the reconnect.
  */
 import t from 'tap'
-import type { BatchSource, EventStore } from '../../src/store/index.js'
-import { appendEvents, EVENTS_TOPIC, memoryUplink, STATUS_TOPIC, until } from '../helpers/memory-uplink.js'
+import { EVENTS_TOPIC, flakyAcks, memoryUplink, pubackOldest, startWithBatchInFlight, STATUS_TOPIC, until } from '../helpers/memory-uplink.js'
 import { settle } from '../helpers/manual-clock.js'
 
 const offlinePublishes = (peer: { connections: Array<{ publishes: Array<{ topic: string, payload: Buffer | string }> }> }): number =>
   peer.connections.flatMap(c => c.publishes).filter(p => p.topic === STATUS_TOPIC && String(p.payload).includes('"offline"')).length
 
 t.test('two stops at once are one stop: one closing, one offline, one DISCONNECT', async t => {
-  const { uplink, peer, store, records } = await memoryUplink(t)
-  await appendEvents(store, 5)
-  uplink.start()
-  await until('a batch in flight', () => peer.current?.unanswered(EVENTS_TOPIC).length === 1)
+  const h = await memoryUplink(t)
+  const { uplink, peer, records } = h
+  await startWithBatchInFlight(h)
   const first = uplink.stop(5000)
   const second = uplink.stop(5000)
   await settle()
   t.equal(uplink.state(), 'closing')
-  peer.current?.puback(peer.current.unanswered(EVENTS_TOPIC)[0])
+  pubackOldest(peer)
   await Promise.all([first, second])
   t.equal(uplink.state(), 'closed')
   t.equal(records().filter(r => r.to === 'closing').length, 1, 'closing entered once')
@@ -30,10 +28,9 @@ t.test('two stops at once are one stop: one closing, one offline, one DISCONNECT
 })
 
 t.test('a second stop with a shorter grace shortens the stop in progress', async t => {
-  const { uplink, peer, store, clock } = await memoryUplink(t)
-  await appendEvents(store, 5)
-  uplink.start()
-  await until('a batch in flight', () => peer.current?.unanswered(EVENTS_TOPIC).length === 1)
+  const h = await memoryUplink(t)
+  const { uplink, peer, clock } = h
+  await startWithBatchInFlight(h)
   let firstDone = false
   const first = uplink.stop(60_000).then(() => { firstDone = true })
   await clock.advance(1000)
@@ -70,25 +67,12 @@ t.test('a session stopped before it started is closed too', async t => {
   t.equal(peer.attempts, 0)
 })
 
-/** Acks that fail `failing` times, as an I/O error in the store's write would. */
-function flakyAcks (state: { failing: number }) {
-  return (store: EventStore): BatchSource => ({
-    lease: async (n, b, o) => await store.lease(n, b, o),
-    ack: async id => {
-      if (state.failing > 0) { state.failing--; throw new Error('EIO: i/o error, write') }
-      await store.ack(id)
-    },
-    nack: id => { store.nack(id) }
-  })
-}
-
 t.test('a graceful stop waits, within its grace, for a store ack being retried', async t => {
   const state = { failing: 2 }
-  const { uplink, peer, store, clock } = await memoryUplink(t, {}, flakyAcks(state))
-  await appendEvents(store, 5)
-  uplink.start()
-  await until('a batch in flight', () => peer.current?.unanswered(EVENTS_TOPIC).length === 1)
-  peer.current?.puback(peer.current.unanswered(EVENTS_TOPIC)[0])
+  const h = await memoryUplink(t, {}, flakyAcks(state))
+  const { uplink, peer, clock } = h
+  await startWithBatchInFlight(h)
+  pubackOldest(peer)
   await until('the first ack failed', () => uplink.stats().ackFailures === 1)
   let stopped = false
   const stopping = uplink.stop(5000).then(() => { stopped = true })
@@ -101,10 +85,9 @@ t.test('a graceful stop waits, within its grace, for a store ack being retried',
 })
 
 t.test('a batch refused by the broker goes through the jittered backoff before the reconnect', async t => {
-  const { uplink, peer, store, clock, records } = await memoryUplink(t, { backoff: { initialMs: 100, maxMs: 1000, multiplier: 2 } })
-  await appendEvents(store, 5)
-  uplink.start()
-  await until('a batch in flight', () => peer.current?.unanswered(EVENTS_TOPIC).length === 1)
+  const h = await memoryUplink(t, { backoff: { initialMs: 100, maxMs: 1000, multiplier: 2 } })
+  const { uplink, peer, clock, records } = h
+  await startWithBatchInFlight(h)
   peer.current?.refuse(peer.current.unanswered(EVENTS_TOPIC)[0], 0x97)
   await until('backing off', () => uplink.state() === 'backoff')
   // random 0.5: half the cap; the cap doubles with each refusal in a row.
@@ -121,7 +104,7 @@ t.test('a batch refused by the broker goes through the jittered backoff before t
   await clock.advance(100)
   await until('online a third time', () => uplink.state() === 'online' && peer.connections.length === 3)
   await until('the batch sent a third time', () => peer.current?.unanswered(EVENTS_TOPIC).length === 1)
-  peer.current?.puback(peer.current.unanswered(EVENTS_TOPIC)[0])
+  pubackOldest(peer)
   await until('delivered', () => uplink.stats().eventsAcked === 5)
   t.equal(records().filter(r => typeof r.waitMs === 'number').length, 2, 'each wait logged')
 })

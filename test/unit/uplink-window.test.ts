@@ -4,9 +4,9 @@
  * store ack after a PUBACK.
  */
 import t from 'tap'
-import type { BatchSource, EventStore, Lease, LeaseOptions } from '../../src/store/index.js'
+import type { BatchSource, EventStore, LeaseOptions } from '../../src/store/index.js'
 import { ACK_ATTEMPTS } from '../../src/uplink/session.js'
-import { appendEvents, EVENTS_TOPIC, memoryUplink, until } from '../helpers/memory-uplink.js'
+import { appendEvents, EVENTS_TOPIC, flakyAcks, memoryUplink, pubackOldest, startWithBatchInFlight, until } from '../helpers/memory-uplink.js'
 import { settle } from '../helpers/manual-clock.js'
 
 t.test('batches in flight never exceed the broker\'s Receive Maximum, nor the configured window', async t => {
@@ -35,7 +35,7 @@ t.test('a batch that was not full holds the next lease back for linger, and no l
   await appendEvents(store, 3)
   uplink.start()
   await until('the first batch', () => peer.current?.unanswered(EVENTS_TOPIC).length === 1)
-  peer.current?.puback(peer.current.unanswered(EVENTS_TOPIC)[0])
+  pubackOldest(peer)
   await until('its events deleted', () => uplink.stats().eventsAcked === 3)
   await appendEvents(store, 2, 1, 4)
   await clock.advance(1999)
@@ -114,25 +114,12 @@ t.test('a dead link is counted once per connection, with what found it', async t
   t.equal(uplink.stats().eventsResent, 8)
 })
 
-/** A store whose acks fail `failing` times, as an I/O error in its write would. */
-function flakyAcks (state: { failing: number }) {
-  return (store: EventStore): BatchSource => ({
-    lease: async (n: number, b: number, o?: LeaseOptions): Promise<Lease | null> => await store.lease(n, b, o),
-    ack: async id => {
-      if (state.failing > 0) { state.failing--; throw new Error('EIO: i/o error, write') }
-      await store.ack(id)
-    },
-    nack: id => { store.nack(id) }
-  })
-}
-
 t.test(`a store ack that fails is tried again after 200 then 400 ms, then the batch is nacked after ${ACK_ATTEMPTS} failures`, async t => {
   const state = { failing: ACK_ATTEMPTS }
-  const { uplink, peer, store, clock } = await memoryUplink(t, {}, flakyAcks(state))
-  await appendEvents(store, 5)
-  uplink.start()
-  await until('the batch', () => peer.current?.unanswered(EVENTS_TOPIC).length === 1)
-  peer.current?.puback(peer.current.unanswered(EVENTS_TOPIC)[0])
+  const h = await memoryUplink(t, {}, flakyAcks(state))
+  const { uplink, peer, clock } = h
+  await startWithBatchInFlight(h)
+  pubackOldest(peer)
   await until('the first failure', () => uplink.stats().ackFailures === 1)
   await clock.advance(199)
   t.equal(uplink.stats().ackFailures, 1, 'no second attempt before 200 ms')
@@ -143,6 +130,6 @@ t.test(`a store ack that fails is tried again after 200 then 400 ms, then the ba
   t.match(uplink.stats(), { ackFailures: ACK_ATTEMPTS, acked: 0, eventsResent: 5 })
   await clock.advance(100)
   await until('the batch sent again', () => peer.current?.unanswered(EVENTS_TOPIC).length === 1)
-  peer.current?.puback(peer.current.unanswered(EVENTS_TOPIC)[0])
+  pubackOldest(peer)
   await until('and deleted', () => uplink.stats().eventsAcked === 5)
 })
