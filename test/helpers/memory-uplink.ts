@@ -51,8 +51,9 @@ export async function memoryUplink (t: Test, over: Partial<UplinkOptions> = {}, 
     void stopped.finally(() => { done = true })
     // Whatever the test left waiting on the clock (an ack retry's last attempt) may need time.
     for (let i = 0; i < 20 && !done; i++) await clock.advance(1000)
-    await stopped
     await store.close()
+    if (!done) throw new Error('the uplink did not stop within 20 s of its clock')
+    await stopped
   })
   return { uplink, peer, clock, store, records }
 }
@@ -79,6 +80,14 @@ export async function startWithBatchInFlight ({ uplink, peer, store }: MemoryUpl
 /** The PUBACK of the oldest batch in flight on the current connection. */
 export function pubackOldest (peer: MemoryBrokerPeer): void {
   peer.current?.puback(peer.current.unanswered(EVENTS_TOPIC)[0])
+}
+
+/** Waits, bounded, for `promise` to settle (a stop), then returns its outcome. */
+export async function bounded<T> (what: string, promise: Promise<T>): Promise<T> {
+  let settled = false
+  const watched = promise.finally(() => { settled = true })
+  await until(what, () => settled)
+  return await watched
 }
 
 /** A bounded wait for a condition of the uplink (real time, polled every millisecond). */

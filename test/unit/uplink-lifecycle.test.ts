@@ -4,7 +4,7 @@
  * for ack retries, and a refused batch that backs off before the reconnect.
  */
 import t from 'tap'
-import { EVENTS_TOPIC, flakyAcks, memoryUplink, pubackOldest, startWithBatchInFlight, STATUS_TOPIC, until } from '../helpers/memory-uplink.js'
+import { bounded, EVENTS_TOPIC, flakyAcks, memoryUplink, pubackOldest, startWithBatchInFlight, STATUS_TOPIC, until } from '../helpers/memory-uplink.js'
 import { settle } from '../helpers/manual-clock.js'
 
 const offlinePublishes = (peer: { connections: Array<{ publishes: Array<{ topic: string, payload: Buffer | string }> }> }): number =>
@@ -19,7 +19,7 @@ t.test('two stops at once are one stop: one closing, one offline, one DISCONNECT
   await settle()
   t.equal(uplink.state(), 'closing')
   pubackOldest(peer)
-  await Promise.all([first, second])
+  await bounded('both stops', Promise.all([first, second]))
   t.equal(uplink.state(), 'closed')
   t.equal(records().filter(r => r.to === 'closing').length, 1, 'closing entered once')
   t.equal(offlinePublishes(peer), 1, '`offline` published once')
@@ -36,32 +36,32 @@ t.test('a second stop with a shorter grace shortens the stop in progress', async
   await clock.advance(1000)
   t.notOk(firstDone, 'the graceful stop waits for the PUBACK')
   const second = uplink.stop(0)
-  await Promise.all([first, second])
+  await bounded('both stops', Promise.all([first, second]))
   t.equal(uplink.state(), 'closed', 'closed without the clock reaching the first deadline')
   t.match(uplink.stats(), { acked: 0, nacked: 1 }, 'the batch in flight went back to the store')
   t.equal(offlinePublishes(peer), 1, 'one stop, not two')
   // A longer grace later never lengthens it; the stop is done.
-  await uplink.stop(60_000)
+  await bounded('a third stop', uplink.stop(60_000))
 })
 
 t.test('closed is terminal: start() after stop() is refused, and nothing connects again', async t => {
   const { uplink, peer, clock } = await memoryUplink(t)
   uplink.start()
   await until('online', () => uplink.state() === 'online')
-  await uplink.stop(1000)
+  await bounded('the stop', uplink.stop(1000))
   t.equal(uplink.state(), 'closed')
   t.throws(() => { uplink.start() }, { code: 'EDGEFWD_ERR_UPLINK_CLOSED', message: /start\(\) after stop\(\) is refused/ }, 'start() after stop() throws EDGEFWD_ERR_UPLINK_CLOSED')
   await clock.advance(60_000)
   t.equal(peer.attempts, 1, 'no connection attempt after the stop')
   t.equal(uplink.state(), 'closed')
   t.equal(uplink.stats().state, 'closed')
-  await uplink.stop(1000)
+  await bounded('a second stop', uplink.stop(1000))
   t.equal(uplink.state(), 'closed', 'a stop after the stop changes nothing')
 })
 
 t.test('a session stopped before it started is closed too', async t => {
   const { uplink, peer } = await memoryUplink(t)
-  await uplink.stop()
+  await bounded('the stop', uplink.stop())
   t.equal(uplink.state(), 'closed')
   t.throws(() => { uplink.start() }, { code: 'EDGEFWD_ERR_UPLINK_CLOSED' })
   t.equal(peer.attempts, 0)
@@ -80,7 +80,7 @@ t.test('a graceful stop waits, within its grace, for a store ack being retried',
   await until('the second ack failed', () => uplink.stats().ackFailures === 2)
   t.notOk(stopped, 'still waiting for the retry')
   await clock.advance(400)
-  await stopping
+  await bounded('the graceful stop', stopping)
   t.match(uplink.stats(), { state: 'closed', acked: 1, eventsAcked: 5, nacked: 0, ackFailures: 2 }, 'the third attempt deleted the events: nothing to send again')
 })
 
