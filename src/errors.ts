@@ -36,6 +36,7 @@ export const errorCodes = {
   EDGEFWD_ERR_TLS_REJECTED: 'The broker refused the client certificate during the TLS handshake.',
   EDGEFWD_ERR_UPLINK_REFUSED: 'The broker answered the MQTT connection with a refusal (CONNACK reason code: not authorized, bad credentials, quota, busy).',
   EDGEFWD_ERR_UPLINK_CONNECT: 'The broker could not be reached, did not answer, or refused the MQTT connection for a reason other than TLS.',
+  EDGEFWD_ERR_UPLINK_CLOSED: 'start() was called on an uplink session after stop(): a stopped session never connects again.',
   EDGEFWD_ERR_UPLINK_BATCH_SEQ: 'The batch sequence file (uplink.batchSeqFile) cannot be read or is damaged; edgefwd will not guess the next batch number.',
   EDGEFWD_ERR_CERTS_EXISTS: 'edgefwd certs would overwrite an existing file (use --force).',
   EDGEFWD_ERR_CERTS_WRITE: 'edgefwd certs could not write a file: no permission, no such directory, no space.',

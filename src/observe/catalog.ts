@@ -28,7 +28,7 @@ export const PUBACK_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 export const LAG_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21_600, 86_400] as const
 
 /** Uplink connection failure reasons: `refused_<MQTT reason code>`, `tls_<problem>`, or `connect` (network, timeout). */
-export const UPLINK_STATES = ['idle', 'connecting', 'online', 'backoff', 'closing'] as const
+export const UPLINK_STATES = ['idle', 'connecting', 'online', 'backoff', 'closing', 'closed'] as const
 /** MQTT CONNACK codes that mean "your credentials were refused" (3.1.1: 4, 5; MQTT 5: 0x86, 0x87, 0x8C). */
 export const AUTH_REFUSAL_CODES = [4, 5, 134, 135, 140] as const
 

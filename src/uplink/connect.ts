@@ -18,6 +18,7 @@ import { MqttClient, type IClientOptions, type IConnackPacket, type IStream } fr
 import { EdgefwdError, isEdgefwdError } from '../errors.js'
 import { classifyTlsError, type TlsErrorContext } from '../pki/tls-errors.js'
 import { clientTlsOptions, type TlsCredentials } from '../pki/tls-options.js'
+import { systemClock, type Clock, type ClockTimer } from './clock.js'
 
 export interface BrokerAddress {
   url: string
@@ -79,6 +80,8 @@ export interface ConnectOptions {
   will?: IClientOptions['will']
   /** The TLS files in use, named in error messages. */
   files?: TlsErrorContext['files']
+  /** Bounds the wait for CONNACK; the real clock by default. */
+  clock?: Clock
 }
 
 /**
@@ -103,11 +106,12 @@ export async function connectBroker (address: BrokerAddress, credentials: () => 
     ...(options.keepaliveS === undefined ? {} : { keepalive: options.keepaliveS }),
     ...(options.will === undefined ? {} : { will: options.will }),
   } satisfies IClientOptions)
-  let timer: NodeJS.Timeout | undefined
+  const clock = options.clock ?? systemClock
+  let timer: ClockTimer | undefined
   try {
     const connack = await new Promise<IConnackPacket>((resolve, reject) => {
       // mqtt.js's connectTimeout closes the stream; this bounds the wait should it not.
-      timer = setTimeout(() => { reject(new EdgefwdError('EDGEFWD_ERR_UPLINK_CONNECT', `no answer from ${address.url} within ${timeoutMs} ms`)) }, timeoutMs + 1000)
+      timer = clock.setTimer(() => { reject(new EdgefwdError('EDGEFWD_ERR_UPLINK_CONNECT', `no answer from ${address.url} within ${timeoutMs} ms`)) }, timeoutMs + 1000)
       client.once('connect', resolve)
       client.once('error', reject)
       // A broker that refuses our certificate without a TLS alert just closes (see tls-errors.ts).
@@ -123,7 +127,7 @@ export async function connectBroker (address: BrokerAddress, credentials: () => 
       url: address.url, files: options.files, handshakeDone: socket?.authorized === true, ...(socket === undefined ? {} : { serverAnswered: serverAnswered(socket) })
     })
   } finally {
-    clearTimeout(timer)
+    clock.clearTimer(timer)
   }
 }
 

@@ -1,10 +1,85 @@
-/** The uplink's options from the validated configuration. */
+/** The uplink session's options, observer and stats, and its options from the validated configuration. */
 import type { Config } from '../config/index.js'
 import { memoryBudget } from '../config/memory-budget.js'
+import type { Lease } from '../contracts.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
-import { parseBrokerUrl } from './connect.js'
-import type { LiveUplinkSettings, UplinkOptions } from './session.js'
+import type { DeadLinkReason } from '../types.js'
+import type { BackoffOptions } from './backoff.js'
+import type { ConnectBroker } from './broker-connection.js'
+import type { Clock } from './clock.js'
+import { parseBrokerUrl, type BrokerAddress } from './connect.js'
+import type { CompressionOptions } from './envelope.js'
+import type { InFlightCounts } from './in-flight.js'
+import type { UplinkState } from './lifecycle.js'
+import type { LiveUplinkSettings } from './send-limits.js'
 import { EdgefwdError } from '../errors.js'
+
+export interface UplinkOptions {
+  address: BrokerAddress
+  credentials: () => TlsCredentials
+  gatewayId: string
+  protocolVersion: 4 | 5
+  topics: { events: string, status: string }
+  /** Batches in flight at most (also capped by the broker's Receive Maximum). */
+  window: number
+  batch: { maxEvents: number, maxBytes: number }
+  /**
+   * After a batch that was not full, wait this long before leasing the next, so a trickle of
+   * events goes out in fewer, fuller batches; also how often an empty store is asked again.
+   */
+  lingerMs: number
+  compression: CompressionOptions
+  pubackTimeoutMs: number
+  connectTimeoutMs: number
+  keepaliveS: number
+  backoff: BackoffOptions
+  /** Envelope bytes per second at most (a metered link); undefined: no cap. */
+  rateLimitBytesPerSecond?: number
+  /** Envelope bytes per UTC day after which only `critical` events are sent; undefined: none. */
+  dailyBudgetBytes?: number
+  /** Batch sequence numbers: unique per gateway, increasing, never reused across restarts. */
+  nextBatchSeq: () => number
+  /** The time, timers and waits of the session; the real ones by default. */
+  clock?: Clock
+  /** Opens a broker connection; mqtt.js over mutual TLS (connectMqtt) by default. */
+  connect?: ConnectBroker
+  random?: () => number
+  /** Told of deliveries and failed connection attempts (metrics); never on the uplink's own state. */
+  observer?: UplinkObserver
+}
+
+export interface UplinkObserver {
+  /** A batch's PUBACK came and the store deleted its events; `pubackMs` from publish to PUBACK. */
+  batchAcked?: (lease: Lease, pubackMs: number) => void
+  /** A connection attempt failed; `reason` is connectFailureReason()'s label. */
+  connectFailed?: (reason: string) => void
+}
+
+export interface UplinkStats extends InFlightCounts {
+  state: UplinkState
+  connects: number
+  disconnects: number
+  /** Connections found dead, by what found them (each connection at most once). */
+  deadLinks: Record<DeadLinkReason, number>
+  published: number
+  /** Events in published batches (resends included). */
+  eventsPublished: number
+  bytesSent: number
+  inFlight: number
+  lastError: string | undefined
+  /** Failed connection attempts by connectFailureReason(). */
+  connectFailures: Record<string, number>
+  /** The wait before the next attempt while in backoff, else 0. */
+  backoffMs: number
+  /** Since when the session has not been online (Unix ms); undefined while online. */
+  offlineSinceMs: number | undefined
+  /** Envelope bytes sent in the current UTC day, and whether the daily budget is spent. */
+  bytesToday: number
+  budgetExhausted: boolean
+  /** Times the rate cap made the session wait, and for how long in all. */
+  rateWaits: number
+  rateWaitMs: number
+}
 
 /** Topics of one gateway: `<prefix>/<gateway>/events|status|health|config|config/ack`. */
 export function gatewayTopics (config: Pick<Config, 'gateway' | 'uplink'>): { events: string, status: string, health: string, config: string, configAck: string } {

@@ -1,9 +1,8 @@
 /**
  * The uplink session: drains the store to the broker over MQTT with mutual TLS, deleting events
- * only on the broker's PUBACK.
- *
- * ## States (logged on every change)
- * idle → connecting → online → (link lost) → backoff → connecting … ; stop() → closing → idle.
+ * only on the broker's PUBACK. This module is the connection loop; the lifecycle value
+ * (lifecycle.ts), the send limits (send-limits.ts), the in-flight window (in-flight.ts) and the
+ * status side channel (status-channel.ts) are their own modules.
  *
  * ## Rules
  * - One mqtt.js client per connection, `reconnectPeriod: 0`, clean start: mqtt.js keeps no
@@ -16,148 +15,60 @@
  * - A dead link is counted once per connection, with what found it: `puback_timeout` (our timer)
  *   or `keepalive` (mqtt.js's PINGRESP wait). A connection that closes (RST, broker restart) is a
  *   disconnect, not a dead link; the publishes it fails are its batches in flight, nacked once.
- * - A store ack that fails after the PUBACK (an I/O error) is retried (ACK_ATTEMPTS, growing
- *   waits); if it still fails the lease is nacked, so its events are sent again (the receiver
- *   drops the duplicates) rather than left leased until a restart. Each failure is counted.
+ * - A batch refused by the broker (a PUBACK with a failure reason code) drops the connection; the
+ *   batch is nacked and sent again on the next one, after a jittered backoff like any failure.
  * - Reconnect: p-retry drives the attempts (abortable by stop()); the waits are full-jitter
  *   exponential (backoff.ts), longer after a broker refusal; a TLS failure is logged with its
  *   specific EDGEFWD_ERR_TLS_* code (pki/tls-errors.ts).
- * - Status: `online` retained on connect; `offline` as the MQTT will and on a clean stop.
+ * - stop(): no new lease; batches in flight and store acks (retries included) get the grace for
+ *   their PUBACK and delete, woken by the window emptying, not by polling; then `offline`, a clean
+ *   DISCONNECT, and `closed` for good. Concurrent stops are one stop; a shorter grace shortens it.
  */
-import type { TLSSocket } from 'node:tls'
-import type { MqttClient } from 'mqtt'
 import pRetry, { AbortError } from 'p-retry'
-import { isEdgefwdError } from '../errors.js'
+import { EdgefwdError, isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
-import type { TlsCredentials } from '../pki/tls-options.js'
-import type { BatchSource, Lease } from '../contracts.js'
+import type { BatchSource } from '../contracts.js'
 import type { DeadLinkReason } from '../types.js'
-import { Backoff, type BackoffOptions } from './backoff.js'
-import { connectBroker, connectFailureReason, describeError, type BrokerAddress } from './connect.js'
-import { abortableSleep, withTimeout } from './timing.js'
-import { encodeLeaseEnvelope, type CompressionOptions } from './envelope.js'
+import { Backoff } from './backoff.js'
+import { connectMqtt, type BrokerConnection, type LinkLoss } from './broker-connection.js'
+import { connectFailureReason, describeError } from './connect.js'
+import { systemClock, withTimeout, type Clock } from './clock.js'
+import { encodeLeaseEnvelope } from './envelope.js'
+import { InFlightBatches } from './in-flight.js'
+import type { Closing, Lifecycle, Link, Offline, UplinkState } from './lifecycle.js'
+import type { UplinkOptions, UplinkStats } from './options.js'
+import { UplinkSendLimits, type LiveUplinkSettings } from './send-limits.js'
+import { UplinkStatusChannel } from './status-channel.js'
 
-export type UplinkState = 'idle' | 'connecting' | 'online' | 'backoff' | 'closing'
-
-export interface UplinkOptions {
-  address: BrokerAddress
-  credentials: () => TlsCredentials
-  gatewayId: string
-  protocolVersion: 4 | 5
-  topics: { events: string, status: string }
-  /** Batches in flight at most (also capped by the broker's Receive Maximum). */
-  window: number
-  batch: { maxEvents: number, maxBytes: number }
-  /**
-   * After a batch that was not full, wait this long before leasing the next, so a trickle of
-   * events goes out in fewer, fuller batches; also how often an empty store is asked again.
-   */
-  lingerMs: number
-  compression: CompressionOptions
-  pubackTimeoutMs: number
-  connectTimeoutMs: number
-  keepaliveS: number
-  backoff: BackoffOptions
-  /** Envelope bytes per second at most (a metered link); undefined: no cap. */
-  rateLimitBytesPerSecond?: number
-  /** Envelope bytes per UTC day after which only `critical` events are sent; undefined: none. */
-  dailyBudgetBytes?: number
-  /** Batch sequence numbers: unique per gateway, increasing, never reused across restarts. */
-  nextBatchSeq: () => number
-  now?: () => number
-  random?: () => number
-  /** Waits `ms`; injectable so tests need no real sleeps. */
-  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
-  /** Told of deliveries and failed connection attempts (metrics); never on the uplink's own state. */
-  observer?: UplinkObserver
-}
-
-/** The settings a remote configuration update may change while the session runs. */
-export interface LiveUplinkSettings {
-  batch: UplinkOptions['batch']
-  lingerMs: number
-  rateLimitBytesPerSecond: number | undefined
-  dailyBudgetBytes: number | undefined
-}
-
-export interface UplinkObserver {
-  /** A batch's PUBACK came and the store deleted its events; `pubackMs` from publish to PUBACK. */
-  batchAcked?: (lease: Lease, pubackMs: number) => void
-  /** A connection attempt failed; `reason` is connectFailureReason()'s label. */
-  connectFailed?: (reason: string) => void
-}
-
-
-/** Attempts at a store ack after a PUBACK before the lease is nacked instead; waits between them. */
-export const ACK_ATTEMPTS = 3
-const ACK_RETRY_MS = 200
-
-export interface UplinkStats {
-  state: UplinkState
-  connects: number
-  disconnects: number
-  /** Connections found dead, by what found them (each connection at most once). */
-  deadLinks: Record<DeadLinkReason, number>
-  /** Store acks (deletes after a PUBACK) that failed; see ACK_ATTEMPTS. */
-  ackFailures: number
-  published: number
-  acked: number
-  nacked: number
-  eventsAcked: number
-  /** Events in published batches (resends included). */
-  eventsPublished: number
-  /** Events in batches returned to the store unacknowledged (nacked), to be sent again. */
-  eventsResent: number
-  bytesSent: number
-  inFlight: number
-  lastError: string | undefined
-  /** Failed connection attempts by connectFailureReason(). */
-  connectFailures: Record<string, number>
-  /** The wait before the next attempt while in backoff, else 0. */
-  backoffMs: number
-  /** Since when the session has not been online (Unix ms); undefined while online. */
-  offlineSinceMs: number | undefined
-  /** Envelope bytes sent in the current UTC day, and whether the daily budget is spent. */
-  bytesToday: number
-  budgetExhausted: boolean
-  /** Times the rate cap made the session wait, and for how long in all. */
-  rateWaits: number
-  rateWaitMs: number
-}
-
-interface InFlight { lease: Lease, timer: NodeJS.Timeout, sentAt: number }
+export { ACK_ATTEMPTS } from './in-flight.js'
+export type { LiveUplinkSettings } from './send-limits.js'
+export type { UplinkState } from './lifecycle.js'
+export type { UplinkObserver, UplinkOptions, UplinkStats } from './options.js'
 
 export class Uplink {
-  private stateNow: UplinkState = 'idle'
-  private readonly counts = { connects: 0, disconnects: 0, ackFailures: 0, published: 0, acked: 0, nacked: 0, eventsAcked: 0, eventsPublished: 0, eventsResent: 0, bytesSent: 0 }
+  private life: Lifecycle
+  private readonly counts = { connects: 0, disconnects: 0, published: 0, eventsPublished: 0, bytesSent: 0 }
   private readonly deadLinks: Record<DeadLinkReason, number> = { puback_timeout: 0, keepalive: 0 }
-  /** The connection last found dead: a dead link is counted once per connection. */
-  private deadClient: MqttClient | undefined
   private readonly connectFailures: Record<string, number> = {}
-  private backoffMs = 0
-  private offlineSinceMs: number | undefined
-  private lastError: string | undefined
   private readonly options: UplinkOptions
-  private subscription: { topics: string[], onMessage: (topic: string, payload: Buffer) => void } | undefined
+  /** Aborted when a stop's grace is over: waits end, no lease is taken, ack retries give up. */
   private readonly abort = new AbortController()
   private loop: Promise<void> | undefined
-  private client: MqttClient | undefined
-  private readonly inFlight = new Map<number, InFlight>()
+  private readonly inFlight: InFlightBatches
+  private readonly limits: UplinkSendLimits
+  private readonly status: UplinkStatusChannel
   private readonly backoff: Backoff
-  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>
-  /** Rate cap: the earliest time the next batch may be sent. */
-  private nextSendAt = 0
-  /** Linger: a batch that was not full holds the next lease back until then. */
-  private lingerUntil = 0
-  private readonly rate = { waits: 0, waitMs: 0 }
-  private budgetDay = -1
-  private bytesToday = 0
+  private readonly clock: Clock
 
   constructor (private readonly store: BatchSource, options: UplinkOptions, private readonly logger: Logger) {
     this.options = { ...options }
     this.backoff = new Backoff(options.backoff, options.random)
-    this.sleep = options.sleep ?? abortableSleep
-    this.offlineSinceMs = this.now()
+    this.clock = options.clock ?? systemClock
+    this.life = { kind: 'idle', sinceMs: this.now(), lastError: undefined }
+    const { batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes } = options
+    this.limits = new UplinkSendLimits({ batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes }, () => this.now(), logger)
+    this.inFlight = new InFlightBatches(store, logger, this.clock, this.abort.signal, options.observer?.batchAcked)
+    this.status = new UplinkStatusChannel(options.topics.status, this.clock, logger)
   }
 
   /**
@@ -165,15 +76,7 @@ export class Uplink {
    * the next lease uses them, batches in flight are not touched.
    */
   reconfigure (settings: LiveUplinkSettings): void {
-    const { batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes } = settings
-    this.options.batch = { ...batch }
-    this.options.lingerMs = lingerMs
-    if (rateLimitBytesPerSecond === undefined) delete this.options.rateLimitBytesPerSecond
-    else this.options.rateLimitBytesPerSecond = rateLimitBytesPerSecond
-    if (dailyBudgetBytes === undefined) delete this.options.dailyBudgetBytes
-    else this.options.dailyBudgetBytes = dailyBudgetBytes
-    if (rateLimitBytesPerSecond === undefined) this.nextSendAt = 0
-    this.lingerUntil = Math.min(this.lingerUntil, this.now() + lingerMs)
+    this.limits.reconfigure(settings)
   }
 
   /**
@@ -182,39 +85,29 @@ export class Uplink {
    * be idempotent. One subscription per session; a second call replaces the first.
    */
   subscribe (topics: string[], onMessage: (topic: string, payload: Buffer) => void): void {
-    this.subscription = { topics: [...topics], onMessage }
-    const client = this.client
-    if (client?.connected === true && this.stateNow === 'online') this.subscribeOn(client)
+    this.status.subscribe(topics, onMessage, this.onlineConnection())
   }
 
-  private subscribeOn (client: MqttClient): void {
-    const sub = this.subscription
-    if (sub === undefined || sub.topics.length === 0) return
-    client.removeAllListeners('message')
-    client.on('message', (topic, payload) => {
-      try { sub.onMessage(topic, payload) } catch (err) { this.logger.error({ err, topic }, 'a subscribed message handler failed') }
-    })
-    client.subscribe(sub.topics, { qos: 1 }, (err) => {
-      if (err !== undefined && err !== null) this.logger.warn({ err, topics: sub.topics }, `uplink could not subscribe to ${sub.topics.join(', ')}: ${describeError(err)}`)
-    })
+  /** The connection while online, else undefined. */
+  private onlineConnection (): BrokerConnection | undefined {
+    return this.life.kind === 'online' ? this.life.link.connection : undefined
   }
 
-  state (): UplinkState { return this.stateNow }
+  state (): UplinkState { return this.life.kind }
 
   stats (): UplinkStats {
+    const life = this.life
     return {
-      state: this.stateNow,
+      state: life.kind,
       ...this.counts,
+      ...this.inFlight.counts,
       deadLinks: { ...this.deadLinks },
       inFlight: this.inFlight.size,
-      lastError: this.lastError,
+      lastError: life.kind === 'online' ? life.link.lastError : life.lastError,
       connectFailures: { ...this.connectFailures },
-      backoffMs: this.stateNow === 'backoff' ? this.backoffMs : 0,
-      offlineSinceMs: this.offlineSinceMs,
-      bytesToday: this.rollDay(),
-      budgetExhausted: this.budgetSpent(),
-      rateWaits: this.rate.waits,
-      rateWaitMs: this.rate.waitMs
+      backoffMs: life.kind === 'backoff' ? life.delayMs : 0,
+      offlineSinceMs: life.kind === 'online' ? undefined : life.sinceMs,
+      ...this.limits.stats()
     }
   }
 
@@ -223,11 +116,7 @@ export class Uplink {
    * when offline. Never queued: the next one replaces it.
    */
   publishAside (topic: string, payload: Uint8Array | string, options: { qos: 0 | 1, retain?: boolean } = { qos: 0 }): boolean {
-    const client = this.client
-    if (client?.connected !== true || this.stateNow !== 'online') return false
-    client.publish(topic, typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-      { qos: options.qos, retain: options.retain ?? false }, () => {})
-    return true
+    return this.status.publishAside(this.onlineConnection(), topic, payload, options)
   }
 
   /**
@@ -235,51 +124,83 @@ export class Uplink {
    * offline, on an error, or after `timeoutMs` without PUBACK. Never queued.
    */
   async publishConfirmed (topic: string, payload: Uint8Array | string, options: { retain?: boolean, timeoutMs?: number } = {}): Promise<boolean> {
-    const client = this.client
-    if (client?.connected !== true || this.stateNow !== 'online') return false
-    const body = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-    const acked = await withTimeout(client.publishAsync(topic, body, { qos: 1, retain: options.retain ?? false }).then(() => true, () => false), options.timeoutMs ?? this.options.pubackTimeoutMs)
-    return acked === true
+    return await this.status.publishConfirmed(this.onlineConnection(), topic, payload, { ...options, timeoutMs: options.timeoutMs ?? this.options.pubackTimeoutMs })
   }
 
+  /** Starts connecting (once; again is a no-op). A stopped session never starts again: that throws. */
   start (): void {
+    if (this.stopping()) {
+      throw new EdgefwdError('EDGEFWD_ERR_UPLINK_CLOSED', 'this uplink session was stopped: start() after stop() is refused', { hint: 'create a new Uplink to connect again' })
+    }
     if (this.loop !== undefined) return
     this.loop = this.run().catch(err => { this.logger.error({ err }, 'uplink stopped on an unexpected error') })
   }
 
   /**
-   * Stops: no new batch is leased; in-flight batches get until `deadlineMs` for their PUBACK,
-   * the rest are nacked (they stay in the store); `offline` is published; the client closes.
+   * Stops, for good: no new batch is leased; batches in flight get until `graceMs` for their
+   * PUBACK and store acks being retried until then to succeed; the rest are nacked (they stay in
+   * the store); `offline` is published; the client closes; the state is `closed`.
+   * A second call returns the stop in progress; with a shorter grace it brings the deadline closer
+   * (a second SIGTERM), never further.
    */
-  async stop (deadlineMs = 5000): Promise<void> {
-    if (this.abort.signal.aborted) { await this.loop; return }
-    this.setState('closing')
-    const until = Date.now() + deadlineMs
-    while (this.inFlight.size > 0 && Date.now() < until && this.client?.connected === true && !this.abort.signal.aborted) await abortableSleep(10, new AbortController().signal)
-    this.abort.abort()
-    const client = this.client
-    if (client?.connected === true) {
-      // A clean DISCONNECT: the broker then discards the will, so `offline` is published once.
-      // Bounded: on a dead link the PUBACK never comes (the will then says offline instead).
-      await withTimeout(client.publishAsync(this.options.topics.status, statusPayload('offline', this.now()), { qos: 1, retain: true }), 1000).catch(() => {})
-      await withTimeout(client.endAsync(false), 2000).catch(() => {})
+  async stop (graceMs = 5000): Promise<void> {
+    const life = this.life
+    if (life.kind === 'closed') return
+    const deadlineAt = this.now() + graceMs
+    if (life.kind === 'closing') {
+      if (deadlineAt < life.deadlineAt) {
+        life.deadlineAt = deadlineAt
+        life.wake.abort()
+      }
+      await life.done
+      return
     }
-    this.dropConnection('stop')
-    await this.loop
-    this.setState('idle')
+    const closing: Closing = { kind: 'closing', link: life.kind === 'online' ? life.link : undefined, deadlineAt, wake: new AbortController(), done: Promise.resolve(), ...this.offline() }
+    this.enter(closing, { graceMs })
+    closing.done = this.close(closing)
+    await closing.done
   }
 
-  private stopping (): boolean { return this.stateNow === 'closing' || this.abort.signal.aborted }
+  private async close (closing: Closing): Promise<void> {
+    // Woken when the window empties (in-flight.ts), the deadline moves, or the link is lost.
+    while (!this.inFlight.isIdle && this.now() < closing.deadlineAt) {
+      const wake = closing.wake = new AbortController()
+      await Promise.race([this.inFlight.idle(), this.clock.sleep(closing.deadlineAt - this.now(), wake.signal).catch(() => {})])
+      wake.abort() // ends the sleep's timer if the window emptied first
+    }
+    this.abort.abort()
+    const link = closing.link
+    if (link !== undefined && !link.lost && !link.dropped && link.connection.connected) {
+      // A clean DISCONNECT: the broker then discards the will, so `offline` is published once.
+      // Bounded: on a dead link the PUBACK never comes (the will then says offline instead).
+      await this.status.offline(link.connection, this.now())
+      await withTimeout(this.clock, link.connection.end(), 2000).catch(() => {})
+    }
+    this.dropConnection(link, 'stop')
+    await this.loop
+    // An ack retry cut short makes one last attempt before it returns its lease to the store.
+    await withTimeout(this.clock, this.inFlight.idle(), 1000)
+    this.enter({ kind: 'closed', sinceMs: closing.sinceMs, lastError: closing.lastError })
+  }
 
-  private now (): number { return this.options.now?.() ?? Date.now() }
+  /** Read through a method: TypeScript would keep `life` narrowed across an await. */
+  private stopping (): boolean { return this.life.kind === 'closing' || this.life.kind === 'closed' }
 
-  private setState (next: UplinkState, detail: object = {}): void {
-    if (next === this.stateNow) return
-    const from = this.stateNow
-    this.stateNow = next
-    if (next === 'online') this.offlineSinceMs = undefined
-    else if (this.offlineSinceMs === undefined) this.offlineSinceMs = this.now()
-    this.logger.info({ from, to: next, ...detail }, `uplink ${next}`)
+  private now (): number { return this.clock.now() }
+
+  /** Why the session is not online, carried from state to state until it is online again. */
+  private offline (): Offline {
+    const life = this.life
+    if (life.kind === 'online') return { sinceMs: this.now(), lastError: life.link.lastError }
+    return { sinceMs: life.sinceMs, lastError: life.lastError }
+  }
+
+  /** Changes the state (logged when its kind changes). Once closing, only `closed` follows. */
+  private enter (next: Lifecycle, detail: object = {}): void {
+    const from = this.life.kind
+    if ((from === 'closing' && next.kind !== 'closed') || from === 'closed') return
+    this.life = next
+    if (next.kind !== from) this.logger.info({ from, to: next.kind, ...detail }, `uplink ${next.kind}`)
   }
 
   private async run (): Promise<void> {
@@ -289,7 +210,7 @@ export class Uplink {
     await new Promise<void>(resolve => { setImmediate(resolve) })
     while (!this.stopping()) {
       try {
-        const { client, window } = await pRetry(async () => await this.connectOnce(), {
+        const link = await pRetry(async () => await this.connectOnce(), {
           retries: Number.POSITIVE_INFINITY,
           minTimeout: 0,
           maxTimeout: 0,
@@ -298,54 +219,74 @@ export class Uplink {
           onFailedAttempt: async ({ error }) => {
             const refused = isEdgefwdError(error, 'EDGEFWD_ERR_UPLINK_REFUSED')
             const wait = this.backoff.next(refused ? 'refused' : 'failure')
-            this.lastError = isEdgefwdError(error) ? error.code : error.message
             const reason = connectFailureReason(error)
             this.connectFailures[reason] = (this.connectFailures[reason] ?? 0) + 1
-            this.backoffMs = wait
             this.options.observer?.connectFailed?.(reason)
-            this.setState('backoff')
+            this.enter({ kind: 'backoff', delayMs: wait, afterRefusedBatch: this.afterRefusedBatch(), sinceMs: this.offline().sinceMs, lastError: isEdgefwdError(error) ? error.code : error.message })
             this.logger.warn({ code: isEdgefwdError(error) ? error.code : undefined, err: error, waitMs: wait, failures: this.backoff.failures },
               `uplink cannot connect: ${error.message}; next attempt in ${wait} ms`)
-            await this.sleep(wait, signal)
+            await this.clock.sleep(wait, signal)
           }
         })
-        this.backoff.reset()
-        await this.pump(client, window)
+        await this.pump(link)
+        if (link.condemned === 'refused' && !this.stopping()) {
+          // Like any failed connection: a jittered wait, growing while refusals follow each other.
+          const wait = this.backoff.next('failure')
+          this.enter({ kind: 'backoff', delayMs: wait, afterRefusedBatch: true, ...this.offline() })
+          this.logger.warn({ waitMs: wait, failures: this.backoff.failures }, `uplink: a batch was refused; next attempt in ${wait} ms`)
+          await this.clock.sleep(wait, signal).catch(() => {})
+        }
       } catch (err) {
         if (this.stopping()) return
         this.logger.error({ err }, 'uplink connection loop failed')
-        this.dropConnection('unexpected error')
-        await this.sleep(this.backoff.next(), signal).catch(() => {})
+        const life = this.life
+        this.dropConnection(life.kind === 'online' ? life.link : undefined, 'unexpected error')
+        const wait = this.backoff.next()
+        this.enter({ kind: 'backoff', delayMs: wait, afterRefusedBatch: this.afterRefusedBatch(), ...this.offline() })
+        await this.clock.sleep(wait, signal).catch(() => {})
       }
     }
   }
 
-  /** One connection attempt: resolves online with the window to use, or throws a classified error. */
-  private async connectOnce (): Promise<{ client: MqttClient, window: number }> {
+  private afterRefusedBatch (): boolean {
+    const life = this.life
+    return (life.kind === 'backoff' || life.kind === 'connecting') && life.afterRefusedBatch
+  }
+
+  /** One connection attempt: resolves online with its link, or throws a classified error. */
+  private async connectOnce (): Promise<Link> {
     if (this.stopping()) throw new AbortError('stopping')
-    this.setState('connecting')
+    const afterRefusedBatch = this.afterRefusedBatch()
+    this.enter({ kind: 'connecting', attempt: this.backoff.failures + 1, afterRefusedBatch, ...this.offline() })
     const { options } = this
-    const { client, connack } = await connectBroker(options.address, options.credentials, {
+    const connection = await (options.connect ?? connectMqtt)(options.address, options.credentials, {
       clientId: options.gatewayId,
       protocolVersion: options.protocolVersion,
       timeoutMs: options.connectTimeoutMs,
       keepaliveS: options.keepaliveS,
-      will: { topic: options.topics.status, payload: Buffer.from(statusPayload('offline', this.now())), qos: 1, retain: true },
+      clock: this.clock,
+      will: this.status.will(this.now()),
     })
-    this.client = client
-    this.counts.connects++
-    const receiveMaximum = connack.properties?.receiveMaximum
+    const previous = this.offline()
+    const { receiveMaximum } = connection
     const window = Math.max(1, Math.min(options.window, receiveMaximum ?? Number.POSITIVE_INFINITY))
-    this.setState('online', { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
-    client.publish(options.topics.status, statusPayload('online', this.now()), { qos: 1, retain: true })
-    this.subscribeOn(client)
-    return { client, window }
+    const link: Link = { connection, window, sinceMs: this.now(), lost: false, lastError: previous.lastError, condemned: undefined, dropped: false }
+    if (this.stopping()) {
+      // stop() came during the attempt: this connection is not used (its will says offline).
+      this.dropConnection(link, 'stop')
+      throw new AbortError('stopping')
+    }
+    this.counts.connects++
+    // The backoff starts over with a connection; after a refused batch, only once one is delivered.
+    if (!afterRefusedBatch) this.backoff.reset()
+    this.enter({ kind: 'online', link }, { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
+    this.status.online(connection, this.now())
+    return link
   }
 
   /** Publishes batches while the connection lives; returns when it is lost (or on stop). */
-  private async pump (client: MqttClient, window: number): Promise<void> {
+  private async pump (link: Link): Promise<void> {
     const signal = this.abort.signal
-    let lost = false
     // Every wait ends on its own wake-up, called by whatever should end it (the link lost, stop,
     // a PUBACK). Not Promise.race against one long-lived "lost" promise: each race leaves a
     // reaction on it until it settles, i.e. for as long as the connection lives (measured: ~400 B
@@ -359,60 +300,56 @@ export class Uplink {
     const pause = async (ms?: number): Promise<void> => {
       const woken = new Promise<void>(resolve => { wake = resolve })
       untimed = ms === undefined
-      await (ms === undefined ? woken : Promise.race([woken, this.sleep(ms, signal).catch(() => {})]))
+      await (ms === undefined ? woken : Promise.race([woken, this.clock.sleep(ms, signal).catch(() => {})]))
       wake = undefined
     }
-    const onLost = (reason: string) => (err?: unknown): void => {
-      if (lost) return
-      lost = true
-      this.lastError = err === undefined ? reason : describeError(err)
-      // mqtt.js gives up on a PINGRESP with this error, after failing every publish in flight.
-      if (err instanceof Error && err.message === 'Keepalive timeout') this.deadLink(client, 'keepalive')
+    link.connection.onceLost(({ reason, err, keepalive }: LinkLoss): void => {
+      link.lost = true
+      link.lastError = err === undefined ? reason : describeError(err)
+      if (keepalive) this.deadLink(link, 'keepalive')
       interrupt()
-    }
-    client.once('close', onLost('connection closed'))
-    client.once('error', onLost('connection error'))
-    client.once('offline', onLost('offline'))
+      // Stopping: no PUBACK can come any more, so stop() need not wait for one.
+      if (this.stopping()) this.dropConnection(link, link.lastError)
+    })
     signal.addEventListener('abort', interrupt)
     try {
-      await this.publishWhileOnline(client, window, () => lost, pause, onAck)
+      await this.publishWhileOnline(link, pause, onAck)
     } finally {
       signal.removeEventListener('abort', interrupt)
     }
     // Stopping: the connection stays up for the PUBACKs stop() waits for.
-    if (lost && !this.stopping()) {
+    if (link.lost && !this.stopping()) {
       this.counts.disconnects++
-      this.dropConnection(this.lastError ?? 'connection lost')
+      this.dropConnection(link, link.lastError ?? 'connection lost')
     }
   }
 
-  private async publishWhileOnline (client: MqttClient, window: number, isLost: () => boolean,
-    pause: (ms?: number) => Promise<void>, wakeOnAck: () => void): Promise<void> {
+  private async publishWhileOnline (link: Link, pause: (ms?: number) => Promise<void>, wakeOnAck: () => void): Promise<void> {
     const { options } = this
-    while (!isLost() && !this.stopping()) {
+    const { connection, window } = link
+    while (!link.lost && !this.stopping()) {
       if (this.inFlight.size >= window) {
         await pause()
         continue
       }
-      const wait = this.nextSendAt - this.now()
+      const wait = this.limits.rateWaitMs()
       if (wait > 0) {
-        this.rate.waits++
-        this.rate.waitMs += wait
         await pause(wait)
         continue
       }
-      const linger = this.lingerUntil - this.now()
+      const linger = this.limits.lingerMs()
       if (linger > 0) {
         await pause(linger)
         continue
       }
+      const { batch, lingerMs } = this.limits.settings
       // The daily budget spent: critical events only, the rest stay buffered until the next day.
-      const lease = await this.store.lease(options.batch.maxEvents, options.batch.maxBytes, this.budgetSpent() ? { minPriority: 3 } : {})
+      const lease = await this.store.lease(batch.maxEvents, batch.maxBytes, this.limits.budgetSpent() ? { minPriority: 3 } : {})
       if (lease === null) {
-        await pause(options.lingerMs)
+        await pause(lingerMs)
         continue
       }
-      if (isLost() || this.stopping()) { this.store.nack(lease.id); this.counts.nacked++; break }
+      if (link.lost || this.stopping()) { this.inFlight.returnUnsent(lease.id); break }
       let bytes: Uint8Array
       try {
         bytes = encodeLeaseEnvelope(lease, { gatewayId: options.gatewayId, batchSeq: options.nextBatchSeq(), nowMs: Math.floor(this.now()) }, options.compression).bytes
@@ -420,92 +357,26 @@ export class Uplink {
         this.store.nack(lease.id) // never strand a lease: its events go back to the queue
         throw err
       }
-      const timer = setTimeout(() => { this.deadLink(client, 'puback_timeout') }, options.pubackTimeoutMs)
-      this.inFlight.set(lease.id, { lease, timer, sentAt: this.now() })
+      const timer = this.clock.setTimer(() => { this.deadLink(link, 'puback_timeout') }, options.pubackTimeoutMs)
+      this.inFlight.track(lease, timer, this.now())
       this.counts.published++
       this.counts.eventsPublished += lease.events.length
       this.counts.bytesSent += bytes.byteLength
-      this.account(bytes.byteLength)
-      if (lease.events.length < options.batch.maxEvents && lease.bytes < options.batch.maxBytes * 0.9) this.lingerUntil = this.now() + options.lingerMs
-      client.publish(options.topics.events, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, err => {
-        const entry = this.inFlight.get(lease.id)
-        if (entry === undefined) return // already nacked with a lost connection
-        clearTimeout(entry.timer)
-        this.inFlight.delete(lease.id)
+      this.limits.sent(bytes.byteLength, lease.events.length, lease.bytes)
+      connection.publish(options.topics.events, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, err => {
         // mqtt.js reports success as undefined or null.
-        if (err !== undefined && err !== null) {
-          this.store.nack(lease.id)
-          this.counts.nacked++
-          this.counts.eventsResent += lease.events.length
+        const failed = err !== undefined && err !== null
+        if (!this.inFlight.settle(lease.id, failed, this.now())) return // already nacked with a lost connection
+        if (failed) {
           // A connection going away fails every publish in flight ('Connection closed', before its
           // 'close' or 'error'); the pump counts that loss once. A PUBACK with a failure reason
           // code (MQTT 5: a number in `code`) is the broker refusing this batch on a live link.
-          if (typeof (err as { code?: unknown }).code === 'number' && this.client === client) this.refused(client, err)
+          if (typeof (err as { code?: unknown }).code === 'number') this.refused(link, err)
           return
         }
-        const pubackMs = this.now() - entry.sentAt
-        void this.settleAcked(lease, pubackMs)
+        this.backoff.reset()
         wakeOnAck()
       })
-    }
-  }
-
-  /** Counts sent bytes against the rate cap and the day's budget. */
-  private account (bytes: number): void {
-    const now = this.now()
-    const rate = this.options.rateLimitBytesPerSecond
-    if (rate !== undefined && rate > 0) this.nextSendAt = Math.max(now, this.nextSendAt) + bytes * 1000 / rate
-    this.rollDay()
-    this.bytesToday += bytes
-  }
-
-  /** Starts a new budget day at 00:00 UTC; returns the bytes sent today. */
-  private rollDay (): number {
-    const day = Math.floor(this.now() / 86_400_000)
-    if (day !== this.budgetDay) {
-      if (this.budgetDay >= 0 && this.bytesToday > 0) this.logger.info({ bytes: this.bytesToday }, 'uplink: a new budget day')
-      this.budgetDay = day
-      this.bytesToday = 0
-    }
-    return this.bytesToday
-  }
-
-  private budgetSpent (): boolean {
-    const budget = this.options.dailyBudgetBytes
-    return budget !== undefined && this.rollDay() >= budget
-  }
-
-  /**
-   * The broker has the batch: delete its events. A failed delete is tried again; if it keeps
-   * failing, the lease goes back to the store, so its events are sent again (duplicates the
-   * receiver drops) instead of staying leased, neither resent nor evictable, until a restart.
-   */
-  private async settleAcked (lease: Lease, pubackMs: number): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.store.ack(lease.id)
-        this.counts.acked++
-        this.counts.eventsAcked += lease.events.length
-        this.options.observer?.batchAcked?.(lease, pubackMs)
-        return
-      } catch (err) {
-        this.counts.ackFailures++
-        const code = isEdgefwdError(err) ? err.code : undefined
-        if (attempt >= ACK_ATTEMPTS || this.abort.signal.aborted) {
-          this.logger.error({ err, code, leaseId: lease.id, attempts: attempt }, 'store ack failed after the PUBACK: the batch goes back to the store and will be sent again')
-          try {
-            this.store.nack(lease.id)
-            this.counts.nacked++
-            this.counts.eventsResent += lease.events.length
-          } catch (nackErr) {
-            // The store closed meanwhile: the events were never deleted and are sent after a restart.
-            this.logger.warn({ err: nackErr, leaseId: lease.id }, 'could not return the batch to the store; its events stay stored')
-          }
-          return
-        }
-        this.logger.warn({ err, code, leaseId: lease.id, attempt }, 'store ack failed after the PUBACK; trying again')
-        await this.sleep(ACK_RETRY_MS * attempt, this.abort.signal).catch(() => {})
-      }
     }
   }
 
@@ -513,51 +384,34 @@ export class Uplink {
    * The link is dead even if the socket says otherwise: no PUBACK in time, or no PINGRESP.
    * Counted once per connection, however many batches were in flight on it.
    */
-  private deadLink (client: MqttClient, reason: DeadLinkReason): void {
-    if (this.client !== client || this.deadClient === client) return
-    this.deadClient = client
+  private deadLink (link: Link, reason: DeadLinkReason): void {
+    if (link.dropped || link.condemned !== undefined) return
+    link.condemned = reason
     this.deadLinks[reason]++
     const inFlight = this.inFlight.size
     if (reason === 'puback_timeout') this.logger.warn({ reason, pubackTimeoutMs: this.options.pubackTimeoutMs, inFlight }, 'no PUBACK in time: treating the link as dead')
     else this.logger.warn({ reason, keepaliveS: this.options.keepaliveS, inFlight }, 'no answer to the MQTT keepalive: the link is dead')
     // Destroying the socket makes mqtt.js emit 'close', which ends the pump and nacks what is in flight.
-    ;(client.stream as TLSSocket | undefined)?.destroy()
+    link.connection.destroy()
   }
 
   /**
    * The broker refused a publish on a live connection: drop the connection, so the batch (nacked
-   * by the caller) is sent again on the next one. The reconnect is at once: the backoff starts
-   * over after every successful connection.
+   * by the caller) is sent again on the next one, after a jittered backoff (run()).
    */
-  private refused (client: MqttClient, err: unknown): void {
-    if (this.deadClient === client) return
-    this.deadClient = client
+  private refused (link: Link, err: unknown): void {
+    if (link.dropped || link.condemned !== undefined) return
+    link.condemned = 'refused'
     this.logger.warn({ err }, `the broker refused a batch: ${describeError(err)}; reconnecting to send it again`)
-    ;(client.stream as TLSSocket | undefined)?.destroy()
+    link.connection.destroy()
   }
 
-  /** Forgets the connection: every batch in flight goes back to the store. */
-  private dropConnection (reason: string): void {
-    for (const [id, entry] of this.inFlight) {
-      clearTimeout(entry.timer)
-      this.store.nack(id)
-      this.counts.nacked++
-      this.counts.eventsResent += entry.lease.events.length
-    }
-    if (this.inFlight.size > 0) this.logger.info({ reason, batches: this.inFlight.size }, 'batches in flight returned to the store')
-    this.inFlight.clear()
-    const client = this.client
-    this.client = undefined
-    if (client !== undefined) {
-      client.removeAllListeners()
-      client.on('error', () => {})
-      client.end(true)
-      // On a dead link the socket may never finish closing: destroy it, or it keeps the process up.
-      ;(client.stream as TLSSocket | undefined)?.destroy()
-    }
+  /** Forgets the connection (if any, once): every batch in flight goes back to the store. */
+  private dropConnection (link: Link | undefined, reason: string): void {
+    const returned = this.inFlight.returnAll()
+    if (returned > 0) this.logger.info({ reason, batches: returned }, 'batches in flight returned to the store')
+    if (link === undefined || link.dropped) return
+    link.dropped = true
+    link.connection.release()
   }
-}
-
-function statusPayload (status: 'online' | 'offline', nowMs: number): string {
-  return JSON.stringify({ status, time: new Date(nowMs).toISOString() })
 }

@@ -10,11 +10,13 @@ import t from 'tap'
 import { issueCertificate } from '../../src/pki/generate.js'
 import { openMemoryStore, type BatchSource, type EventStore } from '../../src/store/index.js'
 import type { Priority } from '../../src/types.js'
+import { systemClock, type Clock } from '../../src/uplink/clock.js'
 import { Uplink, type UplinkOptions } from '../../src/uplink/session.js'
 import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
 import { silentLogger } from '../helpers/logger.js'
 import { makeCa, makeClient } from '../helpers/test-pki.js'
 import { testUplinkOptions } from '../helpers/uplink-options.js'
+import { waitFor } from '../helpers/wait.js'
 
 v8.setFlagsFromString('--expose-gc')
 
@@ -24,12 +26,9 @@ const gw = makeClient(ca, { commonName: 'gw' })
 
 /** What to print when a wait times out. */
 let debug = (): string => ''
-async function waitFor (what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${debug()}`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
+/** The shared bounded wait (helpers/wait.ts), its timeout message followed by the session's state. */
+async function waitExplained (what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  await waitFor(what, cond, ms, 10).catch((err: Error) => { throw new Error(`${err.message}: ${debug()}`) })
 }
 
 async function fill (store: EventStore, n: number, priorityOf: (i: number) => Priority): Promise<void> {
@@ -40,6 +39,11 @@ async function fill (store: EventStore, n: number, priorityOf: (i: number) => Pr
   }
 }
 
+/** The real timers, but the time of `clock` and waits that `sleep` decides. */
+function fakeClock (clock: { now: number }, sleep: Clock['sleep']): Clock {
+  return { ...systemClock, now: () => clock.now, sleep }
+}
+
 function options (url: string, clock: { now: number }, over: Partial<UplinkOptions>): UplinkOptions {
   return testUplinkOptions(url, () => ({ ca: ca.certPem, cert: gw.certPem, key: gw.keyPem }), {
     gatewayId: 'gw',
@@ -48,9 +52,8 @@ function options (url: string, clock: { now: number }, over: Partial<UplinkOptio
     batch: { maxEvents: 1000, maxBytes: 8 * 1024 },
     lingerMs: 50,
     compression: { compression: 'none' },
-    now: () => clock.now,
     // Fractional waits (bytes / rate) advance the fake clock exactly, as real time would.
-    sleep: async (ms: number) => { clock.now += ms; await new Promise(resolve => setImmediate(resolve)) },
+    clock: fakeClock(clock, async (ms: number) => { clock.now += ms; await new Promise(resolve => setImmediate(resolve)) }),
     ...over
   })
 }
@@ -78,7 +81,7 @@ t.test('the rate cap holds the published bytes per second within 10%', async t =
   uplink = new Uplink(watched, options(broker.url, clock, { rateLimitBytesPerSecond: rate }), silentLogger())
   uplink.start()
   debug = () => JSON.stringify({ u: uplink?.stats(), s: store.stats().perPriority, clock: clock.now })
-  await waitFor('the store drained', () => store.stats().events === 0)
+  await waitExplained('the store drained', () => store.stats().events === 0)
   await uplink.stop(1000)
   const first = leases[0]
   const last = leases[leases.length - 1]
@@ -100,7 +103,7 @@ t.test('a spent daily budget lets only critical events through until the next UT
   uplink.start()
   debug = () => JSON.stringify({ u: uplink?.stats(), s: store.stats().perPriority, clock: clock.now })
   const critical = (): number => store.stats().perPriority.find(p => p.priority === 'critical')?.events ?? -1
-  await waitFor('the budget spent and the critical events delivered', () => uplink.stats().budgetExhausted && critical() === 0 && uplink.stats().inFlight === 0)
+  await waitExplained('the budget spent and the critical events delivered', () => uplink.stats().budgetExhausted && critical() === 0 && uplink.stats().inFlight === 0)
   const s = uplink.stats()
   const normalLeft = store.stats().perPriority.find(p => p.priority === 'normal')?.events ?? 0
   t.ok(normalLeft > 0, `${normalLeft} normal events wait for the next day`)
@@ -112,7 +115,7 @@ t.test('a spent daily budget lets only critical events through until the next UT
   // The next UTC day: a new budget, spent on normal events again, and stopped at it again.
   clock.now = Date.UTC(2026, 10, 22, 0, 0, 1)
   t.equal(uplink.stats().bytesToday, 0, 'a new day starts a new budget')
-  await waitFor('the second day\'s budget spent', () => uplink.stats().budgetExhausted && uplink.stats().inFlight === 0)
+  await waitExplained('the second day\'s budget spent', () => uplink.stats().budgetExhausted && uplink.stats().inFlight === 0)
   const leftAfter = store.stats().perPriority.find(p => p.priority === 'normal')?.events ?? 0
   const perEvent = 128
   const delivered = normalLeft - leftAfter
@@ -142,15 +145,15 @@ t.test('linger: after a batch that was not full, the next lease waits, so a tric
   await fill(store, 5, () => 1)
   const uplink = new Uplink(watched, options(broker.url, clock, {
     lingerMs: 2000,
-    sleep: async (ms: number) => { await new Promise<void>(resolve => { sleeps.push({ ms, release: () => { clock.now += ms; resolve() } }) }) }
+    clock: fakeClock(clock, async (ms: number) => { await new Promise<void>(resolve => { sleeps.push({ ms, release: () => { clock.now += ms; resolve() } }) }) })
   }), silentLogger())
   uplink.start()
-  await waitFor('the first batch acknowledged and the session waiting', () => uplink.stats().eventsAcked === 5 && sleeps.length === 1)
+  await waitExplained('the first batch acknowledged and the session waiting', () => uplink.stats().eventsAcked === 5 && sleeps.length === 1)
   t.same(calls, [5], 'after a batch of 5 (not full) the session waits before asking the store again')
   t.equal(sleeps[0]?.ms, 2000, 'for the linger time')
   await store.append(Array.from({ length: 7 }, (_, i) => ({ deviceId: 'd', deviceSeq: 100 + i, gatewayTimeMs: 1, priority: 1 as const, stream: 's' })))
   sleeps.shift()?.release()
-  await waitFor('the second batch', () => uplink.stats().eventsAcked === 12)
+  await waitExplained('the second batch', () => uplink.stats().eventsAcked === 12)
   t.same(calls.slice(0, 2), [5, 7], 'the events that arrived meanwhile went out together')
   const stopping = uplink.stop(1000)
   for (const s of sleeps.splice(0)) s.release()
@@ -173,7 +176,7 @@ t.test('a batch that cannot be prepared (the batch-sequence file on a full disk)
     }
   }), silentLogger())
   uplink.start()
-  await waitFor('the store drained', () => store.stats().events === 0)
+  await waitExplained('the store drained', () => store.stats().events === 0)
   await uplink.stop(1000)
   t.equal(failures, 3, 'three batches could not be prepared')
   t.equal(uplink.stats().eventsAcked, 2000, 'every event delivered once the disk had room')
@@ -197,11 +200,11 @@ t.test('an idle session polls the empty store for as long as it is connected wit
   const clock = { now: Date.UTC(2026, 10, 21, 10, 0, 0) }
   const uplink = new Uplink(counted, options(broker.url, clock, {}), silentLogger())
   uplink.start()
-  await waitFor('the first polls', () => polls > 1000)
+  await waitExplained('the first polls', () => polls > 1000)
   gc()
   const before = process.memoryUsage().heapUsed
   const from = polls
-  await waitFor('100000 more polls', () => polls > from + 100_000, 60_000)
+  await waitExplained('100000 more polls', () => polls > from + 100_000, 60_000)
   gc()
   const grown = process.memoryUsage().heapUsed - before
   t.ok(grown < 8 * 1024 * 1024, `heap grew ${(grown / 1024 / 1024).toFixed(1)} MB over 100000 polls`)

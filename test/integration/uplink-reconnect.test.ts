@@ -8,10 +8,23 @@ import { MemoryVolume, openMemoryStore } from '../../src/store/index.js'
 import { issueCertificate } from '../../src/pki/generate.js'
 import { parseBrokerUrl, probeBroker } from '../../src/uplink/connect.js'
 import { Uplink } from '../../src/uplink/session.js'
+import { systemClock, type Clock } from '../../src/uplink/clock.js'
 import { captureLogger } from '../helpers/logger.js'
 import { freePort } from '../helpers/mosquitto.js'
 import { makeCa, makeClient, makeRsaSet } from '../helpers/test-pki.js'
 import { startEmbeddedBroker } from '../../simulate/embedded-broker.js'
+
+/** The real timers, but sleeps that take no time: each is recorded, and `enough` is called at the `n`th. */
+function recordingSleeps (waits: number[], n: number, enough: () => void): Clock {
+  return {
+    ...systemClock,
+    sleep: async (ms: number) => {
+      waits.push(ms)
+      if (waits.length >= n) enough()
+      await new Promise(resolve => setImmediate(resolve))
+    }
+  }
+}
 
 t.test('a refused connection backs off with full jitter, growing to the maximum', async t => {
   const port = await freePort()
@@ -42,11 +55,7 @@ t.test('a refused connection backs off with full jitter, growing to the maximum'
     backoff: { initialMs: 100, maxMs: 3200, multiplier: 2 },
     nextBatchSeq: () => 1,
     random,
-    sleep: async (ms: number) => {
-      waits.push(ms)
-      if (waits.length >= 12) done()
-      await new Promise(resolve => setImmediate(resolve))
-    }
+    clock: recordingSleeps(waits, 12, () => { done() })
   }, logger)
   uplink.start()
   await enough
@@ -59,7 +68,7 @@ t.test('a refused connection backs off with full jitter, growing to the maximum'
   t.ok(logged.slice(5).some(w => w > 1600), 'late waits use the whole window up to the maximum')
   t.ok(new Set(logged).size > 8, 'jittered: the waits differ')
   t.match(records().find(r => typeof r.waitMs === 'number'), { code: 'EDGEFWD_ERR_UPLINK_CONNECT', msg: /ECONNREFUSED/ })
-  t.equal(uplink.state(), 'idle')
+  t.equal(uplink.state(), 'closed', 'stopped for good')
 })
 
 t.test('a broker that refuses the connection (CONNACK: not authorized): a specific error, and longer waits', async t => {
@@ -96,11 +105,7 @@ t.test('a broker that refuses the connection (CONNACK: not authorized): a specif
     backoff: { initialMs: 100, maxMs: 60_000, multiplier: 2, refusedMinMs: 30_000 },
     nextBatchSeq: () => 1,
     random: () => 0.5,
-    sleep: async (ms: number) => {
-      waits.push(ms)
-      if (waits.length >= 3) done()
-      await new Promise(resolve => setImmediate(resolve))
-    }
+    clock: recordingSleeps(waits, 3, () => { done() })
   }, logger)
   uplink.start()
   await enough

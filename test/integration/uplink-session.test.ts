@@ -78,7 +78,7 @@ for (const broker of ['mosquitto', 'embedded'] as const) {
     const summary = sink.verifier.summary()
     t.match(summary, { delivered: 7000, duplicates: 0, unexplainedMissing: 0 })
     t.equal(uplink.stats().eventsAcked, 7000)
-    t.same(records().filter(r => typeof r.to === 'string').map(r => r.to), ['connecting', 'online', 'closing', 'idle'], 'every state change logged')
+    t.same(records().filter(r => typeof r.to === 'string').map(r => r.to), ['connecting', 'online', 'closing', 'closed'], 'every state change logged')
     await waitFor('the offline status', () => sink.statuses.includes('offline'))
     t.same(sink.statuses, ['online', 'offline'])
   })

@@ -30,7 +30,7 @@ const NOT_READY: HealthReport = { ok: false, checks: { uplink: { ok: false, deta
 function busyRegistry (): MetricsRegistry {
   const r = new MetricsRegistry()
   r.set('edgefwd_build_info', 1, { version: '0.1.0' })
-  for (const state of ['idle', 'connecting', 'online', 'backoff', 'closing']) r.set('edgefwd_uplink_state', state === 'online' ? 1 : 0, { state })
+  for (const state of ['idle', 'connecting', 'online', 'backoff', 'closing', 'closed']) r.set('edgefwd_uplink_state', state === 'online' ? 1 : 0, { state })
   r.inc('edgefwd_uplink_connects_total', {}, 12)
   r.inc('edgefwd_uplink_connect_failures_total', { reason: 'connect' }, 1)
   r.inc('edgefwd_uplink_connect_failures_total', { reason: 'refused_135' }, 2)
