@@ -1,31 +1,26 @@
 /**
- * The clock the control plane reads and waits on: real time in production, one driven by hand in
- * tests. Kept to control/ for now under its own name; it has the shape a clock for the uplink
- * would need too, so the two can become one later.
+ * What the control plane needs on top of the shared Clock (src/clock.ts): a repeating timer that
+ * does not keep the process alive, a sleep that ends early (without an error) when the rollout is
+ * closed, and a wait that gives up on abort.
  */
-export interface ControlClock {
-  /** Milliseconds since the Unix epoch. */
-  now: () => number
-  /** Resolves after `ms`, or as soon as `signal` aborts. */
-  sleep: (ms: number, signal?: AbortSignal) => Promise<void>
-  /** Calls `fn` every `ms` until the returned function is called; does not keep the process alive. */
-  every: (ms: number, fn: () => void) => () => void
+import type { Clock, ClockTimer } from '../clock.js'
+
+/** Calls `fn` every `ms` on `clock` until the returned function is called; does not keep the process alive. */
+export function every (clock: Clock, ms: number, fn: () => void): () => void {
+  let timer: ClockTimer | undefined
+  let stopped = false
+  const arm = (): void => {
+    timer = clock.setTimer(() => { if (!stopped) { arm(); fn() } }, ms)
+    // The system clock's timers are Node timers: a retry loop alone must not hold the process.
+    ;(timer as { unref?: () => void }).unref?.()
+  }
+  arm()
+  return () => { stopped = true; clock.clearTimer(timer) }
 }
 
-export const systemControlClock: ControlClock = {
-  now: () => Date.now(),
-  sleep: async (ms, signal) => {
-    if (signal?.aborted === true) return
-    await new Promise<void>(resolve => {
-      const done = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve() }
-      const timer = setTimeout(done, ms).unref()
-      signal?.addEventListener('abort', done, { once: true })
-    })
-  },
-  every: (ms, fn) => {
-    const timer = setInterval(fn, ms).unref()
-    return () => { clearInterval(timer) }
-  }
+/** Resolves after `ms`, or as soon as `signal` aborts (without rejecting). */
+export async function sleepUnlessAborted (clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  await clock.sleep(ms, signal).catch(() => {})
 }
 
 /** `work`'s result, or undefined as soon as `signal` aborts (`work` then goes on unobserved). */

@@ -31,7 +31,8 @@ import type { ConfigResult } from '../observe/catalog.js'
 import { parseDocument, decideUpdate, type Decision } from './update.js'
 import { verifyMessage, type OperatorKey } from './signing.js'
 import type { ControlStateStore } from './state.js'
-import { systemControlClock, unlessAborted, type ControlClock } from './clock.js'
+import { systemClock, type Clock } from '../clock.js'
+import { every, sleepUnlessAborted, unlessAborted } from './clock.js'
 
 /** What the rollout needs of the running gateway (the Supervisor). */
 export interface RolloutHost {
@@ -52,7 +53,7 @@ export interface RolloutOptions {
   probationMs: number
   logger: Logger
   registry: MetricsRegistry
-  clock?: ControlClock
+  clock?: Clock
 }
 
 export type AckStatus = 'probation' | 'applied' | 'rejected' | 'rolled_back'
@@ -92,11 +93,11 @@ type Lifecycle =
 
 export class ConfigRollout {
   private state: Lifecycle
-  private readonly clock: ControlClock
+  private readonly clock: Clock
 
   constructor (private readonly o: RolloutOptions) {
-    this.clock = o.clock ?? systemControlClock
-    const stopRetry = this.clock.every(RETRY_MS, () => { void this.flush() })
+    this.clock = o.clock ?? systemClock
+    const stopRetry = every(this.clock, RETRY_MS, () => { void this.flush() })
     this.state = { kind: 'idle', work: { queue: [], outbox: [], flushing: undefined, stopRetry, abort: new AbortController() } }
   }
 
@@ -252,7 +253,7 @@ export class ConfigRollout {
     const payload = JSON.stringify(this.ack({ version, status: 'probation', keys }))
     for (let left = deadline - clock.now(); left > 0 && !closed.aborted; left = deadline - clock.now()) {
       if (await unlessAborted(this.o.host.publishConfirmed(this.o.ackTopic, payload, { retain: true, timeoutMs: Math.min(left, 5000) }), closed) === true) return true
-      await clock.sleep(Math.min(RETRY_MS, Math.max(0, deadline - clock.now())), closed)
+      await sleepUnlessAborted(clock, Math.min(RETRY_MS, Math.max(0, deadline - clock.now())), closed)
     }
     return false
   }

@@ -18,7 +18,7 @@ import { MqttClient, type IClientOptions, type IConnackPacket, type IStream } fr
 import { EdgefwdError, isEdgefwdError } from '../errors.js'
 import { classifyTlsError, type TlsErrorContext } from '../pki/tls-errors.js'
 import { clientTlsOptions, type TlsCredentials } from '../pki/tls-options.js'
-import { systemClock, type Clock, type ClockTimer } from './clock.js'
+import { systemClock, type Clock, type ClockTimer } from '../clock.js'
 
 export interface BrokerAddress {
   url: string

@@ -12,7 +12,7 @@
 import { isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
 import type { BatchSource, Lease } from '../contracts.js'
-import type { Clock, ClockTimer } from './clock.js'
+import type { Clock, ClockTimer } from '../clock.js'
 
 /** Attempts at a store ack after a PUBACK before the lease is nacked instead; waits between them. */
 export const ACK_ATTEMPTS = 3

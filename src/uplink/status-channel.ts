@@ -10,7 +10,7 @@
 import type { BrokerConnection } from './broker-connection.js'
 import type { Logger } from '../observe/log.js'
 import { describeError } from './connect.js'
-import { withTimeout, type Clock } from './clock.js'
+import { withTimeout, type Clock } from '../clock.js'
 
 export interface StatusChannel {
   /** The MQTT will of each connection: `offline`, retained. */

@@ -1,9 +1,9 @@
 /**
- * A Clock (src/uplink/clock.ts) whose time moves only when the test says: `advance(ms)` fires the
+ * A Clock (src/clock.ts) whose time moves only when the test says: `advance(ms)` fires the
  * timers that fall due, in order, letting promise reactions run after each, so code under test
  * sees exactly the waits it asked for and a test never sleeps.
  */
-import { abortableSleep, type Clock, type ClockTimer } from '../../src/uplink/clock.js'
+import { abortableSleep, type Clock, type ClockTimer } from '../../src/clock.js'
 
 interface Timer { at: number, seq: number, fn: () => void }
 

@@ -9,7 +9,8 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { configBuilder, type Config } from '../../src/config/index.js'
-import type { ControlClock } from '../../src/control/clock.js'
+import { abortableSleep } from '../../src/clock.js'
+import { ManualClock } from '../helpers/manual-clock.js'
 import { ConfigRollout, type RolloutHost } from '../../src/control/rollout.js'
 import { encodeMessage, generateKeyPair, loadPublicKeys, signDocument } from '../../src/control/signing.js'
 import { ControlStateStore } from '../../src/control/state.js'
@@ -219,31 +220,16 @@ t.test('an update in hand when stop is called is not applied; one arriving after
   assertAllStopped(t, r)
 })
 
-/** A clock the test drives: sleeps end only when the test advances time past them, or on abort. */
-class ManualClock implements ControlClock {
-  private t = 1_700_000_000_000
-  private sleepers: Array<{ until: number, wake: () => void }> = []
-  now = (): number => this.t
-  sleep = async (ms: number, signal?: AbortSignal): Promise<void> => {
-    if (signal?.aborted === true) return
-    await new Promise<void>(resolve => {
-      const sleeper = { until: this.t + ms, wake: () => { signal?.removeEventListener('abort', sleeper.wake); resolve() } }
-      this.sleepers.push(sleeper)
-      signal?.addEventListener('abort', sleeper.wake, { once: true })
-    })
-  }
-
-  every = (): (() => void) => () => {}
-  get sleeping (): number { return this.sleepers.length }
-  advance (ms: number): void {
-    this.t += ms
-    const due = this.sleepers.filter(s => s.until <= this.t)
-    this.sleepers = this.sleepers.filter(s => s.until > this.t)
-    for (const s of due) s.wake()
+/** The shared manual clock, counting the sleeps in progress (the probation's waits). */
+class ProbationClock extends ManualClock {
+  sleeping = 0
+  override readonly sleep = async (ms: number, signal?: AbortSignal): Promise<void> => {
+    this.sleeping++
+    try { await abortableSleep(this, ms, signal) } finally { this.sleeping-- }
   }
 }
 
-async function rolloutRig (t: Test, publish: () => Promise<boolean>): Promise<{ rollout: ConfigRollout, applied: Array<{ restart: boolean }>, state: ControlStateStore, clock: ManualClock }> {
+async function rolloutRig (t: Test, publish: () => Promise<boolean>): Promise<{ rollout: ConfigRollout, applied: Array<{ restart: boolean }>, state: ControlStateStore, clock: ProbationClock }> {
   const dir = t.testdir({ 'operator.pub': operator.publicPem })
   const file = join(dir, 'gw.json')
   writeFileSync(file, JSON.stringify({ gateway: { id: 'gw-roll' }, store: { path: join(dir, 'store') }, uplink: { url: 'mqtts://127.0.0.1:1' } }))
@@ -256,7 +242,7 @@ async function rolloutRig (t: Test, publish: () => Promise<boolean>): Promise<{ 
     publishConfirmed: publish
   }
   const state = await ControlStateStore.open(join(dir, 'control'), silentLogger())
-  const clock = new ManualClock()
+  const clock = new ProbationClock()
   const registry = new MetricsRegistry()
   const rollout = new ConfigRollout({
     keys: await loadPublicKeys([join(dir, 'operator.pub')]), state, build, host, ackTopic: 'edgefwd/gw-roll/config/ack', gatewayId: 'gw-roll',
@@ -272,7 +258,7 @@ t.test('the probation runs on the injected clock: its deadline passes when the c
   await waitFor('the update applied and its probation waiting', () => applied.length === 1 && clock.sleeping === 1, 5000)
   for (let i = 0; i < 10 && applied.length === 1; i++) {
     await waitFor('the probation to sleep', () => clock.sleeping === 1 || applied.length > 1, 5000)
-    clock.advance(1000)
+    await clock.advance(1000)
   }
   await rollout.idle()
   t.same(applied, [{ restart: true }, { restart: true }], 'applied, then rolled back at the deadline')

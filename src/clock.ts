@@ -1,7 +1,7 @@
 /**
- * The uplink's clock: the time and every timer and wait of src/uplink, behind one small
- * interface, so that tests drive time instead of waiting for it (test/helpers/manual-clock.ts).
- * Nothing in src/uplink calls Date.now or setTimeout directly.
+ * The clock of the parts that wait: the time and every timer and wait of src/uplink and
+ * src/control behind one small interface, so that tests drive time instead of waiting for it
+ * (test/helpers/manual-clock.ts). Neither calls Date.now or setTimeout directly.
  */
 
 /** A pending timer of a Clock, to cancel it. */
