@@ -6,7 +6,7 @@
  * per source file) and adds the files up per directory.
  *
  * What the report counts: the test processes and the processes they spawn with the environment
- * inherited (dist/src/cli/main.js and the simulation's forwarder child), each merged into the same
+ * inherited (dist/bin/edgefwd.js and the simulation's forwarder child), each merged into the same
  * src/ .ts file through dist/'s source maps; dist/ .js files themselves are not in it.
  *
  *   node scripts/coverage-floor.mjs                 # tap report json-summary, then check
