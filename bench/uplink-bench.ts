@@ -103,8 +103,10 @@ function procCpuS (pid: number | undefined): number {
 
 /** The kernel's count of bytes sent on the uplink's TCP connection (TLS records, handshake included). */
 function kernelBytesSent (uplink: Uplink): number {
-  // The session keeps its client private; the bench only reads the socket's local port.
-  const socket = (uplink as unknown as { client?: { stream?: Socket } }).client?.stream
+  // The session keeps its connection private (lifecycle.ts: the online state's link, wrapping
+  // the mqtt.js client in broker-connection.ts); the bench only reads the socket's local port.
+  const online = (uplink as unknown as { life: { kind: string, link?: { connection: { client?: { stream?: Socket } } } } }).life
+  const socket = online.kind === 'online' ? online.link?.connection.client?.stream : undefined
   const port = socket?.localPort
   if (port === undefined) throw new Error('the uplink has no connection to measure')
   const out = execFileSync('ss', ['-tinH', 'state', 'established', `sport = :${port}`], { encoding: 'utf8' })
