@@ -49,9 +49,9 @@ export { ExitCode } from './cli/exit-codes.js'
 export type { CommandSpec, CommandContext, CommandInput, CliIo, TextSink, OptionSpec, PositionalSpec } from './cli/command.js'
 
 /**
- * A development CA (what `edgefwd certs init-ca` makes). node-forge, ~11 MB of RSS, is loaded on
- * the first call rather than by importing 'edgefwd', so a program that only runs a gateway does
- * not carry it (test/integration/npm-package.test.ts checks what an import loads).
+ * A development CA (what `edgefwd certs init-ca` makes). node-forge (~1.3 MB of heap once the
+ * rest of edgefwd is loaded) is loaded on the first call rather than by importing 'edgefwd', so a
+ * program that only runs a gateway does not carry it (test/integration/npm-package.test.ts checks what an import loads).
  */
 export async function createCa (options: CaOptions): Promise<PemPair> {
   return (await import('./pki/generate.js')).createCa(options)
