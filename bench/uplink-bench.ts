@@ -164,7 +164,7 @@ async function main (): Promise<void> {
 
   let seq = 0
   const options: UplinkOptions = {
-    address: parseBrokerUrl(proxy?.url('mqtts') ?? broker.url),
+    brokers: [parseBrokerUrl(proxy?.url('mqtts') ?? broker.url)],
     credentials: () => creds,
     gatewayId: 'gw-1',
     protocolVersion: 5,

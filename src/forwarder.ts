@@ -112,7 +112,7 @@ export class Forwarder {
       const forwarder = new Forwarder(config, deps, ownMetrics, store, tls, uplink, pipeline, transports, listening)
       await forwarder.startMetrics()
       logger.info({ listening, broker: config.uplink.url, gateway: config.gateway.id, store: config.store.path },
-        `edgefwd ${deps.version} running: listening on ${listening.length === 0 ? 'nothing (no ingest listener configured)' : listening.join(', ')}; delivering to ${config.uplink.url ?? '?'}`)
+        `edgefwd ${deps.version} running: listening on ${listening.length === 0 ? 'nothing (no ingest listener configured)' : listening.join(', ')}; delivering to ${config.uplink.url?.join(', ') ?? '?'}`)
       return forwarder
     } catch (err) {
       for (const close of closing) await close().catch(() => {})

@@ -68,3 +68,36 @@ function unitField (parse: (input: unknown) => UnitParse, format: (n: number) =>
     return parsed.value
   })
 }
+
+/**
+ * One string, or a list of them: `oneOrList(check, ...)` reads `x` as `[x]`, so consumers see a
+ * list either way. `check` gives the problem with one element, or undefined when it is fine.
+ */
+export function oneOrList (check: (value: string) => string | undefined, range: { max: number, what: string }) {
+  return z.unknown().transform((input, ctx): readonly string[] => {
+    const list = typeof input === 'string' ? [input] : input
+    if (!Array.isArray(list) || list.length === 0) {
+      ctx.addIssue({ code: 'custom', message: `must be ${range.what}, or a non-empty list of them`, input })
+      return z.NEVER
+    }
+    if (list.length > range.max) {
+      ctx.addIssue({ code: 'custom', message: `must list at most ${range.max}, got ${list.length}`, input })
+      return z.NEVER
+    }
+    const seen = new Set<string>()
+    for (const [index, value] of list.entries()) {
+      const problem = typeof value === 'string' ? check(value) : `must be ${range.what}`
+      const path = typeof input === 'string' ? [] : [index]
+      if (problem !== undefined) {
+        ctx.addIssue({ code: 'custom', message: problem, input: value, path })
+        return z.NEVER
+      }
+      if (seen.has(value as string)) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is listed twice`, input: value, path })
+        return z.NEVER
+      }
+      seen.add(value as string)
+    }
+    return Object.freeze([...list as string[]])
+  })
+}

@@ -7,7 +7,7 @@
  */
 import { isIP } from 'node:net'
 import { z } from 'zod'
-import { checkedSection, duration, section, size, sizeOrOff } from './fields.js'
+import { checkedSection, duration, oneOrList, section, size, sizeOrOff } from './fields.js'
 import { defaultGatewayId, GATEWAY_ID_MAX_LENGTH, GATEWAY_ID_PATTERN } from './gateway-id.js'
 import { DEFAULT_MEMORY_BUDGET, MIN_MEMORY_BUDGET } from './memory-budget.js'
 import { formatSize } from './units.js'
@@ -187,12 +187,18 @@ export const MQTT_VERSIONS = ['5', '3.1.1'] as const
 export const COMPRESSION_MODES = ['auto', 'none', 'gzip', 'deflate'] as const
 export const HEARTBEAT_FORMATS = ['protobuf', 'json'] as const
 
-const brokerUrl = z.string().refine(u => /^(mqtts|ssl|tls):\/\/[^/\s]+$/.test(u), { error: 'must be mqtts://HOST[:PORT] (edgefwd connects with mutual TLS only)' })
+const BROKER_URL = /^(mqtts|ssl|tls):\/\/[^/\s]+$/
+const BROKER_URL_PROBLEM = 'must be mqtts://HOST[:PORT] (edgefwd connects with mutual TLS only)'
+const brokerUrl = z.string().refine(u => BROKER_URL.test(u), { error: BROKER_URL_PROBLEM })
+/** uplink.url: one broker, or the nodes of a cluster to fail over between (src/uplink/brokers.ts). */
+const brokerUrls = oneOrList(u => BROKER_URL.test(u) ? undefined : `${BROKER_URL_PROBLEM}, got ${JSON.stringify(u)}`, { max: 16, what: 'mqtts://HOST[:PORT]' })
+export const FAILOVER_ORDERS = ['ordered', 'random'] as const
 // Topic levels edgefwd builds on: no wildcards, no empty level, no leading or trailing "/".
 const topicPrefix = z.string().regex(/^[^#+/\s]+(?:\/[^#+/\s]+)*$/, { error: 'must be topic levels separated by "/", without "+", "#" or spaces' })
 
 const uplink = checkedSection({
-  url: brokerUrl.optional(),
+  url: brokerUrls.optional(),
+  failover: z.enum(FAILOVER_ORDERS).default('ordered'),
   mqttVersion: z.enum(MQTT_VERSIONS).default('5'),
   topicPrefix: topicPrefix.default('edgefwd'),
   window: z.number().int().min(1).max(1000).default(8),

@@ -9,13 +9,17 @@ import type { ConnectBroker } from './broker-connection.js'
 import type { Clock } from '../clock.js'
 import { parseBrokerUrl, type BrokerAddress } from './connect.js'
 import type { CompressionOptions } from './envelope.js'
+import type { FailoverOrder } from './brokers.js'
 import type { InFlightCounts } from './in-flight.js'
 import type { UplinkState } from './lifecycle.js'
 import type { LiveUplinkSettings } from './send-limits.js'
 import { EdgefwdError } from '../errors.js'
 
 export interface UplinkOptions {
-  address: BrokerAddress
+  /** The broker, or the nodes of a cluster to fail over between (brokers.ts); at least one. */
+  brokers: readonly BrokerAddress[]
+  /** How the next broker is chosen after a failure; `ordered` by default. */
+  failover?: FailoverOrder
   credentials: () => TlsCredentials
   gatewayId: string
   protocolVersion: 4 | 5
@@ -43,6 +47,7 @@ export interface UplinkOptions {
   clock?: Clock
   /** Opens a broker connection; mqtt.js over mutual TLS (connectMqtt) by default. */
   connect?: ConnectBroker
+  /** Backoff jitter and the random failover order; Math.random by default. */
   random?: () => number
   /** Told of deliveries and failed connection attempts (metrics); never on the uplink's own state. */
   observer?: UplinkObserver
@@ -123,7 +128,8 @@ export function uplinkOptions (config: Pick<Config, 'gateway' | 'uplink' | 'stor
   }
   const { events, status } = gatewayTopics(config)
   return {
-    address: parseBrokerUrl(u.url),
+    brokers: u.url.map(parseBrokerUrl),
+    failover: u.failover,
     credentials: deps.credentials,
     gatewayId: config.gateway.id,
     protocolVersion: u.mqttVersion === '5' ? 5 : 4,

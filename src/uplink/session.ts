@@ -30,6 +30,7 @@ import type { Logger } from '../observe/log.js'
 import type { BatchSource } from '../contracts.js'
 import type { DeadLinkReason } from '../types.js'
 import { Backoff } from './backoff.js'
+import { BrokerRotation } from './brokers.js'
 import { connectMqtt, type BrokerConnection, type LinkLoss } from './broker-connection.js'
 import { connectFailureReason, describeError } from './connect.js'
 import { systemClock, withTimeout, type Clock } from '../clock.js'
@@ -58,11 +59,13 @@ export class Uplink {
   private readonly limits: UplinkSendLimits
   private readonly status: UplinkStatusChannel
   private readonly backoff: Backoff
+  private readonly brokers: BrokerRotation
   private readonly clock: Clock
 
   constructor (private readonly store: BatchSource, options: UplinkOptions, private readonly logger: Logger) {
     this.options = { ...options }
     this.backoff = new Backoff(options.backoff, options.random)
+    this.brokers = new BrokerRotation(options.brokers, options.failover ?? 'ordered', options.random)
     this.clock = options.clock ?? systemClock
     this.life = { kind: 'idle', sinceMs: this.now(), lastError: undefined }
     const { batch, lingerMs, rateLimitBytesPerSecond, dailyBudgetBytes } = options
@@ -220,6 +223,7 @@ export class Uplink {
             const refused = isEdgefwdError(error, 'EDGEFWD_ERR_UPLINK_REFUSED')
             const wait = this.backoff.next(refused ? 'refused' : 'failure')
             const reason = connectFailureReason(error)
+            this.brokers.failed()
             this.connectFailures[reason] = (this.connectFailures[reason] ?? 0) + 1
             this.options.observer?.connectFailed?.(reason)
             this.enter({ kind: 'backoff', delayMs: wait, afterRefusedBatch: this.afterRefusedBatch(), sinceMs: this.offline().sinceMs, lastError: isEdgefwdError(error) ? error.code : error.message })
@@ -229,6 +233,8 @@ export class Uplink {
           }
         })
         await this.pump(link)
+        // The connection is gone (lost, dead, or a batch refused): the next attempt goes to another node.
+        this.brokers.failed()
         if (link.condemned === 'refused' && !this.stopping()) {
           // Like any failed connection: a jittered wait, growing while refusals follow each other.
           const wait = this.backoff.next('failure')
@@ -259,7 +265,8 @@ export class Uplink {
     const afterRefusedBatch = this.afterRefusedBatch()
     this.enter({ kind: 'connecting', attempt: this.backoff.failures + 1, afterRefusedBatch, ...this.offline() })
     const { options } = this
-    const connection = await (options.connect ?? connectMqtt)(options.address, options.credentials, {
+    const broker = this.brokers.current()
+    const connection = await (options.connect ?? connectMqtt)(broker, options.credentials, {
       clientId: options.gatewayId,
       protocolVersion: options.protocolVersion,
       timeoutMs: options.connectTimeoutMs,
@@ -279,7 +286,7 @@ export class Uplink {
     this.counts.connects++
     // The backoff starts over with a connection; after a refused batch, only once one is delivered.
     if (!afterRefusedBatch) this.backoff.reset()
-    this.enter({ kind: 'online', link }, { broker: options.address.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
+    this.enter({ kind: 'online', link }, { broker: broker.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })
     this.status.online(connection, this.now())
     return link
   }

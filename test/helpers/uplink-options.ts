@@ -10,7 +10,7 @@ export function testUplinkOptions (url: string, credentials: () => TlsCredential
   let seq = 0
   const gatewayId = over.gatewayId ?? 'gw-1'
   return {
-    address: parseBrokerUrl(url),
+    brokers: [parseBrokerUrl(url)],
     credentials,
     gatewayId,
     protocolVersion: 5,

@@ -40,7 +40,7 @@ t.test('a refused connection backs off with full jitter, growing to the maximum'
   // every attempt (making a CA and a client per attempt was most of this test's time).
   const credentials = makeRsaSet()
   const uplink = new Uplink(store, {
-    address: parseBrokerUrl(`mqtts://127.0.0.1:${port}`),
+    brokers: [parseBrokerUrl(`mqtts://127.0.0.1:${port}`)],
     credentials: () => credentials,
     gatewayId: 'gw',
     protocolVersion: 5,
@@ -90,7 +90,7 @@ t.test('a broker that refuses the connection (CONNACK: not authorized): a specif
   const enough = new Promise<void>(resolve => { done = resolve })
   const { logger, records } = captureLogger('info')
   const uplink = new Uplink(store, {
-    address: parseBrokerUrl(broker.url),
+    brokers: [parseBrokerUrl(broker.url)],
     credentials: () => creds,
     gatewayId: 'gw-banned',
     protocolVersion: 4,

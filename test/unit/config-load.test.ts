@@ -52,6 +52,7 @@ t.test('no sources at all: every default', async t => {
     },
     tls: { checkClientChain: true, expiryWarning: 30 * 86_400_000, watch: true, reloadDebounce: 500 },
     uplink: {
+      failover: 'ordered',
       mqttVersion: '5',
       topicPrefix: 'edgefwd',
       window: 8,
@@ -319,5 +320,31 @@ t.test('observe.metrics.listen takes ADDRESS:PORT, IPv6 in brackets', async t =>
   t.equal(parseConfigText('observe: { metrics: { listen: "0.0.0.0:0" } }', 'o.yaml').observe.metrics.listen, '0.0.0.0:0')
   for (const bad of ['localhost:9464', '127.0.0.1', '::1:9464', '127.0.0.1:70000', '[127.0.0.1]:1']) {
     t.throws(() => parseConfigText(`observe: { metrics: { listen: "${bad}" } }`, 'o.yaml'), { code: 'EDGEFWD_ERR_CONFIG_INVALID' }, bad)
+  }
+})
+
+t.test('uplink.url: one broker, or a list of a cluster\'s nodes; either way a list', async t => {
+  t.same(parseConfigText('uplink: { url: "mqtts://a:8883" }', 'u.yaml').uplink.url, ['mqtts://a:8883'], 'one url is the list of one')
+  const cluster = parseConfigText('uplink:\n  url:\n    - mqtts://a:8883\n    - mqtts://b:8883\n  failover: random\n', 'u.yaml').uplink
+  t.same(cluster.url, ['mqtts://a:8883', 'mqtts://b:8883'])
+  t.equal(cluster.failover, 'random')
+  t.equal(parseConfigText('{}', 'u.yaml').uplink.failover, 'ordered', 'ordered by default')
+  const env = await loadConfig({ env: { EDGEFWD_UPLINK__URL: '[mqtts://a:8883, mqtts://b:8884]' }, overrides: [] })
+  t.same(env.uplink.url, ['mqtts://a:8883', 'mqtts://b:8884'], 'a list from the environment, in YAML flow style')
+  const override = await loadConfig({ env: {}, overrides: ['uplink.url=mqtts://c:8883'] })
+  t.same(override.uplink.url, ['mqtts://c:8883'], 'one from --set')
+
+  const cases: Array<[string, RegExp]> = [
+    ['url: []', /uplink\.url: must be mqtts:\/\/HOST\[:PORT\], or a non-empty list of them/],
+    ['url: [mqtts://a:1, "mqtt://b:1883"]', /uplink\.url\.1: must be mqtts:\/\/HOST\[:PORT\] \(edgefwd connects with mutual TLS only\), got "mqtt:\/\/b:1883"/],
+    ['url: [mqtts://a:1, mqtts://a:1]', /uplink\.url\.1: "mqtts:\/\/a:1" is listed twice/],
+    ['url: [mqtts://a:1, 5]', /uplink\.url\.1: must be mqtts:\/\/HOST\[:PORT\]/],
+    [`url: [${Array.from({ length: 17 }, (_, i) => `mqtts://n${i}:1`).join(', ')}]`, /uplink\.url: must list at most 16, got 17/],
+    ['url: "http://a"', /uplink\.url: must be mqtts:\/\/HOST\[:PORT\] \(edgefwd connects with mutual TLS only\), got "http:\/\/a"/],
+    ['failover: roundrobin', /uplink\.failover: /]
+  ]
+  for (const [uplink, expected] of cases) {
+    const lines = await issueLines(t, () => parseConfigText(`uplink: { ${uplink} }`, 'u.yaml'))
+    t.match(lines.join('\n'), expected, uplink.slice(0, 60))
   }
 })

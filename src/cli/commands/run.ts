@@ -90,7 +90,7 @@ export const runCommand = defineCommand({
         onFatal: (err) => { fatal = err; stop() }
       })
       if (signalsSeen > 0) stop()
-      else systemd.ready(`listening on ${running.listening.length === 0 ? 'nothing' : running.listening.join(', ')}; delivering to ${config.uplink.url ?? '?'}`)
+      else systemd.ready(`listening on ${running.listening.length === 0 ? 'nothing' : running.listening.join(', ')}; delivering to ${config.uplink.url?.join(', ') ?? '?'}`)
       await stopped
       await running.stop()
       if (fatal !== undefined) throw fatal

@@ -111,7 +111,8 @@ export const sinkCommand = defineCommand({
 interface SinkTarget { url: string, topic: string, clientId: string }
 
 function sinkTarget (config: Config, source: string): SinkTarget {
-  const url = config.sink.url ?? config.uplink.url
+  // A sink subscribes at one broker: sink.url, else the first of uplink.url's list.
+  const url = config.sink.url ?? config.uplink.url?.[0]
   if (url === undefined) {
     throw new ConfigError('EDGEFWD_ERR_CONFIG_INVALID', [{ source, path: 'sink.url', message: 'is required (or uplink.url): the broker to subscribe at, mqtts://HOST[:PORT]' }])
   }
