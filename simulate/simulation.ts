@@ -18,7 +18,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  createCa, issueCertificate, parseBrokerUrl, PRIORITIES, SequenceVerifier, SinkSubscriber, type DecodedEnvelope, type PriorityName
+  createCa, discardBatches, issueCertificate, parseBrokerUrl, PRIORITIES, SequenceVerifier, SinkSubscriber, type DecodedEnvelope, type PriorityName
 } from '../src/index.js'
 import { account, type DeviceDeliveries, type DeviceLedger } from './accounting.js'
 import { startChaosProxy, type ChaosProxy } from './chaos-proxy.js'
@@ -169,7 +169,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
       protocolVersion: 4,
       clientId: 'sim-sink',
       topic: `edgefwd/${GATEWAY_ID}/events`,
-      output: { write: async () => {} },
+      destination: discardBatches,
       verifier,
       log: () => {},
       reconnectPeriodMs: 250,

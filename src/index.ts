@@ -26,7 +26,10 @@ export { formatDuration, parseDuration, parseSize, type UnitParse } from './conf
 
 export { decodeEnvelopeMessage, type DecodedEnvelope, type DecodeEnvelopeOptions } from './sink/decode.js'
 export { BatchDeduper, type BatchDeduperOptions, type BatchVerdict } from './sink/dedupe.js'
-export { SinkSubscriber, type SinkSubscriberOptions, type SinkStats, type LineOutput } from './sink/subscriber.js'
+export { SinkSubscriber, type SinkSubscriberOptions, type SinkStats } from './sink/subscriber.js'
+/** Where the receiving side writes: JSON lines to a stream or a file (fdatasync per batch), or any SinkDestination. */
+export { jsonLinesToFile, jsonLinesToStream, discardBatches, type SinkDestination, type ReceivedBatch, type TextStream } from './sink/destination.js'
+export { BatchReceiver, type ReceiverOptions, type ReceiverStats } from './sink/receiver.js'
 export { parseBrokerUrl, type BrokerAddress } from './uplink/connect.js'
 export type { TlsCredentials } from './pki/tls-options.js'
 export { SequenceVerifier, type SequenceVerifierOptions, type VerifierSummary, type DeviceSummary, type SequenceGap } from './sink/verify.js'

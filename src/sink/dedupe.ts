@@ -76,6 +76,17 @@ export class BatchDeduper {
     return 'new'
   }
 
+  /**
+   * Takes back a 'new' verdict: the batch was not written after all (the destination failed), so
+   * its redelivery must be written, not dropped as a duplicate.
+   */
+  forget (gatewayId: string, batchSeq: number): void {
+    const g = this.#gateways.get(gatewayId)
+    if (g === undefined || batchSeq > g.highest || batchSeq <= g.highest - this.window) return
+    const i = batchSeq % this.window
+    g.bits[i >>> 5] = (g.bits[i >>> 5] ?? 0) & ~(1 << (i & 31))
+  }
+
   /** Sizes of what is held, for tests and metrics. */
   stats (): { gateways: number, bitmapBytes: number } {
     let bitmapBytes = 0

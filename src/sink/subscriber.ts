@@ -1,19 +1,19 @@
 /**
  * SinkSubscriber: the receiving side's MQTT client. Subscribes to the gateways' event topic
- * (optionally as an MQTT 5 shared subscription `$share/<group>/<topic>`), decodes each batch,
- * drops redelivered batches (BatchDeduper), writes the events as JSON lines and feeds a
- * SequenceVerifier when one is given.
+ * (optionally as an MQTT 5 shared subscription `$share/<group>/<topic>`) and hands each message
+ * to a BatchReceiver (receiver.ts: decode, drop redelivered batches, write to the destination,
+ * feed the SequenceVerifier when one is given).
  *
  * Delivery contract, in order, for each QoS 1 PUBLISH:
- *   decode → dedupe → write the lines (and wait until the output took them) → verifier → PUBACK.
+ *   decode → dedupe → write to the destination (and wait until it is durable there) → verifier → PUBACK.
  * The PUBACK is held back by overriding mqtt.js `handleMessage(packet, done)`: mqtt.js sends the
  * PUBACK from `done` (handlers/publish.js), for MQTT 3.1.1 and 5 alike, and handles the next
  * packet of the connection only after it, so lines come out in arrival order. A message the sink
  * cannot decode is acknowledged (a redelivery would not decode better), counted and logged as
  * one stderr line. A duplicate batch is acknowledged and not written. When the sink is closing,
  * a message that arrives is neither written nor acknowledged: the broker keeps it for the
- * session. "Written" means the output's write() completed (stdout drained, or the file write
- * returned): the lines are in the OS, not fsynced, so a power cut may lose lines that were acked.
+ * session. "Written" means the destination's write() completed (destination.ts: stdout drained,
+ * or the file appended and fdatasync'ed).
  *
  * Session: clean start false, so a sink that reconnects, or restarts with the same client id,
  * gets what was published while it was away. MQTT 5 needs a Session Expiry Interval for that
@@ -33,18 +33,13 @@ import { EdgefwdError } from '../errors.js'
 import { classifyTlsError } from '../pki/tls-errors.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
 import { classifyConnectError, describeError, serverAnswered, tlsStreamBuilder, type BrokerAddress } from '../uplink/connect.js'
-import { decodeEnvelopeMessage } from './decode.js'
-import { BatchDeduper } from './dedupe.js'
-import { formatBatchLines } from './jsonl.js'
+import type { BatchDeduper } from './dedupe.js'
+import type { SinkDestination } from './destination.js'
+import { BatchReceiver, type ReceiverStats } from './receiver.js'
 import type { SequenceVerifier } from './verify.js'
 
 /** One day: a sink down for longer starts a fresh session (and misses what came meanwhile). */
 export const SESSION_EXPIRY_SECONDS = 86_400
-
-/** Where the JSON lines go. write() resolves once the output has taken the text. */
-export interface LineOutput {
-  write (text: string): Promise<void>
-}
 
 export interface SinkSubscriberOptions {
   address: BrokerAddress
@@ -54,7 +49,8 @@ export interface SinkSubscriberOptions {
   clientId: string
   /** The full filter, `$share/<group>/...` included. */
   topic: string
-  output: LineOutput
+  /** Where the batches go (destination.ts); the sink does not close it. */
+  destination: SinkDestination
   verifier?: SequenceVerifier
   deduper?: BatchDeduper
   /** One line, without newline, for operators (stderr in the CLI). */
@@ -66,15 +62,8 @@ export interface SinkSubscriberOptions {
   sessionExpirySeconds?: number
 }
 
-export interface SinkStats {
+export interface SinkStats extends ReceiverStats {
   messages: number
-  batchesWritten: number
-  eventsWritten: number
-  /** Batches dropped as redelivered (same gateway and batch seq as one already written). */
-  duplicateBatches: number
-  /** Batches older than the dedupe window: written (at-least-once), perhaps a duplicate. */
-  beyondWindowBatches: number
-  malformed: number
   reconnects: number
 }
 
@@ -88,8 +77,8 @@ type State =
 export class SinkSubscriber {
   readonly #options: SinkSubscriberOptions
   readonly #client: MqttClient
-  readonly #deduper: BatchDeduper
-  readonly #stats: SinkStats = { messages: 0, batchesWritten: 0, eventsWritten: 0, duplicateBatches: 0, beyondWindowBatches: 0, malformed: 0, reconnects: 0 }
+  readonly #receiver: BatchReceiver
+  readonly #stats = { messages: 0, reconnects: 0 }
   #state: State = { kind: 'connecting' }
   #socket: TLSSocket | undefined
   /** The message being handled; close() waits for it so its lines are complete. */
@@ -100,7 +89,10 @@ export class SinkSubscriber {
 
   private constructor (options: SinkSubscriberOptions) {
     this.#options = options
-    this.#deduper = options.deduper ?? new BatchDeduper()
+    this.#receiver = new BatchReceiver({
+      destination: options.destination, log: options.log,
+      ...(options.deduper === undefined ? {} : { deduper: options.deduper }), ...(options.verifier === undefined ? {} : { verifier: options.verifier })
+    })
     this.failed = new Promise<never>((_resolve, reject) => { this.#fail = reject })
     this.failed.catch(() => {}) // observed by whoever awaits it; never an unhandled rejection
     const clientOptions: IClientOptions = {
@@ -142,7 +134,7 @@ export class SinkSubscriber {
   }
 
   stats (): SinkStats {
-    return { ...this.#stats }
+    return { ...this.#stats, ...this.#receiver.stats() }
   }
 
   /** Stops taking messages, finishes the one being written, disconnects (the session stays on the broker). */
@@ -231,24 +223,6 @@ export class SinkSubscriber {
 
   async #handle (packet: IPublishPacket): Promise<void> {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
-    let decoded
-    try {
-      decoded = decodeEnvelopeMessage(payload)
-    } catch (err) {
-      this.#stats.malformed++
-      this.#options.log(`malformed message on ${packet.topic} (${payload.byteLength} bytes), acknowledged and skipped: ${err instanceof Error ? err.message : String(err)}`)
-      return
-    }
-    const { gatewayId, batchSeq } = decoded.envelope
-    const verdict = this.#deduper.check(gatewayId, batchSeq)
-    if (verdict === 'duplicate') {
-      this.#stats.duplicateBatches++
-      return
-    }
-    if (verdict === 'beyond-window') this.#stats.beyondWindowBatches++
-    if (decoded.events.length > 0) await this.#options.output.write(formatBatchLines(gatewayId, batchSeq, decoded.events))
-    this.#stats.batchesWritten++
-    this.#stats.eventsWritten += decoded.events.length
-    this.#options.verifier?.addEnvelope(decoded)
+    await this.#receiver.receive(payload, packet.topic)
   }
 }

@@ -5,7 +5,6 @@
  */
 import type { Config } from '../../config/index.js'
 import { ConfigError, EdgefwdError } from '../../errors.js'
-import type { LineOutput } from '../../sink/subscriber.js'
 import type { VerifierSummary } from '../../sink/verify.js'
 import { defineCommand, type TextSink } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
@@ -20,7 +19,7 @@ export const sinkCommand = defineCommand({
     '$share/<group>/<topic>) at sink.url (default uplink.url) with the client certificate of the',
     'tls section. Each batch is decoded, a redelivered batch (same gateway id and batch seq) is',
     'dropped, and every event is written as one JSON line to standard output, or appended to',
-    '--out (sink.out). A message is acknowledged only after its lines were written. A message',
+    '--out (sink.out), on disk (fdatasync) before the message is acknowledged. A message',
     'that does not decode is skipped with one line on standard error.',
     '',
     'The session is persistent (clean start off, MQTT 5 session expiry one day): a sink that',
@@ -40,8 +39,9 @@ export const sinkCommand = defineCommand({
   positionals: [{ name: 'FILE', description: 'the configuration file (YAML or JSON); default: only EDGEFWD_* and --set', optional: true }],
   async run ({ values, positionals: [file] }, { env, io }) {
     // Loaded here, not at the top: every command's imports would otherwise slow every CLI start.
-    const [{ loadConfig, parseDuration }, { loadTlsMaterial, tlsMaterialOptions }, { parseBrokerUrl }, { SinkSubscriber }, { SequenceVerifier }] = await Promise.all([
-      import('../../config/index.js'), import('../../pki/material.js'), import('../../uplink/connect.js'), import('../../sink/subscriber.js'), import('../../sink/verify.js')
+    const [{ loadConfig, parseDuration }, { loadTlsMaterial, tlsMaterialOptions }, { parseBrokerUrl }, { SinkSubscriber }, { SequenceVerifier }, { jsonLinesToFile, jsonLinesToStream }] = await Promise.all([
+      import('../../config/index.js'), import('../../pki/material.js'), import('../../uplink/connect.js'), import('../../sink/subscriber.js'), import('../../sink/verify.js'),
+      import('../../sink/destination.js')
     ])
     let idleMs: number | undefined
     if (values['until-idle'] !== undefined) {
@@ -60,7 +60,7 @@ export const sinkCommand = defineCommand({
     const material = await loadTlsMaterial(tlsMaterialOptions(config.tls), { env })
     const verifier = values.verify === true ? new SequenceVerifier() : undefined
     const outPath = values.out ?? config.sink.out
-    const output = outPath === undefined ? textOutput(io.stdout) : await fileOutput(outPath)
+    const destination = outPath === undefined ? jsonLinesToStream(io.stdout) : await jsonLinesToFile(outPath)
     const log = (line: string): void => { io.stderr.write(`edgefwd sink: ${line}\n`) }
 
     let stop: () => void = () => {}
@@ -81,7 +81,7 @@ export const sinkCommand = defineCommand({
         protocolVersion: config.sink.mqttVersion === '5' ? 5 : 4,
         clientId: target.clientId,
         topic: target.topic,
-        output,
+        destination,
         ...(verifier === undefined ? {} : { verifier }),
         log,
         onActivity: armIdle,
@@ -94,7 +94,7 @@ export const sinkCommand = defineCommand({
       for (const off of offs) off()
       await sink?.close()
       stats = sink?.stats()
-      await output.close()
+      await destination.close()
     }
     // Defined: had open() thrown, the finally block would have rethrown.
     if (stats === undefined) return ExitCode.failure
@@ -124,35 +124,6 @@ function sinkTarget (config: Config, source: string): SinkTarget {
     url,
     topic: config.sink.shareGroup === undefined ? topic : `$share/${config.sink.shareGroup}/${topic}`,
     clientId: config.sink.clientId ?? `edgefwd-sink-${config.gateway.id}`,
-  }
-}
-
-interface ClosableOutput extends LineOutput { close: () => Promise<void> }
-
-/** stdout (or a test's string sink): waits for 'drain' when write() says the buffer is full. */
-function textOutput (sink: TextSink): ClosableOutput {
-  const stream = sink as TextSink & { once?: (event: string, listener: () => void) => unknown, off?: (event: string, listener: () => void) => unknown }
-  return {
-    async write (text) {
-      if (sink.write(text) !== false || typeof stream.once !== 'function') return
-      await new Promise<void>(resolve => { stream.once?.('drain', resolve) })
-    },
-    async close () {},
-  }
-}
-
-async function fileOutput (path: string): Promise<ClosableOutput> {
-  const { open } = await import('node:fs/promises')
-  let handle
-  try {
-    handle = await open(path, 'a')
-  } catch (err) {
-    throw new EdgefwdError('EDGEFWD_ERR_USAGE', `sink: cannot open ${path} for appending: ${(err as Error).message}`, { cause: err })
-  }
-  const fh = handle
-  return {
-    async write (text) { await fh.appendFile(text) },
-    async close () { await fh.close() },
   }
 }
 
