@@ -11,12 +11,13 @@ import { issueCertificate } from '../../src/pki/generate.js'
 import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import { decodeEnvelopeMessage } from '../../src/sink/decode.js'
 import { SequenceVerifier } from '../../src/sink/verify.js'
-import { openLevelStore, type EventStore } from '../../src/store/index.js'
+import { openLevelStore } from '../../src/store/index.js'
 import { parseBrokerUrl } from '../../src/uplink/connect.js'
 import { Uplink } from '../../src/uplink/session.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js'
 import { makeCa, makeClient } from '../helpers/test-pki.js'
+import { appendEvents } from '../helpers/memory-uplink.js'
 import { testUplinkOptions } from '../helpers/uplink-options.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -25,12 +26,6 @@ const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', s
 const gwCert = makeClient(ca, { commonName: 'gw-1' })
 const sinkCert = makeClient(ca, { commonName: 'sink' })
 
-/** Events `from`..`from + n - 1` of one device, appended in groups. */
-async function append (store: EventStore, from: number, n: number): Promise<void> {
-  await store.append(Array.from({ length: n }, (_, i) => ({
-    deviceId: 'dev-1', deviceSeq: from + i, gatewayTimeMs: Date.now(), priority: 1 as const, stream: 'env', value: { kind: 'number' as const, number: i }
-  })))
-}
 
 /** A subscriber on one node, feeding the shared verifier; counts what it got. */
 async function subscribe (t: Test, node: Mosquitto, verifier: SequenceVerifier): Promise<{ received: () => number }> {
@@ -71,14 +66,14 @@ t.test('two nodes in uplink.url: the loss of either one costs no event and no du
   }), logger)
   t.teardown(async () => { await uplink.stop(0) })
 
-  await append(store, 1, 1000)
+  await appendEvents(store, 1000, 1, 1)
   uplink.start()
   await waitFor('the first 1000 delivered by node a', () => uplink.stats().eventsAcked === 1000)
   t.equal(atA.received(), 1000, 'ordered: the first node of the list takes them')
   t.equal(atB.received(), 0)
 
   await a.stop()
-  await append(store, 1001, 1000)
+  await appendEvents(store, 1000, 1, 1001)
   await waitFor('the next 1000 delivered by node b', () => uplink.stats().eventsAcked === 2000)
   t.ok(atB.received() >= 1000, `node b took over (${atB.received()} events)`)
 
@@ -88,7 +83,7 @@ t.test('two nodes in uplink.url: the loss of either one costs no event and no du
   t.teardown(async () => { await a2.stop() })
   const atA2 = await subscribe(t, a2, verifier)
   await b.stop()
-  await append(store, 2001, 1000)
+  await appendEvents(store, 1000, 1, 2001)
   await waitFor('the last 1000 delivered by node a again', () => uplink.stats().eventsAcked === 3000)
   t.ok(atA2.received() >= 1000, `node a took them back (${atA2.received()} events)`)
 

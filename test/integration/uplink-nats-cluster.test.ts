@@ -11,12 +11,13 @@ import { issueCertificate } from '../../src/pki/generate.js'
 import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import { decodeEnvelopeMessage } from '../../src/sink/decode.js'
 import { SequenceVerifier } from '../../src/sink/verify.js'
-import { openLevelStore, type EventStore } from '../../src/store/index.js'
+import { openLevelStore } from '../../src/store/index.js'
 import { parseBrokerUrl } from '../../src/uplink/connect.js'
 import { Uplink } from '../../src/uplink/session.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
 import { startNatsCluster, type NatsNode } from '../helpers/nats.js'
 import { makeCa, makeClient } from '../helpers/test-pki.js'
+import { appendEvents } from '../helpers/memory-uplink.js'
 import { testUplinkOptions } from '../helpers/uplink-options.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -25,11 +26,6 @@ const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', s
 const gwCert = makeClient(ca, { commonName: 'gw-1' })
 const sinkCert = makeClient(ca, { commonName: 'sink' })
 
-async function append (store: EventStore, from: number, n: number): Promise<void> {
-  await store.append(Array.from({ length: n }, (_, i) => ({
-    deviceId: 'dev-1', deviceSeq: from + i, gatewayTimeMs: Date.now(), priority: 1 as const, stream: 'env', value: { kind: 'number' as const, number: i }
-  })))
-}
 
 /** An MQTT 3.1.1 subscriber (QoS 1) on one node, feeding `verifier`. */
 async function subscribe (t: Test, node: NatsNode, verifier: SequenceVerifier): Promise<void> {
@@ -58,11 +54,11 @@ t.test('3 NATS nodes in uplink.url: the node the gateway is on stops, it moves o
   }), logger)
   t.teardown(async () => { await uplink.stop(0) })
 
-  await append(store, 1, 1000)
+  await appendEvents(store, 1000, 1, 1)
   uplink.start()
   await waitFor('the first 1000 acknowledged by node 1', () => uplink.stats().eventsAcked === 1000)
   await n1.stop()
-  await append(store, 1001, 1000)
+  await appendEvents(store, 1000, 1, 1001)
   await waitFor('the next 1000 acknowledged after node 1 stopped', () => uplink.stats().eventsAcked === 2000)
   await waitFor('all 2000 at the subscriber on node 3', () => verifier.summary().delivered === 2000)
   t.match(verifier.summary(), { delivered: 2000, unexplainedMissing: 0 }, 'every event, through the cluster')
