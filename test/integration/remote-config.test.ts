@@ -187,7 +187,7 @@ t.test('updates that break the gateway are rolled back: one it cannot start with
   t.match(op.acks.find(a => a.version === 2 && a.status === 'rolled_back'), { reason: 'rolled_back', detail: /no publish was acknowledged by the broker within the probation of 4000 ms/ })
   t.notOk(op.acks.some(a => a.status === 'applied'))
   t.not(supervisor.current, before, 'the forwarder was restarted for the update, and again for the rollback')
-  t.equal(supervisor.config.uplink.url, broker.url, 'back on the previous broker')
+  t.same(supervisor.config.uplink.url, [broker.url], 'back on the previous broker')
   await waitFor('online again', () => supervisor.current?.stats().uplink.state === 'online', 10_000)
   t.equal(registry.get('edgefwd_config_updates_total', { result: 'rolled_back' }), 2)
   t.equal(registry.get('edgefwd_config_version'), 0, 'still the local configuration')
