@@ -229,13 +229,36 @@ const uplink = checkedSection({
   if (u.backoff.max < u.backoff.initial) ctx.addIssue({ code: 'custom', path: ['backoff', 'max'], message: 'must be at least uplink.backoff.initial' })
 })
 
-const sink = section({
+/*
+ * sink: the receiving side (`edgefwd sink`). From an MQTT subscription (one broker; a share
+ * group on MQTT 5), or from a JetStream durable consumer that N sinks share (src/sink/jetstream.ts).
+ */
+export const SINK_SOURCES = ['mqtt', 'jetstream'] as const
+const NATS_URL = /^(nats|tls):\/\/[^/\s]+$/
+const natsUrls = oneOrList(u => NATS_URL.test(u) ? undefined : `must be nats://HOST:PORT (the sink logs in with TLS and its client certificate), got ${JSON.stringify(u)}`,
+  { max: 16, what: 'nats://HOST:PORT' })
+
+const sink = checkedSection({
   url: brokerUrl.optional(),
   mqttVersion: z.enum(MQTT_VERSIONS).default('5'),
   topic: z.string().min(1).optional(),
   shareGroup: z.string().regex(/^[^#+/\s]+$/, { error: 'must be one topic level: no "/", "+", "#" or spaces' }).optional(),
   clientId: z.string().min(1).max(128).optional(),
   out: z.string().min(1).optional(),
+  source: z.enum(SINK_SOURCES).default('mqtt'),
+  jetstream: section({
+    servers: natsUrls.optional(),
+    stream: z.string().regex(/^[^\s.*>]{1,255}$/, { error: 'must be a JetStream stream name: no spaces, ".", "*" or ">"' }).default('$MQTT_msgs'),
+    consumer: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must be 1 to 64 letters, digits, "-" or "_"' }).default('edgefwd-sinks'),
+    subject: z.string().min(1).optional(),
+    ackWait: duration({ min: 1000, max: 3_600_000 }).default(30_000),
+    maxAckPending: z.number().int().min(1).max(100_000).default(1000),
+    pullBatch: z.number().int().min(1).max(1000).default(64),
+  }),
+}, (s, ctx) => {
+  if (s.source === 'jetstream' && s.jetstream.servers === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['jetstream', 'servers'], message: 'is required when sink.source is jetstream: the NATS nodes, nats://HOST:PORT' })
+  }
 })
 
 /*

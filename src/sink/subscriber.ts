@@ -35,7 +35,8 @@ import type { TlsCredentials } from '../pki/tls-options.js'
 import { classifyConnectError, describeError, serverAnswered, tlsStreamBuilder, type BrokerAddress } from '../uplink/connect.js'
 import type { BatchDeduper } from './dedupe.js'
 import type { SinkDestination } from './destination.js'
-import { BatchReceiver, type ReceiverStats } from './receiver.js'
+import { BatchReceiver } from './receiver.js'
+import type { SinkSource, SinkStats } from './source.js'
 import type { SequenceVerifier } from './verify.js'
 
 /** One day: a sink down for longer starts a fresh session (and misses what came meanwhile). */
@@ -62,10 +63,7 @@ export interface SinkSubscriberOptions {
   sessionExpirySeconds?: number
 }
 
-export interface SinkStats extends ReceiverStats {
-  messages: number
-  reconnects: number
-}
+export type { SinkStats } from './source.js'
 
 type State =
   | { kind: 'connecting' }
@@ -74,7 +72,7 @@ type State =
   | { kind: 'closing' }
   | { kind: 'closed' }
 
-export class SinkSubscriber {
+export class SinkSubscriber implements SinkSource {
   readonly #options: SinkSubscriberOptions
   readonly #client: MqttClient
   readonly #receiver: BatchReceiver

@@ -67,7 +67,7 @@ t.test('no sources at all: every default', async t => {
       heartbeatFormat: 'protobuf',
       stopTimeout: 5000,
     },
-    sink: { mqttVersion: '5' },
+    sink: { mqttVersion: '5', source: 'mqtt', jetstream: { stream: '$MQTT_msgs', consumer: 'edgefwd-sinks', ackWait: 30_000, maxAckPending: 1000, pullBatch: 64 } },
     observe: { metrics: { enabled: true, listen: '127.0.0.1:9464', readyOfflineGrace: 300_000 } },
     control: { publicKeys: [], probation: 120_000 },
     process: { memory: 96 * 1024 * 1024 },
@@ -346,5 +346,24 @@ t.test('uplink.url: one broker, or a list of a cluster\'s nodes; either way a li
   for (const [uplink, expected] of cases) {
     const lines = await issueLines(t, () => parseConfigText(`uplink: { ${uplink} }`, 'u.yaml'))
     t.match(lines.join('\n'), expected, uplink.slice(0, 60))
+  }
+})
+
+t.test('sink.source jetstream: the NATS servers are required, and checked', async t => {
+  const js = parseConfigText('sink: { source: jetstream, jetstream: { servers: [nats://a:4222, tls://b:4222], ackWait: 10s } }', 's.yaml').sink
+  t.same(js.jetstream.servers, ['nats://a:4222', 'tls://b:4222'])
+  t.equal(js.jetstream.ackWait, 10_000)
+  t.equal(js.jetstream.consumer, 'edgefwd-sinks', 'one consumer name every sink shares, by default')
+  const cases: Array<[string, RegExp]> = [
+    ['source: jetstream', /sink\.jetstream\.servers: is required when sink\.source is jetstream/],
+    ['{ source: jetstream, jetstream: { servers: "mqtts://a:1" } }', /sink\.jetstream\.servers: must be nats:\/\/HOST:PORT \(the sink logs in with TLS and its client certificate\), got "mqtts:\/\/a:1"/],
+    ['{ jetstream: { consumer: "a b" } }', /sink\.jetstream\.consumer: must be 1 to 64 letters/],
+    ['{ jetstream: { stream: "a.b" } }', /sink\.jetstream\.stream: must be a JetStream stream name/],
+    ['{ jetstream: { ackWait: 10ms } }', /sink\.jetstream\.ackWait: /],
+    ['{ source: kafka }', /sink\.source: /],
+  ]
+  for (const [yaml, message] of cases) {
+    const text = yaml.startsWith('{') ? `sink: ${yaml}` : `sink: { ${yaml} }`
+    t.throws(() => parseConfigText(text, 's.yaml'), { code: 'EDGEFWD_ERR_CONFIG_INVALID', message }, yaml)
   }
 })

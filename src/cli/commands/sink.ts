@@ -1,10 +1,15 @@
 /**
  * `edgefwd sink [FILE] [--verify] [--out FILE] [--until-idle DURATION]`: the receiving side.
- * Subscribes (src/sink/subscriber.ts), writes events as JSON lines to stdout or a file and, with
- * --verify, checks per-device sequences at the end (src/sink/verify.ts).
+ * Subscribes over MQTT (src/sink/subscriber.ts) or consumes a JetStream durable consumer
+ * (src/sink/jetstream.ts), writes events as JSON lines to stdout or a file and, with --verify,
+ * checks per-device sequences at the end (src/sink/verify.ts).
  */
 import type { Config } from '../../config/index.js'
 import { ConfigError, EdgefwdError } from '../../errors.js'
+import type { TlsCredentials } from '../../pki/tls-options.js'
+import type { JetStreamSourceOptions } from '../../sink/jetstream.js'
+import type { SinkSource } from '../../sink/source.js'
+import type { SinkSubscriberOptions } from '../../sink/subscriber.js'
 import type { VerifierSummary } from '../../sink/verify.js'
 import { defineCommand, type TextSink } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
@@ -17,7 +22,11 @@ export const sinkCommand = defineCommand({
   description: [
     'Subscribes to sink.topic (default <uplink.topicPrefix>/+/events; with sink.shareGroup as',
     '$share/<group>/<topic>) at sink.url (default uplink.url) with the client certificate of the',
-    'tls section. Each batch is decoded, a redelivered batch (same gateway id and batch seq) is',
+    'tls section. With sink.source jetstream it instead logs in to the NATS nodes of',
+    'sink.jetstream.servers with that certificate and takes messages from the durable consumer',
+    'sink.jetstream.consumer, which every sink instance shares (made on first use, over the',
+    'stream where NATS keeps MQTT QoS 1 messages). Each batch is decoded, a redelivered batch',
+    '(same gateway id and batch seq) is',
     'dropped, and every event is written as one JSON line to standard output, or appended to',
     '--out (sink.out), on disk (fdatasync) before the message is acknowledged. A message',
     'that does not decode is skipped with one line on standard error.',
@@ -39,9 +48,8 @@ export const sinkCommand = defineCommand({
   positionals: [{ name: 'FILE', description: 'the configuration file (YAML or JSON); default: only EDGEFWD_* and --set', optional: true }],
   async run ({ values, positionals: [file] }, { env, io }) {
     // Loaded here, not at the top: every command's imports would otherwise slow every CLI start.
-    const [{ loadConfig, parseDuration }, { loadTlsMaterial, tlsMaterialOptions }, { parseBrokerUrl }, { SinkSubscriber }, { SequenceVerifier }, { jsonLinesToFile, jsonLinesToStream }] = await Promise.all([
-      import('../../config/index.js'), import('../../pki/material.js'), import('../../uplink/connect.js'), import('../../sink/subscriber.js'), import('../../sink/verify.js'),
-      import('../../sink/destination.js')
+    const [{ loadConfig, parseDuration }, { loadTlsMaterial, tlsMaterialOptions }, { SequenceVerifier }, { jsonLinesToFile, jsonLinesToStream }] = await Promise.all([
+      import('../../config/index.js'), import('../../pki/material.js'), import('../../sink/verify.js'), import('../../sink/destination.js')
     ])
     let idleMs: number | undefined
     if (values['until-idle'] !== undefined) {
@@ -72,21 +80,11 @@ export const sinkCommand = defineCommand({
       idleTimer = setTimeout(() => { log(`no message for ${values['until-idle'] ?? ''}, stopping`); stop() }, idleMs)
     }
     const offs = signals === undefined ? [] : [signals.on('SIGINT', stop), signals.on('SIGTERM', stop)]
-    let sink: Awaited<ReturnType<typeof SinkSubscriber.open>> | undefined
+    let sink: SinkSource | undefined
     let stats
     try {
-      sink = await SinkSubscriber.open({
-        address: parseBrokerUrl(target.url),
-        credentials: () => material,
-        protocolVersion: config.sink.mqttVersion === '5' ? 5 : 4,
-        clientId: target.clientId,
-        topic: target.topic,
-        destination,
-        ...(verifier === undefined ? {} : { verifier }),
-        log,
-        onActivity: armIdle,
-        connectTimeoutMs: config.uplink.connectTimeout,
-      })
+      const common = { destination, ...(verifier === undefined ? {} : { verifier }), log, onActivity: armIdle, connectTimeoutMs: config.uplink.connectTimeout }
+      sink = await openSource(config, target, () => material, common)
       armIdle()
       await Promise.race([stopped, sink.failed])
     } finally {
@@ -108,13 +106,50 @@ export const sinkCommand = defineCommand({
   },
 })
 
-interface SinkTarget { url: string, topic: string, clientId: string }
+interface SinkTarget { url: string | undefined, topic: string, clientId: string }
+
+type CommonOptions = Pick<JetStreamSourceOptions & SinkSubscriberOptions, 'destination' | 'verifier' | 'log' | 'onActivity' | 'connectTimeoutMs'>
+
+/** The MQTT subscriber or the JetStream consumer, by sink.source. */
+async function openSource (config: Config, target: SinkTarget, credentials: () => TlsCredentials, common: CommonOptions): Promise<SinkSource> {
+  if (config.sink.source === 'jetstream') {
+    const { JetStreamSource, mqttTopicToSubject } = await import('../../sink/jetstream.js')
+    const js = config.sink.jetstream
+    return await JetStreamSource.open({
+      ...common,
+      // Checked by the config schema: required when sink.source is jetstream.
+      servers: js.servers ?? [],
+      credentials,
+      stream: js.stream,
+      consumer: js.consumer,
+      filterSubject: js.subject ?? mqttTopicToSubject(target.topic, js.stream),
+      ackWaitMs: js.ackWait,
+      maxAckPending: js.maxAckPending,
+      pullBatch: js.pullBatch,
+      name: target.clientId,
+      ...(target.url === undefined ? {} : { mqttUrl: target.url }),
+    })
+  }
+  const [{ SinkSubscriber }, { parseBrokerUrl }] = await Promise.all([import('../../sink/subscriber.js'), import('../../uplink/connect.js')])
+  if (target.url === undefined) throw new Error('sinkTarget() checks the URL of an MQTT sink')
+  return await SinkSubscriber.open({
+    ...common,
+    address: parseBrokerUrl(target.url),
+    credentials,
+    protocolVersion: config.sink.mqttVersion === '5' ? 5 : 4,
+    clientId: target.clientId,
+    topic: target.topic,
+  })
+}
 
 function sinkTarget (config: Config, source: string): SinkTarget {
   // A sink subscribes at one broker: sink.url, else the first of uplink.url's list.
   const url = config.sink.url ?? config.uplink.url?.[0]
-  if (url === undefined) {
+  if (url === undefined && config.sink.source === 'mqtt') {
     throw new ConfigError('EDGEFWD_ERR_CONFIG_INVALID', [{ source, path: 'sink.url', message: 'is required (or uplink.url): the broker to subscribe at, mqtts://HOST[:PORT]' }])
+  }
+  if (config.sink.shareGroup !== undefined && config.sink.source === 'jetstream') {
+    throw new ConfigError('EDGEFWD_ERR_CONFIG_INVALID', [{ source, path: 'sink.shareGroup', message: 'is for an MQTT sink: JetStream sinks share the work through sink.jetstream.consumer' }])
   }
   if (config.sink.shareGroup !== undefined && config.sink.mqttVersion !== '5') {
     throw new ConfigError('EDGEFWD_ERR_CONFIG_INVALID', [{ source, path: 'sink.shareGroup', message: 'needs sink.mqttVersion 5 (shared subscriptions are an MQTT 5 feature)' }])
