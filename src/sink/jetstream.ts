@@ -32,12 +32,9 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiErro
 import { EdgefwdError, isEdgefwdError } from '../errors.js'
 import { clientTlsOptions, type TlsCredentials } from '../pki/tls-options.js'
 import { parseBrokerUrl, probeBroker } from '../uplink/connect.js'
-import type { BatchDeduper } from './dedupe.js'
-import type { SinkDestination } from './destination.js'
 import { probeNats } from './nats-probe.js'
 import { BatchReceiver } from './receiver.js'
-import type { SinkSource, SinkStats } from './source.js'
-import type { SequenceVerifier } from './verify.js'
+import type { SinkSource, SinkStats, SourceOptions } from './source.js'
 
 /** The stream NATS's MQTT side keeps QoS 1 messages in. */
 export const MQTT_MESSAGES_STREAM = '$MQTT_msgs'
@@ -46,10 +43,12 @@ const MQTT_MESSAGES_PREFIX = '$MQTT.msgs.'
 /** JetStream's "not found" error codes: stream 10059, consumer 10014. */
 const STREAM_NOT_FOUND = 10059
 const CONSUMER_NOT_FOUND = 10014
+/** How long a pull waits for messages before the client asks again (idle heartbeats at half that). */
+const PULL_EXPIRES_MS = 5000
 /** How long the sink waits for JetStream to answer at start (a cluster electing its leaders). */
 const SETUP_TIMEOUT_MS = 60_000
 
-export interface JetStreamSourceOptions {
+export interface JetStreamSourceOptions extends SourceOptions {
   /** nats://HOST:PORT of the cluster's nodes; the client picks one and fails over to the others. */
   servers: readonly string[]
   credentials: () => TlsCredentials
@@ -68,14 +67,6 @@ export interface JetStreamSourceOptions {
   name: string
   /** An MQTT listener of the cluster (mqtts://), to make NATS create `$MQTT_msgs` when it is missing. */
   mqttUrl?: string
-  destination: SinkDestination
-  verifier?: SequenceVerifier
-  deduper?: BatchDeduper
-  /** One line, without newline, for operators (stderr in the CLI). */
-  log: (line: string) => void
-  /** Called for every message received, whatever its fate (idle detection). */
-  onActivity?: () => void
-  connectTimeoutMs?: number
 }
 
 /**
@@ -165,7 +156,9 @@ export class JetStreamSource implements SinkSource {
   async #start (): Promise<void> {
     const { stream, consumer, pullBatch, log, servers } = this.#options
     const js = jetstream(this.#nc)
-    const messages = await (await js.consumers.get(stream, consumer)).consume({ max_messages: pullBatch })
+    // Pulls that expire after 5 s (the client's default is 30 s), so that after a node or the
+    // whole cluster restarted, a pull the server lost is noticed and made again within seconds.
+    const messages = await (await js.consumers.get(stream, consumer)).consume({ max_messages: pullBatch, expires: PULL_EXPIRES_MS })
     this.#state = { kind: 'open', messages }
     this.#loop = this.#consume(messages)
     void this.#watchConnection()

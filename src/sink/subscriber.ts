@@ -33,16 +33,13 @@ import { EdgefwdError } from '../errors.js'
 import { classifyTlsError } from '../pki/tls-errors.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
 import { classifyConnectError, describeError, serverAnswered, tlsStreamBuilder, type BrokerAddress } from '../uplink/connect.js'
-import type { BatchDeduper } from './dedupe.js'
-import type { SinkDestination } from './destination.js'
 import { BatchReceiver } from './receiver.js'
-import type { SinkSource, SinkStats } from './source.js'
-import type { SequenceVerifier } from './verify.js'
+import type { SinkSource, SinkStats, SourceOptions } from './source.js'
 
 /** One day: a sink down for longer starts a fresh session (and misses what came meanwhile). */
 export const SESSION_EXPIRY_SECONDS = 86_400
 
-export interface SinkSubscriberOptions {
+export interface SinkSubscriberOptions extends SourceOptions {
   address: BrokerAddress
   credentials: () => TlsCredentials
   /** 5 or 4 (MQTT 3.1.1). */
@@ -50,15 +47,6 @@ export interface SinkSubscriberOptions {
   clientId: string
   /** The full filter, `$share/<group>/...` included. */
   topic: string
-  /** Where the batches go (destination.ts); the sink does not close it. */
-  destination: SinkDestination
-  verifier?: SequenceVerifier
-  deduper?: BatchDeduper
-  /** One line, without newline, for operators (stderr in the CLI). */
-  log: (line: string) => void
-  /** Called for every PUBLISH received, whatever its fate (idle detection). */
-  onActivity?: () => void
-  connectTimeoutMs?: number
   reconnectPeriodMs?: number
   sessionExpirySeconds?: number
 }

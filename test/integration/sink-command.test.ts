@@ -158,6 +158,9 @@ t.test('usage errors', async t => {
   t.match(await run(['--until-idle', 'soon']), { code: 2, stderr: /--until-idle expected a duration/ })
   t.match(await run(['--until-idle', '1s']), { code: 78, stderr: /sink\.url: is required/ })
   t.match(await run(['--until-idle', '1s', '--set', 'sink.url=mqtts://127.0.0.1:1', '--set', 'sink.shareGroup=g', '--set', 'sink.mqttVersion=3.1.1']), { code: 78, stderr: /sink\.shareGroup: needs sink\.mqttVersion 5/ })
+  t.match(await run(['--until-idle', '1s', '--set', 'sink.source=jetstream']), { code: 78, stderr: /sink\.jetstream\.servers: is required when sink\.source is jetstream/ })
+  t.match(await run(['--until-idle', '1s', '--set', 'sink.source=jetstream', '--set', 'sink.jetstream.servers=nats://127.0.0.1:1', '--set', 'sink.shareGroup=g']),
+    { code: 78, stderr: /sink\.shareGroup: is for an MQTT sink: JetStream sinks share the work through sink\.jetstream\.consumer/ })
 })
 
 t.test('Mosquitto (MQTT 5)', async t => {

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { issueCertificate, type PemPair } from '../../src/pki/generate.js'
 import type { TlsCredentials } from '../../src/pki/tls-options.js'
-import type { ReceivedBatch, SinkDestination } from '../../src/sink/destination.js'
+import type { ReceivedBatch } from '../../src/sink/destination.js'
 import { JetStreamSource, mqttTopicToSubject, type JetStreamSourceOptions } from '../../src/sink/jetstream.js'
 import { SequenceVerifier } from '../../src/sink/verify.js'
 import { openMemoryStore } from '../../src/store/index.js'
@@ -20,6 +20,7 @@ import { appendEvents } from '../helpers/memory-uplink.js'
 import { startNatsCluster, type NatsCluster } from '../helpers/nats.js'
 import { makeCa, makeClient } from '../helpers/test-pki.js'
 import { testUplinkOptions } from '../helpers/uplink-options.js'
+import { recordingDestination } from '../helpers/recording-destination.js'
 import { waitFor } from '../helpers/wait.js'
 
 const ca = makeCa()
@@ -27,18 +28,6 @@ const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', s
 const certs = new Map(['gw-1', 'sink-1', 'sink-2', 'sink-3'].map(cn => [cn, makeClient(ca, { commonName: cn })]))
 const creds = (cn: string, pair: PemPair = certs.get(cn) as PemPair): () => TlsCredentials => () => ({ ca: ca.certPem, cert: pair.certPem, key: pair.keyPem })
 
-/** A destination that records batches and can be told to fail. */
-function recording (): SinkDestination & { batches: ReceivedBatch[], failWith?: Error } {
-  const d: SinkDestination & { batches: ReceivedBatch[], failWith?: Error } = {
-    batches: [],
-    async write (batch) {
-      if (d.failWith !== undefined) throw d.failWith
-      d.batches.push(batch)
-    },
-    async close () {}
-  }
-  return d
-}
 
 let cluster: NatsCluster
 const dir = t.testdir()
@@ -55,7 +44,7 @@ async function openSink (t: Test, name: string, over: Partial<JetStreamSourceOpt
   const source = await JetStreamSource.open({
     servers: servers(), credentials: creds(name), stream: '$MQTT_msgs', consumer: 'sinks', filterSubject: mqttTopicToSubject('edgefwd/+/events', '$MQTT_msgs'),
     ackWaitMs: 5000, maxAckPending: 1000, pullBatch: 16, name, mqttUrl: cluster.nodes[0]?.mqttUrl,
-    destination: recording(), log: () => {}, connectTimeoutMs: 5000, ...over
+    destination: recordingDestination(), log: () => {}, connectTimeoutMs: 5000, ...over
   })
   t.teardown(async () => { await source.close() })
   return source
@@ -86,8 +75,8 @@ t.test('the MQTT topic as NATS spells it, in $MQTT_msgs or a stream of ones own'
 
 t.test('two sinks share the durable consumer: every acknowledged event arrives, each sink takes a share', async t => {
   const logged: string[] = []
-  const d1 = recording()
-  const d2 = recording()
+  const d1 = recordingDestination()
+  const d2 = recordingDestination()
   // The first sink on a fresh cluster: NATS has no $MQTT_msgs until an MQTT connection.
   const s1 = await openSink(t, 'sink-1', { destination: d1, log: line => { logged.push(line) } })
   const s2 = await openSink(t, 'sink-2', { destination: d2 })
@@ -106,7 +95,7 @@ t.test('two sinks share the durable consumer: every acknowledged event arrives, 
 })
 
 t.test('a sink whose destination fails gives the message back; another sink writes it and what the first had pulled', async t => {
-  const failing = recording()
+  const failing = recordingDestination()
   failing.failWith = new Error('ENOSPC: no space left on device, write')
   const a = await openSink(t, 'sink-1', { consumer: 'fail-over', destination: failing, ackWaitMs: 2000 })
   const { uplink, store } = await gateway(t)
@@ -114,7 +103,7 @@ t.test('a sink whose destination fails gives the message back; another sink writ
   uplink.start()
   await t.rejects(a.failed, /ENOSPC/, 'the failure ends the failing sink')
   t.equal(a.stats().batchesWritten, 0)
-  const healthy = recording()
+  const healthy = recordingDestination()
   await openSink(t, 'sink-2', { consumer: 'fail-over', destination: healthy })
   await waitFor('the other sink to write all 200', () => verify(healthy).delivered === 200, 20_000)
   t.match(verify(healthy), { delivered: 200, unexplainedMissing: 0 })

@@ -9,9 +9,10 @@ import { join } from 'node:path'
 import { EventEmitter } from 'node:events'
 import t from 'tap'
 import { concatBatch, encodeEnvelope, encodeEvent } from '../../src/proto/codec.js'
-import { jsonLinesToFile, jsonLinesToStream, type ReceivedBatch, type SinkDestination } from '../../src/sink/destination.js'
+import { jsonLinesToFile, jsonLinesToStream } from '../../src/sink/destination.js'
 import { BatchReceiver } from '../../src/sink/receiver.js'
 import { SequenceVerifier } from '../../src/sink/verify.js'
+import { recordingDestination } from '../helpers/recording-destination.js'
 
 function message (batchSeq: number, seqs: number[]): Uint8Array {
   const events = seqs.map(s => encodeEvent({ deviceId: 'dev-1', deviceSeq: s, gatewayTimeMs: 1_700_000_000_000, priority: 1, stream: 'env', value: { kind: 'number', number: s } }, s))
@@ -21,21 +22,9 @@ function message (batchSeq: number, seqs: number[]): Uint8Array {
   })
 }
 
-/** A destination that records batches and can be told to fail. */
-function recording (): SinkDestination & { batches: ReceivedBatch[], failWith?: Error } {
-  const d: SinkDestination & { batches: ReceivedBatch[], failWith?: Error } = {
-    batches: [],
-    async write (batch) {
-      if (d.failWith !== undefined) throw d.failWith
-      d.batches.push(batch)
-    },
-    async close () {}
-  }
-  return d
-}
 
 t.test('a batch is written, then verified; a redelivery is dropped; a malformed message is counted and skipped', async t => {
-  const destination = recording()
+  const destination = recordingDestination()
   const verifier = new SequenceVerifier({ expectedFirstSeq: 1 })
   const logged: string[] = []
   const receiver = new BatchReceiver({ destination, verifier, log: line => { logged.push(line) } })
@@ -50,7 +39,7 @@ t.test('a batch is written, then verified; a redelivery is dropped; a malformed 
 })
 
 t.test('a destination that fails: receive() rejects, and the batch is neither counted, verified nor remembered as written', async t => {
-  const destination = recording()
+  const destination = recordingDestination()
   const verifier = new SequenceVerifier({ expectedFirstSeq: 1 })
   const receiver = new BatchReceiver({ destination, verifier, log: () => {} })
   destination.failWith = new Error('ENOSPC: no space left on device, write')

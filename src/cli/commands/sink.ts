@@ -7,9 +7,7 @@
 import type { Config } from '../../config/index.js'
 import { ConfigError, EdgefwdError } from '../../errors.js'
 import type { TlsCredentials } from '../../pki/tls-options.js'
-import type { JetStreamSourceOptions } from '../../sink/jetstream.js'
-import type { SinkSource } from '../../sink/source.js'
-import type { SinkSubscriberOptions } from '../../sink/subscriber.js'
+import type { SinkSource, SourceOptions } from '../../sink/source.js'
 import type { VerifierSummary } from '../../sink/verify.js'
 import { defineCommand, type TextSink } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
@@ -108,10 +106,9 @@ export const sinkCommand = defineCommand({
 
 interface SinkTarget { url: string | undefined, topic: string, clientId: string }
 
-type CommonOptions = Pick<JetStreamSourceOptions & SinkSubscriberOptions, 'destination' | 'verifier' | 'log' | 'onActivity' | 'connectTimeoutMs'>
 
 /** The MQTT subscriber or the JetStream consumer, by sink.source. */
-async function openSource (config: Config, target: SinkTarget, credentials: () => TlsCredentials, common: CommonOptions): Promise<SinkSource> {
+async function openSource (config: Config, target: SinkTarget, credentials: () => TlsCredentials, common: SourceOptions): Promise<SinkSource> {
   if (config.sink.source === 'jetstream') {
     const { JetStreamSource, mqttTopicToSubject } = await import('../../sink/jetstream.js')
     const js = config.sink.jetstream
