@@ -54,6 +54,8 @@ export interface FleetStats {
   eventsAcked: number
   /** Connections the sessions counted (online once each). */
   connects: number
+  /** Failed connection attempts by reason (connectFailureReason: `connect`, `tls_rejected`, `refused_<code>`). */
+  connectFailures: Record<string, number>
 }
 
 export interface Fleet {
@@ -175,7 +177,7 @@ class GatewayFleet implements Fleet {
   }
 
   stats (): FleetStats {
-    const stats: FleetStats = { online: 0, offline: 0, gaveUp: 0, eventsAppended: 0, eventsAcked: 0, connects: 0 }
+    const stats: FleetStats = { online: 0, offline: 0, gaveUp: 0, eventsAppended: 0, eventsAcked: 0, connects: 0, connectFailures: {} }
     for (const gateway of this.gateways) {
       const uplink = gateway.uplink.stats()
       if (uplink.state === 'online') stats.online++
@@ -184,6 +186,7 @@ class GatewayFleet implements Fleet {
       stats.eventsAppended += gateway.appended
       stats.eventsAcked += uplink.eventsAcked
       stats.connects += uplink.connects
+      for (const [reason, n] of Object.entries(uplink.connectFailures)) stats.connectFailures[reason] = (stats.connectFailures[reason] ?? 0) + n
     }
     return stats
   }

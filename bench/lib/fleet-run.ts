@@ -65,6 +65,8 @@ export interface FleetResult {
   /** Lines each sink wrote. */
   sink_share: number[]
   gave_up: number
+  /** The gateways' failed connection attempts over the run, by reason. */
+  connect_failures: Record<string, number>
   /** The last step's events over the time from their append to the last of them in a sink's file: the cluster's and sinks' rate. */
   final_step_events_per_s: number
   /** Times for the phases: all online after the ramp, the cluster restart until all online, the final drain. */
@@ -174,6 +176,7 @@ export async function runFleet (options: FleetRunOptions): Promise<FleetResult> 
       })),
       sink_share: delivered.perSink,
       gave_up: stats.gaveUp,
+      connect_failures: stats.connectFailures,
       final_step_events_per_s: Math.round(options.gateways * options.eventsStep / finalS),
       ramp_s: rampS,
       restart_all_online_s: restart === undefined ? null : restart.allOnlineS,

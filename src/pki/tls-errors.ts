@@ -45,7 +45,17 @@ export interface TlsErrorContext {
    * not known (then a reset during the handshake is read as a likely refusal).
    */
   serverAnswered?: boolean
+  /**
+   * How long after the handshake the connection closed, when known. A broker refusing a
+   * certificate closes at once; one that closes seconds later without CONNACK was busy or not
+   * ready (NATS while JetStream elects its leaders after a restart holds the CONNECT for
+   * seconds, then closes), which is an outage, not a refused certificate.
+   */
+  closedAfterHandshakeMs?: number
 }
+
+/** From this long after the handshake, a close without CONNACK is read as an outage (see closedAfterHandshakeMs). */
+export const LATE_CLOSE_MS = 1000
 
 interface NodeTlsError {
   code?: unknown
@@ -127,7 +137,8 @@ export function classifyTlsError (err: unknown, context: TlsErrorContext): Edgef
       options(REJECTED_HINT))
   }
   // The same under TLS 1.3: the handshake is done for us, then the broker hangs up before CONNACK.
-  if (context.handshakeDone === true && (err === undefined || err === null || code === 'ECONNRESET' || code === 'EPIPE')) {
+  if (context.handshakeDone === true && (err === undefined || err === null || code === 'ECONNRESET' || code === 'EPIPE') &&
+    !(context.closedAfterHandshakeMs !== undefined && context.closedAfterHandshakeMs >= LATE_CLOSE_MS)) {
     return new EdgefwdError('EDGEFWD_ERR_TLS_REJECTED',
       `the broker at ${url} closed the connection right after the TLS handshake, before CONNACK: it most likely refused our client certificate${certFile}`,
       options(REJECTED_HINT))

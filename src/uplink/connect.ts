@@ -55,12 +55,21 @@ export function tlsStreamBuilder (address: BrokerAddress, credentials: () => Tls
     })
     // Keys are derived only once the server has answered our hello (TLS 1.2 and 1.3 alike).
     socket.once('keylog', () => { answered.add(socket) })
+    socket.once('secureConnect', () => { secured.set(socket, performance.now()) })
     onSocket?.(socket)
     return socket
   }
 }
 
 const answered = new WeakSet<TLSSocket>()
+/** When each socket's handshake completed (performance.now()). */
+const secured = new WeakMap<TLSSocket, number>()
+
+/** Milliseconds since the TLS handshake on `socket` completed; undefined if it has not. */
+export function sinceHandshakeMs (socket: TLSSocket): number | undefined {
+  const at = secured.get(socket)
+  return at === undefined ? undefined : performance.now() - at
+}
 
 /**
  * Whether the server answered the TLS handshake on `socket` (a socket from tlsStreamBuilder).
@@ -123,8 +132,10 @@ export async function connectBroker (address: BrokerAddress, credentials: () => 
   } catch (err) {
     await client.endAsync(true).catch(() => {})
     if (err instanceof EdgefwdError) throw err
+    const since = socket === undefined ? undefined : sinceHandshakeMs(socket)
     throw classifyConnectError(err, {
-      url: address.url, files: options.files, handshakeDone: socket?.authorized === true, ...(socket === undefined ? {} : { serverAnswered: serverAnswered(socket) })
+      url: address.url, files: options.files, handshakeDone: socket?.authorized === true, ...(socket === undefined ? {} : { serverAnswered: serverAnswered(socket) }),
+      ...(since === undefined ? {} : { closedAfterHandshakeMs: since })
     })
   } finally {
     clock.clearTimer(timer)
@@ -139,6 +150,12 @@ export function classifyConnectError (err: unknown, context: TlsErrorContext): E
   // A CONNACK refusal: an MQTT 5 reason code >= 0x80, or a 3.1.1 return code 1-5.
   if (typeof code === 'number' && code !== 0) {
     return new EdgefwdError('EDGEFWD_ERR_UPLINK_REFUSED', `broker ${context.url} refused the connection: ${describeError(err)} (reason code ${code})`, { cause: err })
+  }
+  if ((err === undefined || err === null) && context.handshakeDone === true && context.closedAfterHandshakeMs !== undefined) {
+    return new EdgefwdError('EDGEFWD_ERR_UPLINK_CONNECT',
+      `${context.url} closed the connection ${Math.round(context.closedAfterHandshakeMs)} ms after the TLS handshake without a CONNACK: the broker is busy or not ready`, {
+        hint: 'an outage, not a refused certificate: a broker refusing one closes at once (NATS answers CONNECT only once JetStream is available)'
+      })
   }
   return new EdgefwdError('EDGEFWD_ERR_UPLINK_CONNECT', `cannot connect to ${context.url}: ${describeError(err)}`, { cause: err })
 }

@@ -16,7 +16,7 @@ t.test('50 gateways, 3 sinks, a sink killed, a node stopped: nothing lost, every
   const progress: string[] = []
   const result = await runFleet({
     dir: t.testdir(), bin: `${distRoot}bin/edgefwd.js`, gateways: 50, sinks: 3, eventsStart: 60, eventsStep: 20,
-    rampPerSecond: 50, nodeStopMs: 5000, clusterRestart: false, ackWait: '5s', log: line => { progress.push(line) }
+    rampPerSecond: 50, nodeStopMs: 3000, clusterRestart: false, ackWait: '2s', log: line => { progress.push(line) }
   })
   t.comment(JSON.stringify(result))
   t.equal(result.events_sent, 50 * (60 + 3 * 20), 'every gateway appended its events')

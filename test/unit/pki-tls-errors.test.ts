@@ -6,7 +6,8 @@
 import t from 'tap'
 import { checkServerIdentity } from 'node:tls'
 import type { PeerCertificate } from 'node:tls'
-import { classifyTlsError } from '../../src/pki/tls-errors.js'
+import { classifyTlsError, LATE_CLOSE_MS } from '../../src/pki/tls-errors.js'
+import { classifyConnectError, connectFailureReason } from '../../src/uplink/connect.js'
 import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import { isEdgefwdError } from '../../src/errors.js'
 
@@ -98,6 +99,18 @@ t.test('a Node broker (aedes) refusing our certificate: no alert, only a close',
   for (const code of ['ECONNRESET', 'EPIPE']) {
     t.ok(isEdgefwdError(classifyTlsError(nodeError(code, `read ${code}`), { url, handshakeDone: true }), 'EDGEFWD_ERR_TLS_REJECTED'), `TLS 1.3: ${code} after the handshake`)
   }
+})
+
+t.test('a close seconds after the handshake, before CONNACK, is a broker not ready (an outage), not a refused certificate', async t => {
+  t.ok(isEdgefwdError(classifyTlsError(undefined, { url, handshakeDone: true, closedAfterHandshakeMs: 5 }), 'EDGEFWD_ERR_TLS_REJECTED'), 'at once: refused')
+  t.ok(isEdgefwdError(classifyTlsError(undefined, { url, handshakeDone: true, closedAfterHandshakeMs: LATE_CLOSE_MS - 1 }), 'EDGEFWD_ERR_TLS_REJECTED'), 'just under the bound: refused')
+  t.equal(classifyTlsError(undefined, { url, handshakeDone: true, closedAfterHandshakeMs: LATE_CLOSE_MS }), undefined, 'at the bound: not a TLS problem')
+  t.equal(classifyTlsError(nodeError('ECONNRESET', 'read ECONNRESET'), { url, handshakeDone: true, closedAfterHandshakeMs: 4200 }), undefined, 'a reset seconds later: neither')
+  const late = classifyConnectError(undefined, { url, handshakeDone: true, closedAfterHandshakeMs: 4200 })
+  t.equal(late.code, 'EDGEFWD_ERR_UPLINK_CONNECT')
+  t.match(late.message, /closed the connection 4200 ms after the TLS handshake without a CONNACK: the broker is busy or not ready/)
+  t.match(late.hint, /not a refused certificate/)
+  t.equal(connectFailureReason(late), 'connect', 'counted as a failed connection, not tls_rejected')
 })
 
 t.test('anything else is an ordinary outage: undefined', async t => {
