@@ -7,7 +7,10 @@
  */
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { connect } from '@nats-io/transport-node'
+import { jetstreamManager } from '@nats-io/jetstream'
 import { issueCertificate, type PemPair } from '../../src/pki/generate.js'
+import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import type { TlsCredentials } from '../../src/pki/tls-options.js'
 import type { ReceivedBatch } from '../../src/sink/destination.js'
 import { JetStreamSource, mqttTopicToSubject, type JetStreamSourceOptions } from '../../src/sink/jetstream.js'
@@ -21,7 +24,7 @@ import { startNatsCluster, type NatsCluster } from '../helpers/nats.js'
 import { makeCa, makeClient } from '../helpers/test-pki.js'
 import { testUplinkOptions } from '../helpers/uplink-options.js'
 import { recordingDestination } from '../helpers/recording-destination.js'
-import { waitFor } from '../helpers/wait.js'
+import { freePort, waitFor } from '../helpers/wait.js'
 
 const ca = makeCa()
 const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
@@ -43,7 +46,7 @@ const servers = (): string[] => cluster.nodes.map(n => n.natsUrl)
 async function openSink (t: Test, name: string, over: Partial<JetStreamSourceOptions> = {}): Promise<JetStreamSource> {
   const source = await JetStreamSource.open({
     servers: servers(), credentials: creds(name), stream: '$MQTT_msgs', consumer: 'sinks', filterSubject: mqttTopicToSubject('edgefwd/+/events', '$MQTT_msgs'),
-    ackWaitMs: 5000, maxAckPending: 1000, pullBatch: 16, name, mqttUrl: cluster.nodes[0]?.mqttUrl,
+    ackWaitMs: 5000, maxAckPending: 1000, pullBatch: 16, name, ...(cluster.nodes[0] === undefined ? {} : { mqttUrl: cluster.nodes[0].mqttUrl }),
     destination: recordingDestination(), log: () => {}, connectTimeoutMs: 5000, ...over
   })
   t.teardown(async () => { await source.close() })
@@ -71,6 +74,11 @@ t.test('the MQTT topic as NATS spells it, in $MQTT_msgs or a stream of ones own'
   t.equal(mqttTopicToSubject('edgefwd/+/events', '$MQTT_msgs'), '$MQTT.msgs.edgefwd.*.events')
   t.equal(mqttTopicToSubject('site.a/#', 'EVENTS'), 'site//a.>')
   t.equal(mqttTopicToSubject('/x', 'EVENTS'), '/.x', 'an empty level')
+})
+
+t.test('a fresh cluster has no $MQTT_msgs until an MQTT connection: without sink.url that is a specific error', async t => {
+  await t.rejects(openSink(t, 'sink-1', { mqttUrl: undefined }),
+    { code: 'EDGEFWD_ERR_CONFIG_INVALID', message: /no stream \$MQTT_msgs in this account/, hint: /set sink\.url to an MQTT listener of the cluster/ })
 })
 
 t.test('two sinks share the durable consumer: every acknowledged event arrives, each sink takes a share', async t => {
@@ -119,4 +127,48 @@ t.test('the first connection\'s problems are specific errors', async t => {
   await t.rejects(openSink(t, 'sink-1', { filterSubject: '$MQTT.msgs.other.>' }),
     { code: 'EDGEFWD_ERR_CONFIG_INVALID', message: /the consumer sinks on \$MQTT_msgs takes \$MQTT\.msgs\.edgefwd\.\*\.events, not \$MQTT\.msgs\.other\.>/ }, 'the consumer exists with another filter')
   await t.rejects(openSink(t, 'sink-1', { stream: 'NOPE', consumer: 'x' }), { code: 'EDGEFWD_ERR_CONFIG_INVALID', message: /no stream NOPE/ }, 'no such stream')
+})
+
+t.test('no node answers: an outage, after trying each (EDGEFWD_ERR_UPLINK_CONNECT)', async t => {
+  const ports = [await freePort(), await freePort()]
+  await t.rejects(openSink(t, 'sink-1', { servers: ports.map(p => `nats://127.0.0.1:${p}`) }), { code: 'EDGEFWD_ERR_UPLINK_CONNECT', message: /ECONNREFUSED/ })
+})
+
+t.test('the node a sink is connected to stops: the sink reconnects to another and goes on', async t => {
+  const logged: string[] = []
+  const destination = recordingDestination()
+  const sink = await openSink(t, 'sink-3', { consumer: 'node-loss', destination, log: line => { logged.push(line) } })
+  const at = /consuming .* at (127\.0\.0\.1:\d+) of/.exec(logged.join('\n'))?.[1]
+  const node = cluster.nodes.find(n => n.natsUrl.endsWith(at ?? 'none'))
+  if (node === undefined) throw new Error(`which node? ${logged.join(' | ')}`)
+  const { uplink, store } = await gateway(t)
+  await appendEvents(store, 500, 1, 1)
+  uplink.start()
+  await waitFor('the first 500 written', () => verify(destination).delivered === 500, 20_000)
+  await node.stop()
+  t.teardown(async () => { await node.start() })
+  await appendEvents(store, 500, 1, 501)
+  await waitFor('the next 500 written after the sink\'s node stopped', () => verify(destination).delivered === 1000, 60_000)
+  t.match(verify(destination), { delivered: 1000, unexplainedMissing: 0 })
+  t.ok(sink.stats().reconnects >= 1, `reconnected (${sink.stats().reconnects})`)
+  t.ok(logged.some(l => l.startsWith(`disconnected from ${at}`)), 'said it lost its node')
+  await node.start()
+})
+
+t.test('the consumer deleted under a sink: it says so, and takes messages again once the consumer is made anew', async t => {
+  const logged: string[] = []
+  const destination = recordingDestination()
+  await openSink(t, 'sink-1', { consumer: 'deleted', destination, log: line => { logged.push(line) } })
+  const admin = await connect({ servers: servers(), tls: { ...clientTlsOptions(creds('sink-2')()) } as unknown as Record<string, string> })
+  t.teardown(async () => { await admin.close() })
+  const jsm = await jetstreamManager(admin)
+  const config = (await jsm.consumers.info('$MQTT_msgs', 'deleted')).config
+  await jsm.consumers.delete('$MQTT_msgs', 'deleted')
+  await waitFor('the sink to say its consumer is gone', () => logged.some(l => /consumer (deleted|not found): \$MQTT_msgs\/deleted; waiting for it to come back/.test(l)), 30_000)
+  await jsm.consumers.add('$MQTT_msgs', config)
+  const { uplink, store } = await gateway(t)
+  await appendEvents(store, 300, 1, 1)
+  uplink.start()
+  await waitFor('all 300 written by the sink', () => verify(destination).delivered === 300, 30_000)
+  t.match(verify(destination), { delivered: 300, unexplainedMissing: 0 })
 })

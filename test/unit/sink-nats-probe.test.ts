@@ -5,9 +5,11 @@
  * test/integration/sink-jetstream.test.ts.
  */
 import { createServer, type Server, type Socket } from 'node:net'
+import { TLSSocket } from 'node:tls'
 import t, { type Test } from 'tap'
 import { probeNats } from '../../src/sink/nats-probe.js'
-import { makeRsaSet } from '../helpers/test-pki.js'
+import { issueCertificate } from '../../src/pki/generate.js'
+import { makeCa, makeClient, makeRsaSet } from '../helpers/test-pki.js'
 import { freePort } from '../helpers/wait.js'
 
 const set = makeRsaSet()
@@ -49,4 +51,22 @@ t.test('a server that says INFO and then nothing TLS: the connection closed befo
 t.test('a line without end: refused after 64 KiB, not buffered for ever', async t => {
   const port = await server(t, socket => { socket.write(Buffer.alloc(70 * 1024, 'x')) })
   await t.rejects(probeNats(`nats://127.0.0.1:${port}`, credentials, 2000), { message: /not a NATS server \(no line end in 64 KiB\)/ })
+})
+
+t.test('a NATS-like server by host name: INFO, TLS on the same socket, CONNECT and PING, then PONG in two pieces', async t => {
+  const ca = makeCa()
+  const serverCert = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['localhost'] })
+  const client = makeClient(ca, { commonName: 'sink-1' })
+  let connect = ''
+  const port = await server(t, socket => {
+    socket.write('INFO {"tls_required":true}\r\n')
+    const tls = new TLSSocket(socket, { isServer: true, key: serverCert.keyPem, cert: serverCert.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true })
+    tls.on('error', () => {})
+    tls.on('data', (chunk: Buffer) => {
+      connect += chunk.toString()
+      if (connect.endsWith('PING\r\n')) { tls.write('PO'); setTimeout(() => { tls.write('NG\r\n') }, 20) }
+    })
+  })
+  await probeNats(`nats://localhost:${port}`, { ca: ca.certPem, cert: client.certPem, key: client.keyPem }, 5000)
+  t.match(connect, /^CONNECT \{"verbose":false,"pedantic":false,"tls_required":true,.*\}\r\nPING\r\n$/, 'logged in the way the protocol says')
 })
