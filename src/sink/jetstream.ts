@@ -16,9 +16,9 @@
  * every one (docs/operations.md). Hence the default stream `$MQTT_msgs` and the default filter,
  * the sink's MQTT topic in NATS's spelling (mqttTopicToSubject).
  *
- * The consumer is made on first use (explicit acks, every message from the start, never given
- * up on) and must exist before the gateways publish: with interest retention, NATS keeps only
- * what some consumer will take. NATS makes `$MQTT_msgs` at the first MQTT connection of the
+ * The consumer is made on first use, and again if it is deleted under a running sink (explicit
+ * acks, every message from the start, never given up on); it must exist before the gateways
+ * publish: with interest retention, NATS keeps only what some consumer will take. NATS makes `$MQTT_msgs` at the first MQTT connection of the
  * account, so when it is missing and `mqttUrl` is given, the sink makes that connection itself
  * (clean session, at once closed) and then its consumer: started before the gateways, the sinks
  * miss nothing. A consumer of that name with another filter is an error, not changed.
@@ -84,16 +84,18 @@ export function mqttTopicToSubject (topic: string, stream: string): string {
   return `${stream === MQTT_MESSAGES_STREAM ? MQTT_MESSAGES_PREFIX : ''}${levels.join('.')}`
 }
 
-type State = { kind: 'open', messages: ConsumerMessages } | { kind: 'closing' } | { kind: 'closed' }
+type State = { kind: 'starting' } | { kind: 'open', messages: ConsumerMessages } | { kind: 'closing' } | { kind: 'closed' }
 
 export class JetStreamSource implements SinkSource {
   readonly #options: JetStreamSourceOptions
   readonly #nc: NatsConnection
   readonly #receiver: BatchReceiver
   readonly #stats = { messages: 0, reconnects: 0, redelivered: 0 }
-  #state: State = { kind: 'closed' }
+  #state: State = { kind: 'starting' }
   /** The consume loop; close() waits for it so the message being written is complete. */
   #loop: Promise<void> = Promise.resolve()
+  /** The consumer being made again (#renew); close() waits for it. */
+  #renewing: Promise<void> = Promise.resolve()
   #fail: (err: Error) => void = () => {}
   readonly failed: Promise<never>
 
@@ -120,6 +122,7 @@ export class JetStreamSource implements SinkSource {
       await settingUp(options, async () => { await ensureConsumer(await jetstreamManager(nc), options) })
       const source = new JetStreamSource(options, nc)
       await source.#start()
+      void source.#watchConnection()
       return source
     } catch (err) {
       await nc.close().catch(() => {})
@@ -140,16 +143,20 @@ export class JetStreamSource implements SinkSource {
     }
     this.#state = { kind: 'closing' }
     state.messages.stop()
+    await this.#renewing
     await this.#loop
     await this.#disconnect()
   }
 
-  /** Flushes the acknowledgements sent (bounded), then closes the connection. */
+  /**
+   * Makes sure the acknowledgements sent reached the server (a flush: PING, PONG; bounded), then
+   * closes the connection. Not a drain: draining waits on every subscription, the pull's
+   * included, and one whose consumer was deleted or renewed could hold it for good.
+   */
   async #disconnect (): Promise<void> {
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([this.#nc.drain().catch(() => {}), new Promise<void>(resolve => { timer = setTimeout(resolve, 3000) })])
-    clearTimeout(timer)
-    await this.#nc.close().catch(() => {})
+    this.#state = { kind: 'closing' }
+    await bounded(this.#nc.flush(), 3000)
+    await bounded(this.#nc.close(), 3000)
     this.#state = { kind: 'closed' }
   }
 
@@ -159,9 +166,13 @@ export class JetStreamSource implements SinkSource {
     // Pulls that expire after 5 s (the client's default is 30 s), so that after a node or the
     // whole cluster restarted, a pull the server lost is noticed and made again within seconds.
     const messages = await (await js.consumers.get(stream, consumer)).consume({ max_messages: pullBatch, expires: PULL_EXPIRES_MS })
+    // Closed while the consumer was being made again (#renew): this pull is not wanted.
+    if (this.#state.kind === 'closing' || this.#state.kind === 'closed') {
+      messages.stop()
+      return
+    }
     this.#state = { kind: 'open', messages }
     this.#loop = this.#consume(messages)
-    void this.#watchConnection()
     void this.#watchConsumer(messages)
     log(`consuming ${stream} through the durable consumer ${consumer} (${this.#options.filterSubject}) at ${this.#nc.getServer()} of ${servers.join(', ')} as ${this.#options.name}`)
   }
@@ -181,7 +192,6 @@ export class JetStreamSource implements SinkSource {
         m.nak()
         this.#fail(err instanceof Error ? err : new Error(String(err)))
         messages.stop()
-        this.#state = { kind: 'closing' }
         await this.#disconnect()
         return
       }
@@ -204,14 +214,40 @@ export class JetStreamSource implements SinkSource {
   async #watchConsumer (messages: ConsumerMessages): Promise<void> {
     const { log, stream, consumer } = this.#options
     for await (const n of messages.status()) {
-      if (this.#state.kind !== 'open') return
+      if (this.#state.kind !== 'open' || this.#state.messages !== messages) return
       if (n.type === 'consumer_not_found' || n.type === 'consumer_deleted' || n.type === 'stream_not_found') {
-        log(`${n.type.replaceAll('_', ' ')}: ${stream}/${consumer}; waiting for it to come back`)
-      } else if (n.type === 'heartbeats_missed' && n.count === 2) {
-        log(`no heartbeat from the consumer ${consumer} for two intervals; pulling again`)
+        log(`${n.type.replaceAll('_', ' ')}: ${stream}/${consumer}; making it again`)
+        this.#renewing = this.#renew(messages)
+        return
       }
+      if (n.type === 'heartbeats_missed' && n.count === 2) log(`no heartbeat from the consumer ${consumer} for two intervals; pulling again`)
     }
   }
+
+  /**
+   * The consumer (or its stream) is gone: the sinks would take nothing, and with interest
+   * retention NATS keeps nothing for them meanwhile. Make it again as at start and consume
+   * anew; the source fails when that cannot be done (the stream deleted for good).
+   */
+  async #renew (messages: ConsumerMessages): Promise<void> {
+    messages.stop()
+    await this.#loop
+    if (this.#state.kind !== 'open') return
+    try {
+      await settingUp(this.#options, async () => { await ensureConsumer(await jetstreamManager(this.#nc), this.#options) })
+      if (this.#state.kind === 'open') await this.#start()
+    } catch (err) {
+      this.#fail(err instanceof Error ? err : new Error(String(err)))
+      await this.#disconnect()
+    }
+  }
+}
+
+/** Waits for `work` at most `ms`; its failure is ignored (closing: nothing left to do about it). */
+async function bounded (work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([work.catch(() => {}), new Promise<void>(resolve => { timer = setTimeout(resolve, ms) })])
+  clearTimeout(timer)
 }
 
 async function connectNats (options: JetStreamSourceOptions): Promise<NatsConnection> {

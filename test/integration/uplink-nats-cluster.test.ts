@@ -4,6 +4,8 @@
  * stopped, the gateway moves to the next and delivers on, and the events reach a subscriber on
  * another node through the cluster, each once.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import mqtt from 'mqtt'
@@ -39,9 +41,13 @@ async function subscribe (t: Test, node: NatsNode, verifier: SequenceVerifier): 
 }
 
 t.test('3 NATS nodes in uplink.url: the node the gateway is on stops, it moves on, nothing is lost', async t => {
-  const dir = t.testdir()
+  // Not t.testdir(): its removal would run before the cluster's stop, under nodes still writing.
+  const dir = mkdtempSync(join(tmpdir(), 'edgefwd-nats-cluster-'))
   const cluster = await startNatsCluster({ dir: join(dir, 'nats'), ca: ca.certPem, cert: server.certPem, key: server.keyPem, users: ['CN=gw-1', 'CN=sink'] })
-  t.teardown(cluster.stop)
+  t.teardown(async () => {
+    await cluster.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
   const [n1, , n3] = cluster.nodes as [NatsNode, NatsNode, NatsNode]
   const verifier = new SequenceVerifier({ expectedFirstSeq: 1 })
   await subscribe(t, n3, verifier)
