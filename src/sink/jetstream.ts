@@ -102,10 +102,7 @@ export class JetStreamSource implements SinkSource {
   private constructor (options: JetStreamSourceOptions, nc: NatsConnection) {
     this.#options = options
     this.#nc = nc
-    this.#receiver = new BatchReceiver({
-      destination: options.destination, log: options.log,
-      ...(options.deduper === undefined ? {} : { deduper: options.deduper }), ...(options.verifier === undefined ? {} : { verifier: options.verifier })
-    })
+    this.#receiver = new BatchReceiver(options)
     this.failed = new Promise<never>((_resolve, reject) => { this.#fail = reject })
     this.failed.catch(() => {}) // observed by whoever awaits it; never an unhandled rejection
   }
@@ -119,7 +116,7 @@ export class JetStreamSource implements SinkSource {
   static async open (options: JetStreamSourceOptions): Promise<JetStreamSource> {
     const nc = await connectNats(options)
     try {
-      await settingUp(options, async () => { await ensureConsumer(await jetstreamManager(nc), options) })
+      await prepare(nc, options)
       const source = new JetStreamSource(options, nc)
       await source.#start()
       void source.#watchConnection()
@@ -234,7 +231,7 @@ export class JetStreamSource implements SinkSource {
     await this.#loop
     if (this.#state.kind !== 'open') return
     try {
-      await settingUp(this.#options, async () => { await ensureConsumer(await jetstreamManager(this.#nc), this.#options) })
+      await prepare(this.#nc, this.#options)
       if (this.#state.kind === 'open') await this.#start()
     } catch (err) {
       this.#fail(err instanceof Error ? err : new Error(String(err)))
@@ -288,15 +285,15 @@ async function loginOnce (servers: readonly string[], credentials: TlsCredential
 }
 
 /**
- * Runs `step` until it succeeds, again after a JetStream request timed out or found no
- * responder (a cluster still electing its leaders, just after it started), for SETUP_TIMEOUT_MS
- * at most; any other error at once.
+ * Makes sure the stream and the consumer exist (ensureConsumer), again after a JetStream request
+ * timed out or found no responder (a cluster still electing its leaders, just after it
+ * started), for SETUP_TIMEOUT_MS at most; any other error at once.
  */
-async function settingUp (options: JetStreamSourceOptions, step: () => Promise<void>): Promise<void> {
+async function prepare (nc: NatsConnection, options: JetStreamSourceOptions): Promise<void> {
   const until = Date.now() + SETUP_TIMEOUT_MS
   for (let attempt = 1; ; attempt++) {
     try {
-      await step()
+      await ensureConsumer(await jetstreamManager(nc), options)
       return
     } catch (err) {
       const name = (err as { name?: unknown }).name

@@ -32,7 +32,7 @@ import { MqttClient, type IClientOptions, type IPublishPacket } from 'mqtt'
 import { EdgefwdError } from '../errors.js'
 import { classifyTlsError } from '../pki/tls-errors.js'
 import type { TlsCredentials } from '../pki/tls-options.js'
-import { classifyConnectError, describeError, serverAnswered, tlsStreamBuilder, type BrokerAddress } from '../uplink/connect.js'
+import { classifyConnectError, describeError, handshakeContext, tlsStreamBuilder, type BrokerAddress } from '../uplink/connect.js'
 import { BatchReceiver } from './receiver.js'
 import type { SinkSource, SinkStats, SourceOptions } from './source.js'
 
@@ -75,10 +75,7 @@ export class SinkSubscriber implements SinkSource {
 
   private constructor (options: SinkSubscriberOptions) {
     this.#options = options
-    this.#receiver = new BatchReceiver({
-      destination: options.destination, log: options.log,
-      ...(options.deduper === undefined ? {} : { deduper: options.deduper }), ...(options.verifier === undefined ? {} : { verifier: options.verifier })
-    })
+    this.#receiver = new BatchReceiver(options)
     this.failed = new Promise<never>((_resolve, reject) => { this.#fail = reject })
     this.failed.catch(() => {}) // observed by whoever awaits it; never an unhandled rejection
     const clientOptions: IClientOptions = {
@@ -110,9 +107,8 @@ export class SinkSubscriber implements SinkSource {
   }
 
   /** How far the current socket's TLS handshake got, for classifying its failure. */
-  #handshake (): { handshakeDone: boolean, serverAnswered?: boolean } {
-    const socket = this.#socket
-    return { handshakeDone: socket?.authorized === true, ...(socket === undefined ? {} : { serverAnswered: serverAnswered(socket) }) }
+  #handshake (): ReturnType<typeof handshakeContext> {
+    return handshakeContext(this.#socket)
   }
 
   get state (): State['kind'] {

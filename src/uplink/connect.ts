@@ -65,19 +65,16 @@ const answered = new WeakSet<TLSSocket>()
 /** When each socket's handshake completed (performance.now()). */
 const secured = new WeakMap<TLSSocket, number>()
 
-/** Milliseconds since the TLS handshake on `socket` completed; undefined if it has not. */
-export function sinceHandshakeMs (socket: TLSSocket): number | undefined {
-  const at = secured.get(socket)
-  return at === undefined ? undefined : performance.now() - at
-}
-
 /**
- * Whether the server answered the TLS handshake on `socket` (a socket from tlsStreamBuilder).
- * A connection reset before that is the network or a proxy (an outage), never the broker
- * refusing our certificate: the broker must have received it first.
+ * What a failed connection's socket tells tls-errors.ts (a socket from tlsStreamBuilder, or none
+ * yet): whether the handshake was done; whether the server answered our hello (a reset before
+ * that is the network or a proxy, never the broker refusing a certificate it never received);
+ * and how long after the handshake the connection ended (read when the failure is seen).
  */
-export function serverAnswered (socket: TLSSocket): boolean {
-  return answered.has(socket)
+export function handshakeContext (socket: TLSSocket | undefined): Pick<TlsErrorContext, 'handshakeDone' | 'serverAnswered' | 'closedAfterHandshakeMs'> {
+  if (socket === undefined) return { handshakeDone: false }
+  const at = secured.get(socket)
+  return { handshakeDone: socket.authorized, serverAnswered: answered.has(socket), ...(at === undefined ? {} : { closedAfterHandshakeMs: performance.now() - at }) }
 }
 
 export interface ConnectOptions {
@@ -130,13 +127,11 @@ export async function connectBroker (address: BrokerAddress, credentials: () => 
     client.removeAllListeners('close')
     return { client, connack }
   } catch (err) {
+    // Read before ending the client, so the time since the handshake is the broker's, not ours.
+    const handshake = handshakeContext(socket)
     await client.endAsync(true).catch(() => {})
     if (err instanceof EdgefwdError) throw err
-    const since = socket === undefined ? undefined : sinceHandshakeMs(socket)
-    throw classifyConnectError(err, {
-      url: address.url, files: options.files, handshakeDone: socket?.authorized === true, ...(socket === undefined ? {} : { serverAnswered: serverAnswered(socket) }),
-      ...(since === undefined ? {} : { closedAfterHandshakeMs: since })
-    })
+    throw classifyConnectError(err, { url: address.url, files: options.files, ...handshake })
   } finally {
     clock.clearTimer(timer)
   }

@@ -180,3 +180,15 @@ t.test('the consumer deleted under a running sink: it says so, makes it again, a
   await waitFor('all 300 of gw-2 written by the sink', () => { mine.batches = destination.batches.filter(b => b.gatewayId === 'gw-2'); return verify(mine).delivered === 300 }, 30_000)
   t.match(verify(mine), { delivered: 300, unexplainedMissing: 0 })
 })
+
+t.test('the stream deleted for good under a running sink: it cannot make its consumer again, and fails with the reason', async t => {
+  const admin = await connect({ servers: servers(), tls: { ...clientTlsOptions(creds('sink-2')()) } as unknown as Record<string, string> })
+  t.teardown(async () => { await admin.close() })
+  const jsm = await jetstreamManager(admin)
+  await jsm.streams.add({ name: 'OWN', subjects: ['own.>'], num_replicas: 3 })
+  const logged: string[] = []
+  const sink = await openSink(t, 'sink-1', { stream: 'OWN', consumer: 'own', filterSubject: 'own.>', log: line => { logged.push(line) } })
+  await jsm.streams.delete('OWN')
+  await t.rejects(sink.failed, { code: 'EDGEFWD_ERR_CONFIG_INVALID', message: /no stream OWN in this account/ })
+  t.ok(logged.some(l => /^(stream not found|consumer deleted|consumer not found): OWN\/own; making it again$/.test(l)), 'said why first')
+})

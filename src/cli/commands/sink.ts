@@ -24,10 +24,9 @@ export const sinkCommand = defineCommand({
     'sink.jetstream.servers with that certificate and takes messages from the durable consumer',
     'sink.jetstream.consumer, which every sink instance shares (made on first use, over the',
     'stream where NATS keeps MQTT QoS 1 messages). Each batch is decoded, a redelivered batch',
-    '(same gateway id and batch seq) is',
-    'dropped, and every event is written as one JSON line to standard output, or appended to',
-    '--out (sink.out), on disk (fdatasync) before the message is acknowledged. A message',
-    'that does not decode is skipped with one line on standard error.',
+    '(same gateway id and batch seq) is dropped, and every event is written as one JSON line to',
+    'standard output, or appended to --out (sink.out), on disk (fdatasync) before the message is',
+    'acknowledged. A message that does not decode is skipped with one line on standard error.',
     '',
     'The session is persistent (clean start off, MQTT 5 session expiry one day): a sink that',
     'restarts with the same client id gets what was published meanwhile. Give every instance of a',
@@ -105,7 +104,6 @@ export const sinkCommand = defineCommand({
 })
 
 interface SinkTarget { url: string | undefined, topic: string, clientId: string }
-
 
 /** The MQTT subscriber or the JetStream consumer, by sink.source. */
 async function openSource (config: Config, target: SinkTarget, credentials: () => TlsCredentials, common: SourceOptions): Promise<SinkSource> {
