@@ -68,12 +68,12 @@ const ingest: IngestCounterSnapshot = {
 const store: StoreStats = {
   state: 'open', mode: 'disk', capacityBytes: 256 << 20, usedBytes: 1 << 20, events: 5000,
   perPriority: PRIORITIES.map(priority => ({ priority, events: 1000, bytes: 1 << 18, leased: 0, stored: 1e5 })),
-  leases: 0, leasedEvents: 0, memoryBytes: 0, pendingAppends: 0, pendingReports: 0, nextSeq: 1,
+  leases: 0, leasedEvents: 0, memoryBytes: 0, pendingAppends: 0, pendingReports: 0, nextSeq: 1, repairedAtOpen: false,
   drops: PRIORITIES.flatMap(priority => DROP_REASONS.map(reason => ({ priority, reason, count: 3, bytes: 300 })))
 }
 const uplink: UplinkStats = {
   state: 'online', connects: 3, disconnects: 2, deadLinks: { puback_timeout: 0, keepalive: 0 }, ackFailures: 0, published: 1e4, acked: 1e4, nacked: 4, eventsAcked: 5e6, eventsPublished: 5e6, eventsResent: 2000,
-  bytesSent: 1e9, inFlight: 3, lastError: undefined, connectFailures: { connect: 5, refused_135: 1 }, backoffMs: 0, offlineSinceMs: undefined,
+  bytesSent: 1e9, inFlight: 3, lastError: undefined, connectFailures: { connect: 5, refused_135: 1 }, backoffMs: 0, offlineSinceMs: undefined, lastOutage: undefined,
   bytesToday: 1e8, budgetExhausted: false, rateWaits: 0, rateWaitMs: 0
 }
 metrics.attach({ ingest: () => ingest, store: () => store, uplink: () => uplink, oldestEventTimeMs: async () => now - 5000, certExpiresAtMs: () => now + 300 * 86_400_000 })

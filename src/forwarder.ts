@@ -32,7 +32,7 @@ import type { HealthReport } from './observe/http-server.js'
 import { childLogger, setLogLevel, type Logger } from './observe/log.js'
 import { MetricsRegistry } from './observe/metrics.js'
 import { encodeHeartbeat } from './proto/codec.js'
-import { TlsMaterialSource, tlsSourceOptions } from './pki/reloader.js'
+import { TlsMaterialSource, tlsSourceOptions, type ReloadResult } from './pki/reloader.js'
 import { levelMemory, openLevelStore, storeOptions, type EventStore, type StoreStats } from './store/index.js'
 import { BatchSequence } from './uplink/batch-seq.js'
 import { gatewayTopics, liveUplinkSettings, uplinkOptions } from './uplink/options.js'
@@ -187,6 +187,18 @@ export class Forwarder {
 
   /** Re-reads the TLS files (SIGHUP); a bad set is logged and the current one kept. */
   reloadTls (): void { void this.tls.reload('SIGHUP') }
+
+  /** Re-reads the TLS files now and says what came of it (a remediation; SIGHUP does the same without the answer). */
+  async reloadTlsNow (reason: string): Promise<ReloadResult> { return await this.tls.reload(reason) }
+
+  /** Drops the uplink's connection, or ends its backoff wait, and connects again at once (Uplink.reconnectNow). */
+  reconnectUplink (): string { return this.uplink.reconnectNow() }
+
+  /** Reclaims the disk held by deleted events now (LevelDB compactRange). */
+  async compactStore (): Promise<void> { await this.store.compact() }
+
+  /** Gateway time of the oldest buffered event; undefined when the store is empty. */
+  async oldestEventTimeMs (): Promise<number | undefined> { return await this.store.oldestEventTimeMs() }
 
   /** The parts' counters and states, read together (for status lines and tests; the metrics read them too). */
   stats (): ForwarderStats {

@@ -41,6 +41,8 @@ export interface StoreStats {
   pendingAppends: number
   pendingReports: number
   nextSeq: number
+  /** The database was found damaged at open and repaired or moved aside (EDGEFWD_ERR_STORE_CORRUPT). */
+  repairedAtOpen: boolean
   /** Cumulative since the store was created. */
   drops: Array<{ priority: PriorityName, reason: DropReasonName, count: number, bytes: number }>
 }

@@ -59,6 +59,7 @@ export class RingBuffer implements EventStore {
   private readonly leasing = new SerialLane()
   private readonly timers: NodeJS.Timeout[] = []
   private readonly compaction: CompactionSchedule
+  private repairedAtOpen = false
   private readonly fallback: FallbackBackend | undefined
   private readonly opt: Options
   private readonly now: () => number
@@ -97,6 +98,7 @@ export class RingBuffer implements EventStore {
     this.state = 'opening'
     try {
       const content = await this.backend.open()
+      this.repairedAtOpen = content.repaired === true
       const meta = content.repaired === true ? undefined : decodeMeta(content.meta)
       if (meta === undefined && (content.meta !== undefined || content.repaired === true)) {
         this.logger?.warn({ code: 'EDGEFWD_ERR_STORE_CORRUPT' }, 'store meta record missing or damaged; recounting from a full scan')
@@ -415,6 +417,7 @@ export class RingBuffer implements EventStore {
       pendingAppends: this.commits.pendingEvents,
       pendingReports: this.reports.size,
       nextSeq: this.seqCounter,
+      repairedAtOpen: this.repairedAtOpen,
       drops: [...this.meta.drops].map(([k, v]) => {
         const [p, reason] = k.split(':') as [string, DropReasonName]
         return { priority: PRIORITIES[Number(p)] as typeof PRIORITIES[number], reason, count: v.count, bytes: v.bytes }

@@ -78,6 +78,8 @@ export interface UplinkStats extends InFlightCounts {
   backoffMs: number
   /** Since when the session has not been online (Unix ms); undefined while online. */
   offlineSinceMs: number | undefined
+  /** The last time it was offline after having been online, once it is over: from, until, and what ended the connection. */
+  lastOutage: { sinceMs: number, untilMs: number, lastError: string | undefined } | undefined
   /** Envelope bytes sent in the current UTC day, and whether the daily budget is spent. */
   bytesToday: number
   budgetExhausted: boolean

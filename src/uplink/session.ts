@@ -61,6 +61,10 @@ export class Uplink {
   private readonly backoff: Backoff
   private readonly brokers: BrokerRotation
   private readonly clock: Clock
+  /** The last offline span between two connections (stats().lastOutage). */
+  private lastOutage: UplinkStats['lastOutage']
+  /** Aborted by reconnectNow() to end the backoff wait under way. */
+  private backoffWake: AbortController | undefined
 
   constructor (private readonly store: BatchSource, options: UplinkOptions, private readonly logger: Logger) {
     this.options = { ...options }
@@ -110,6 +114,7 @@ export class Uplink {
       connectFailures: { ...this.connectFailures },
       backoffMs: life.kind === 'backoff' ? life.delayMs : 0,
       offlineSinceMs: life.kind === 'online' ? undefined : life.sinceMs,
+      lastOutage: this.lastOutage,
       ...this.limits.stats()
     }
   }
@@ -128,6 +133,45 @@ export class Uplink {
    */
   async publishConfirmed (topic: string, payload: Uint8Array | string, options: { retain?: boolean, timeoutMs?: number } = {}): Promise<boolean> {
     return await this.status.publishConfirmed(this.onlineConnection(), topic, payload, { ...options, timeoutMs: options.timeoutMs ?? this.options.pubackTimeoutMs })
+  }
+
+  /**
+   * An operator's "reconnect now" (a remediation): online, the connection is dropped (its batches
+   * in flight go back to the store and are sent again) and the next attempt starts at once;
+   * in backoff, the wait ends now. The backoff's failure count is kept, so a broker that still
+   * fails is not hammered. Says what it did, in a few words.
+   */
+  reconnectNow (): string {
+    const life = this.life
+    switch (life.kind) {
+      case 'online':
+        this.logger.info({ broker: this.brokers.current().url }, 'uplink: reconnect requested, dropping the connection')
+        life.link.lastError = 'reconnect requested'
+        life.link.connection.destroy()
+        return 'the connection was dropped; connecting again now'
+      case 'backoff':
+        this.logger.info({ waitMs: life.delayMs }, 'uplink: reconnect requested, the backoff wait ends now')
+        this.backoffWake?.abort()
+        return `the backoff wait (${Math.round(life.delayMs / 1000)} s) was cut short; connecting now`
+      case 'idle': case 'connecting':
+        return 'already connecting; nothing changed'
+      default:
+        return 'the uplink is stopping; nothing changed'
+    }
+  }
+
+  /** A backoff wait: ends early on reconnectNow() (resolves) or stop() (rejects, like clock.sleep). */
+  private async backoffSleep (ms: number): Promise<void> {
+    const signal = this.abort.signal
+    const wake = new AbortController()
+    this.backoffWake = wake
+    try {
+      await this.clock.sleep(ms, AbortSignal.any([signal, wake.signal]))
+    } catch (err) {
+      if (signal.aborted) throw err
+    } finally {
+      if (this.backoffWake === wake) this.backoffWake = undefined
+    }
   }
 
   /** Starts connecting (once; again is a no-op). A stopped session never starts again: that throws. */
@@ -229,7 +273,7 @@ export class Uplink {
             this.enter({ kind: 'backoff', delayMs: wait, afterRefusedBatch: this.afterRefusedBatch(), sinceMs: this.offline().sinceMs, lastError: isEdgefwdError(error) ? error.code : error.message })
             this.logger.warn({ code: isEdgefwdError(error) ? error.code : undefined, err: error, waitMs: wait, failures: this.backoff.failures },
               `uplink cannot connect: ${error.message}; next attempt in ${wait} ms`)
-            await this.clock.sleep(wait, signal)
+            await this.backoffSleep(wait)
           }
         })
         await this.pump(link)
@@ -240,7 +284,7 @@ export class Uplink {
           const wait = this.backoff.next('failure')
           this.enter({ kind: 'backoff', delayMs: wait, afterRefusedBatch: true, ...this.offline() })
           this.logger.warn({ waitMs: wait, failures: this.backoff.failures }, `uplink: a batch was refused; next attempt in ${wait} ms`)
-          await this.clock.sleep(wait, signal).catch(() => {})
+          await this.backoffSleep(wait).catch(() => {})
         }
       } catch (err) {
         if (this.stopping()) return
@@ -249,7 +293,7 @@ export class Uplink {
         this.dropConnection(life.kind === 'online' ? life.link : undefined, 'unexpected error')
         const wait = this.backoff.next()
         this.enter({ kind: 'backoff', delayMs: wait, afterRefusedBatch: this.afterRefusedBatch(), ...this.offline() })
-        await this.clock.sleep(wait, signal).catch(() => {})
+        await this.backoffSleep(wait).catch(() => {})
       }
     }
   }
@@ -284,6 +328,7 @@ export class Uplink {
       throw new AbortError('stopping')
     }
     this.counts.connects++
+    if (this.counts.connects > 1) this.lastOutage = { sinceMs: previous.sinceMs, untilMs: this.now(), lastError: previous.lastError }
     // The backoff starts over with a connection; after a refused batch, only once one is delivered.
     if (!afterRefusedBatch) this.backoff.reset()
     this.enter({ kind: 'online', link }, { broker: broker.url, window, ...(receiveMaximum === undefined ? {} : { receiveMaximum }) })

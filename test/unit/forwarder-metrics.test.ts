@@ -37,6 +37,7 @@ function store (stored: number, evicted: number): StoreStats {
     pendingAppends: 0,
     pendingReports: 0,
     nextSeq: 1,
+    repairedAtOpen: false,
     drops: evicted === 0 ? [] : [{ priority: 'low', reason: 'evicted_for_space', count: evicted, bytes: 50 * evicted }]
   }
 }
@@ -44,7 +45,7 @@ function store (stored: number, evicted: number): StoreStats {
 function uplink (connects: number, failures: Record<string, number>): UplinkStats {
   return {
     state: 'online', connects, disconnects: 0, deadLinks: { puback_timeout: 0, keepalive: 0 }, ackFailures: 0, published: 2, acked: 2, nacked: 0, eventsAcked: 0, eventsPublished: 10, eventsResent: 0, bytesSent: 500,
-    inFlight: 0, lastError: undefined, connectFailures: failures, backoffMs: 0, offlineSinceMs: undefined, bytesToday: 500, budgetExhausted: false, rateWaits: 0, rateWaitMs: 0
+    inFlight: 0, lastError: undefined, connectFailures: failures, backoffMs: 0, offlineSinceMs: undefined, lastOutage: undefined, bytesToday: 500, budgetExhausted: false, rateWaits: 0, rateWaitMs: 0
   }
 }
 
