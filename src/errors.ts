@@ -44,6 +44,10 @@ export const errorCodes = {
   EDGEFWD_ERR_STATUS_UNREACHABLE: 'edgefwd status could not read the metrics endpoint: nothing listens there, or it answered with something other than edgefwd metrics.',
   EDGEFWD_ERR_CONTROL_KEY: 'An operator key for signed remote configuration cannot be read or is not an Ed25519 or RSA key of the kind expected.',
   EDGEFWD_ERR_CONTROL_STATE: 'The persisted remote-configuration state cannot be read or written (corrupt file, no permission, no space).',
+  EDGEFWD_ERR_AGENT_SOCKET: 'The agent control socket (mcp.socket) cannot be created: its directory is missing or not writable, or a live edgefwd already listens there.',
+  EDGEFWD_ERR_AGENT_UNREACHABLE: 'edgefwd mcp cannot reach the running forwarder on its control socket: nothing listens there, no permission, or no answer in time.',
+  EDGEFWD_ERR_MCP_HTTP: 'The MCP Streamable HTTP endpoint cannot start: address in use, a non-loopback address without TLS and a bearer token file, or an unreadable TLS or token file.',
+  EDGEFWD_ERR_REMEDIATION_REFUSED: 'A remediation was refused: not in mcp.remediation.allow, a missing, forged, expired or replayed confirmation token, or its rate limit.',
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

@@ -7,11 +7,13 @@
  *   signed remote configuration updates and restarts the forwarder for them;
  * - the metrics and their endpoint: /metrics, /healthz and /readyz on observe.metrics.listen
  *   when observe.metrics.enabled (the default; turn it off to serve metrics() your own way);
+ * - the agent control socket (mcp.socket) that `edgefwd mcp` talks to (src/agent);
  * - the logger, at log.level, unless one is given.
  *
  * What is left to the caller is the process: signals, systemd notifications, exit codes and the
  * memory budget's heap limits (cli/commands/run.ts).
  */
+import { startAgent, type Agent } from './agent/index.js'
 import type { Config, ConfigBuilder } from './config/index.js'
 import { Supervisor } from './control/supervisor.js'
 import type { ForwarderStats } from './forwarder.js'
@@ -45,6 +47,8 @@ export interface Gateway {
   readonly listening: readonly string[]
   /** host:port of the metrics and health endpoint, or undefined when observe.metrics.enabled is false. */
   readonly endpoint: string | undefined
+  /** The agent control socket `edgefwd mcp --socket` connects to, or undefined when mcp.socket is off or it could not start. */
+  readonly agentSocket: string | undefined
   /** The checks of `/healthz`. */
   health (): HealthReport
   /** The checks of `/readyz`: healthy and online (or offline for less than readyOfflineGrace). */
@@ -96,9 +100,19 @@ export async function startGateway (config: Config | ConfigBuilder, deps: Gatewa
     throw started.status === 'rejected' ? started.reason : (serving as PromiseRejectedResult).reason
   }
   const running = started.value
+  let agent: Agent | undefined
+  try {
+    agent = await startAgentFor(local, { registry: metrics.registry, version, forwarder: () => running.current, readiness: () => running.readiness() }, childLogger(logger, 'agent'))
+  } catch (err) {
+    await running.stopNow().catch(() => {})
+    await endpoint?.close()
+    metrics.close()
+    throw err
+  }
   let stopping: Promise<void> | undefined
   const shutdown = (stop: () => Promise<void>): Promise<void> => {
     stopping ??= stop().finally(async () => {
+      await agent?.close()
       await endpoint?.close()
       metrics.close()
     })
@@ -107,6 +121,7 @@ export async function startGateway (config: Config | ConfigBuilder, deps: Gatewa
   return {
     get listening () { return running.current?.listening ?? [] },
     endpoint: endpoint?.address,
+    agentSocket: agent?.socket,
     health: () => running.health(),
     readiness: () => running.readiness(),
     metrics: async () => await metrics.registry.render(),
@@ -136,4 +151,19 @@ async function serveEndpoint (config: Config, metrics: ForwarderMetrics, supervi
   })
   logger.info({ address: started.address }, `metrics on http://${started.address}/metrics (health: /healthz, /readyz)`)
   return started
+}
+
+/**
+ * The agent socket: a configured mcp.socket that cannot be made fails the start (a clear error
+ * for a setting someone chose); the default one only logs why, and the gateway runs without
+ * it: forwarding must not depend on a diagnostic channel nobody asked for by name.
+ */
+async function startAgentFor (config: Config, host: Parameters<typeof startAgent>[1], logger: Logger): Promise<Agent | undefined> {
+  try {
+    return await startAgent(config, host, logger)
+  } catch (err) {
+    if (config.mcp.socket !== undefined) throw err
+    logger.warn({ err }, `the agent control socket did not start, so edgefwd mcp cannot reach this gateway: ${(err as Error).message}`)
+    return undefined
+  }
 }

@@ -290,6 +290,37 @@ const control = section({
 })
 
 /*
+ * mcp: the agent-facing interface (src/agent on the gateway's side, src/mcp for `edgefwd mcp`,
+ * docs/operations.md "Agents (MCP)"). The control socket is on by default and read-only:
+ * remediation exists only when this file names the actions it allows. Never set remotely
+ * (control/update.ts): who may change a gateway is decided on the gateway.
+ */
+export const REMEDIATION_ACTIONS = ['reload_tls', 'reconnect_uplink', 'compact_store'] as const
+export type RemediationAction = typeof REMEDIATION_ACTIONS[number]
+const remediation = z.strictObject({
+  allow: z.array(z.enum(REMEDIATION_ACTIONS)).min(1).readonly(),
+  minInterval: duration({ min: 1000, max: 86_400_000 }).default(60_000),
+  confirmWithin: duration({ min: 5000, max: 3_600_000 }).default(120_000),
+}).readonly()
+const mcp = section({
+  socket: z.string().min(1).optional(),
+  audit: section({
+    file: z.string().min(1).optional(),
+    maxBytes: size({ min: 64 * KiB, max: 1024 * MiB }).default(8 * MiB),
+  }),
+  objectives: section({
+    delivery: z.number().gt(0).lt(1).default(0.999),
+    lagP99: duration({ min: 1 }).default(60_000),
+  }),
+  remediation: remediation.optional(),
+  http: z.strictObject({
+    listen: hostPort.default('127.0.0.1:7465'),
+    tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).readonly().optional(),
+    tokenFile: z.string().min(1).optional(),
+  }).readonly().optional(),
+})
+
+/*
  * process: what the forwarder's process may use. `memory` is the RSS budget every in-memory bound
  * is derived from (src/config/memory-budget.ts, docs/config.md "process"); `off` keeps each
  * configured bound as it is and leaves V8's heap unlimited (Node's defaults).
@@ -309,6 +340,7 @@ export const configSchema = z.strictObject({
   sink,
   observe,
   control,
+  mcp,
   process: processSection,
 }).readonly()
 

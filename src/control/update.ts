@@ -9,8 +9,9 @@
  * configuration input (its file, before defaults): objects merge key by key, arrays and scalars
  * (including null) replace. Overlays are not cumulative: each update carries the whole remote
  * overlay, and the gateway builds local + that overlay, so an update that drops a key returns
- * it to the local value. The overlay may not contain `gateway` (the identity) or `control` (the
- * trust anchor): they are never changed remotely. No key named `__proto__` is accepted anywhere.
+ * it to the local value. The overlay may not contain `gateway` (the identity), `control` (the
+ * trust anchor) or `mcp` (what agents on the gateway may read and do): they are never changed
+ * remotely. No key named `__proto__` is accepted anywhere.
  *
  * ## The message (published retained on `<prefix>/<gateway>/config` or the fleet topic)
  * UTF-8 JSON, at most 256 KiB, made by `edgefwd config sign`:
@@ -64,7 +65,7 @@ export const LIVE_KEYS = [
 ] as const
 
 /** Sections an update may never contain. */
-const FORBIDDEN_SECTIONS = ['gateway', 'control'] as const
+const FORBIDDEN_SECTIONS = ['gateway', 'control', 'mcp'] as const
 const DOCUMENT_KEYS = ['version', 'restart', 'comment', 'config']
 
 export type Decision =

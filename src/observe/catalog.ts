@@ -36,6 +36,11 @@ export const AUTH_REFUSAL_CODES = [4, 5, 134, 135, 140] as const
 export const CONFIG_RESULTS = ['applied', 'bad_signature', 'old_version', 'invalid', 'restart_required', 'rolled_back'] as const
 export type ConfigResult = typeof CONFIG_RESULTS[number]
 
+/** The `tool` and `outcome` labels of edgefwd_mcp_calls_total (src/agent/audit.ts). */
+export const AUDIT_TOOLS = ['get_gateway_health', 'get_buffer_report', 'get_incident_context', 'get_slo_report', 'list_remediation_actions', 'execute_remediation', 'unknown', 'jsonrpc'] as const
+export const AUDIT_OUTCOMES = ['ok', 'dry_run', 'error', 'refused', 'invalid'] as const
+export type AuditOutcome = typeof AUDIT_OUTCOMES[number]
+
 const m = (name: string, type: MetricType, help: string, labels: readonly string[] = [], buckets?: readonly number[]): MetricSpec =>
   buckets === undefined ? { name, type, help, labels } : { name, type, help, labels, buckets }
 
@@ -87,6 +92,9 @@ export const METRICS = [
   // ── remote configuration ──
   m('edgefwd_config_version', 'gauge', 'Version of the remote configuration in force; 0 when running on the local file alone.'),
   m('edgefwd_config_updates_total', 'counter', 'Remote configuration updates received, by result.', ['result']),
+  // ── agents (edgefwd mcp) ──
+  m('edgefwd_mcp_calls_total', 'counter', 'Agent calls through edgefwd mcp, by tool (unknown: a tool name not offered; jsonrpc: a malformed message) and outcome (ok, dry_run, error, refused, invalid).', ['tool', 'outcome']),
+  m('edgefwd_mcp_audit_write_failures_total', 'counter', 'Agent audit log lines that could not be written (mcp.audit.file: disk full, no permission).'),
   // ── process ──
   m('edgefwd_build_info', 'gauge', 'Always 1; the version is the label.', ['version']),
   m('edgefwd_process_start_time_seconds', 'gauge', 'Start time of the process, Unix seconds.'),
@@ -105,6 +113,8 @@ export const LABEL_VALUES: Readonly<Record<string, readonly string[]>> = {
   transport: TRANSPORT_NAMES,
   state: UPLINK_STATES,
   result: CONFIG_RESULTS,
+  tool: AUDIT_TOOLS,
+  outcome: AUDIT_OUTCOMES,
 }
 
 /** The `reason` values of each metric that has one. */

@@ -69,7 +69,7 @@ t.test('unknown env variables are errors that name the variable', async t => {
       EDGEFWD_STORE____PATH: 'x',
     },
   })), [
-    'env EDGEFWD_FOO__BAR: foo: unknown key; the variables here are EDGEFWD_GATEWAY__..., EDGEFWD_STORE__..., EDGEFWD_LOG__..., EDGEFWD_INGEST__..., EDGEFWD_TLS__..., EDGEFWD_UPLINK__..., EDGEFWD_SINK__..., EDGEFWD_OBSERVE__..., EDGEFWD_CONTROL__..., EDGEFWD_PROCESS__...',
+    'env EDGEFWD_FOO__BAR: foo: unknown key; the variables here are EDGEFWD_GATEWAY__..., EDGEFWD_STORE__..., EDGEFWD_LOG__..., EDGEFWD_INGEST__..., EDGEFWD_TLS__..., EDGEFWD_UPLINK__..., EDGEFWD_SINK__..., EDGEFWD_OBSERVE__..., EDGEFWD_CONTROL__..., EDGEFWD_MCP__..., EDGEFWD_PROCESS__...',
     'env EDGEFWD_LOG__LEVEL__X: log.level: this key has no sub-keys',
     'env EDGEFWD_STORE__CAPACTY: store.capacty: unknown key (did you mean EDGEFWD_STORE__CAPACITY?)',
     'env EDGEFWD_STORE__GROUPCOMMIT__WINDOW: store.groupcommit: unknown key (did you mean EDGEFWD_STORE__GROUP_COMMIT__...?)',
@@ -96,7 +96,7 @@ t.test('unknown --set keys and malformed --set', async t => {
     '--set: store.ttl.hig: unknown key (did you mean "store.ttl.high"?)',
     '--set: store.ttl: names a section, not a key; set one of its keys, e.g. store.ttl.low=...',
     '--set: store.capacity.x: store.capacity has no sub-keys',
-    '--set: cloud.host: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink", "observe", "control", "process"',
+    '--set: cloud.host: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink", "observe", "control", "mcp", "process"',
     '--set: store.capacity: expected a size such as 64MiB or 1048576, got "1x" (unknown unit "x"; use one of B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)',
   ])
 })

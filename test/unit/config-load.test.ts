@@ -70,6 +70,7 @@ t.test('no sources at all: every default', async t => {
     sink: { mqttVersion: '5', source: 'mqtt', jetstream: { stream: '$MQTT_msgs', consumer: 'edgefwd-sinks', ackWait: 30_000, maxAckPending: 1000, pullBatch: 64 } },
     observe: { metrics: { enabled: true, listen: '127.0.0.1:9464', readyOfflineGrace: 300_000 } },
     control: { publicKeys: [], probation: 120_000 },
+    mcp: { audit: { maxBytes: 8 * 1024 * 1024 }, objectives: { delivery: 0.999, lagP99: 60_000 } },
     process: { memory: 96 * 1024 * 1024 },
   })
   t.match(config.gateway.id, /^(?:(?![/+#])[\x21-\x7e]){1,64}$/, 'the host name, made a valid gateway id')
@@ -161,7 +162,7 @@ t.test('unknown keys in the file, with the line and a suggestion', async t => {
   t.same(lines, [
     'config.yaml:4: store.capacty: unknown key (did you mean "capacity"?)',
     'config.yaml:6: store.groupCommit.windw: unknown key (did you mean "window"?)',
-    'config.yaml:7: cloud: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink", "observe", "control", "process"',
+    'config.yaml:7: cloud: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink", "observe", "control", "mcp", "process"',
     'config.yaml:9: store.capacity: unknown key (write dotted keys as nested mappings)',
   ])
 })
@@ -251,7 +252,7 @@ t.test('a missing or unreadable file is EDGEFWD_ERR_CONFIG_READ', async t => {
 
 t.test('a __proto__ key is an unknown key, not a prototype', async t => {
   t.same(await issueLines(t, () => parseConfigText('__proto__:\n  polluted: 1\nstore:\n  __proto__: {capacity: 1}\n', 'p.yaml')), [
-    'p.yaml:1: __proto__: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink", "observe", "control", "process"',
+    'p.yaml:1: __proto__: unknown key; the keys here are "gateway", "store", "log", "ingest", "tls", "uplink", "sink", "observe", "control", "mcp", "process"',
     'p.yaml:4: store.__proto__: unknown key; the keys here are "path", "capacity", "overheadFactor", "maxEventSize", "durability", "groupCommit", "drainOrder", "ttl", "expiryInterval", "memoryFallback", "compactAfterDeletes"',
   ])
   t.equal(({} as Record<string, unknown>).polluted, undefined)

@@ -30,8 +30,10 @@ const FORBIDDEN: Array<{ from: (p: string) => boolean, to: (p: string) => boolea
   // outside src/ (simulate/command.ts) that bin/commands.ts adds to the CLI.
   { from: p => p !== 'cli' && p !== 'index', to: p => p === 'cli', why: 'nothing imports the CLI' },
   // The Supervisor (control/) starts and restarts forwarders, and gateway.ts starts the
-  // Supervisor: both sit above the forwarder.
-  { from: p => p !== 'cli' && p !== 'gateway' && p !== 'control' && p !== 'forwarder' && p !== 'index', to: p => p === 'forwarder', why: 'the parts below the forwarder do not import it' },
+  // Supervisor and the agent side (agent/): all three sit above the forwarder.
+  { from: p => p !== 'cli' && p !== 'gateway' && p !== 'control' && p !== 'agent' && p !== 'forwarder' && p !== 'index', to: p => p === 'forwarder', why: 'the parts below the forwarder do not import it' },
+  // `edgefwd mcp` is a client of a running gateway: it shares the agent protocol's types, nothing that runs one.
+  { from: p => p === 'mcp', to: p => ['forwarder', 'gateway', 'control', 'store', 'ingest', 'uplink', 'pki'].includes(p), why: 'edgefwd mcp reaches the gateway through the agent socket only' },
   { from: () => true, to: p => p.startsWith('../'), why: 'src/ does not reach into simulate/, bench/ or test/' }
 ]
 
