@@ -13,6 +13,7 @@ import { configCheckCommand } from './config-check.js'
 import { configKeygenCommand } from './config-keygen.js'
 import { configSignCommand } from './config-sign.js'
 import { helpCommand } from './help.js'
+import { mcpCommand } from './mcp.js'
 import { sinkCommand } from './sink.js'
 import { runCommand } from './run.js'
 import { statusCommand } from './status.js'
@@ -34,6 +35,7 @@ export function withCommands (extra: readonly Command[]): readonly Command[] {
     configSignCommand,
     statusCommand,
     sinkCommand,
+    mcpCommand,
     ...extra,
     helpCommand,
   ]
