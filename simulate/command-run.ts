@@ -2,7 +2,7 @@
  * What `edgefwd simulate` does (command.ts has its options and help): loads the scenario, runs
  * the simulation with a progress line, prints the summary and writes the report.
  */
-import { EdgefwdError, ExitCode, parseDuration, type CommandContext, type TextSink } from '../src/index.js'
+import { EdgefwdError, ExitCode, parseDuration, serveMcpStdio, type CommandContext, type TextSink } from '../src/index.js'
 import type { simulateCommand } from './command.js'
 import { renderSummary, writeReport } from './report.js'
 import { loadScenario, scenarioNames, type Scenario } from './scenario.js'
@@ -35,15 +35,44 @@ export async function runSimulateCommand ({ values }: Parameters<typeof simulate
     if (!/^(?:\[[0-9a-fA-F:.]+\]|[0-9.]+):\d{1,5}$/.test(values.metrics)) throw new EdgefwdError('EDGEFWD_ERR_USAGE', `simulate: --metrics must be ADDRESS:PORT, e.g. 127.0.0.1:9464, got ${JSON.stringify(values.metrics)}`)
     io.stderr.write(`metrics: http://${values.metrics}/metrics while it runs (edgefwd status --url http://${values.metrics})\n`)
   }
-  const result = await runSimulation({ scenario, ...(seed === undefined ? {} : { seed }), ...(values.metrics === undefined ? {} : { metricsListen: values.metrics }), onProgress: progress.update })
+  const agent = values.mcp === true ? mcpAgent(io.stderr) : undefined
+  // With --mcp, standard output is the agent's MCP channel: everything else goes to standard error.
+  const out = agent === undefined ? io.stdout : io.stderr
+  const result = await runSimulation({
+    scenario, ...(seed === undefined ? {} : { seed }), ...(values.metrics === undefined ? {} : { metricsListen: values.metrics }), onProgress: progress.update,
+    ...(agent === undefined ? {} : { agent })
+  })
   progress.done()
-  if (values.json === true) io.stdout.write(`${JSON.stringify({ ...result, samples: undefined })}\n`)
-  else io.stdout.write(renderSummary(result))
+  if (values.json === true) out.write(`${JSON.stringify({ ...result, samples: undefined })}\n`)
+  else out.write(renderSummary(result))
   if (values.report !== undefined) {
     const { html } = await writeReport(values.report, result)
-    io.stdout.write(`report: ${html}\n`)
+    out.write(`report: ${html}\n`)
   }
   return result.verdict.ok ? ExitCode.ok : ExitCode.failure
+}
+
+/**
+ * `--mcp`: once the simulated forwarder runs, serve MCP on stdio for its agent socket; the
+ * simulation keeps the forwarder up after its drain until the agent disconnects (stdin ends).
+ */
+function mcpAgent (log: TextSink): { onSocket: (socket: string) => void, onScenarioEnd: () => void, hold: Promise<void> } {
+  let release: () => void = () => {}
+  const hold = new Promise<void>(resolve => { release = resolve })
+  let gone = false
+  void hold.then(() => { gone = true })
+  return {
+    hold,
+    onScenarioEnd: () => {
+      if (!gone) log.write('mcp: the scenario is over and drained; the simulated gateway stays up until the agent disconnects (closes stdin)\n')
+    },
+    onSocket: socket => {
+      log.write(`mcp: serving the simulated gateway (agent socket ${socket}) on stdin/stdout; after the scenario it stays up until the agent disconnects\n`)
+      serveMcpStdio({ socket, version: 'simulation', logTo: log }).catch((err: unknown) => {
+        log.write(`mcp: stopped: ${err instanceof Error ? err.message : String(err)}\n`)
+      }).finally(release)
+    },
+  }
 }
 
 function positiveInteger (name: string, text: string, min = 1): number {

@@ -15,6 +15,7 @@ const options = {
   report: { type: 'string', valueName: 'DIR', description: 'write report.html and summary.json to DIR' },
   json: { type: 'boolean', description: 'print the summary as JSON on standard output instead of the table' },
   list: { type: 'boolean', description: 'list the scenarios and exit' },
+  mcp: { type: 'boolean', description: 'serve MCP on stdin/stdout for an AI agent, attached to the simulated gateway (remediations allowed); it stays up after the scenario until the agent disconnects; the summary goes to standard error' },
   metrics: { type: 'string', valueName: 'ADDRESS:PORT', description: 'serve the simulated gateway\'s /metrics, /healthz and /readyz there (e.g. 127.0.0.1:9464), for Prometheus or edgefwd status' },
 } as const
 

@@ -58,6 +58,12 @@ export interface SimulationOptions {
   keepWorkDir?: boolean
   /** Serve the forwarder's metrics, /healthz and /readyz here (ADDRESS:PORT), as `edgefwd run` does. */
   metricsListen?: string
+  /**
+   * An agent attached over MCP (`simulate --mcp`): the forwarder's agent socket is told to
+   * onSocket once it runs, its remediations are all allowed, and after the drain the forwarder
+   * keeps running until `hold` resolves (the agent disconnected).
+   */
+  agent?: { onSocket: (socket: string) => void, onScenarioEnd: () => void, hold: Promise<void> }
 }
 
 export interface Progress {
@@ -200,6 +206,10 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
         heartbeatInterval: 5000,
       },
       observe: { metrics: options.metricsListen === undefined ? { enabled: false } : { enabled: true, listen: options.metricsListen } },
+      mcp: {
+        socket: join(work, 'agent.sock'),
+        ...(options.agent === undefined ? {} : { remediation: { allow: ['reload_tls', 'reconnect_uplink', 'compact_store'], minInterval: '10s' } }),
+      },
     }
     const configFile = join(work, 'edgefwd.json')
     await writeFile(configFile, JSON.stringify(config, null, 2))
@@ -216,6 +226,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
     }
     let forwarder: ForwarderChild | undefined = await startForwarderChild({ configFile, logFile })
     closers.unshift(async () => { await forwarder?.stop() })
+    options.agent?.onSocket(join(work, 'agent.sock'))
 
     // ── devices ────────────────────────────────────────────────────────────────────────────
     const random = seededRandom(seed)
@@ -339,6 +350,8 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
     clearInterval(tickTimer)
     clearInterval(sampleTimer)
     const finalStats = forwarder?.stats()
+    options.agent?.onScenarioEnd()
+    await options.agent?.hold
     await forwarder?.stop()
     fold(finalStats)
     forwarder = undefined

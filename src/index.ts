@@ -12,6 +12,7 @@
  *   (deviceIdProblem, eventProblem), and the protobuf Event/Batch codec;
  * - certificates for development and tests: createCa() and issueCertificate(), what
  *   `edgefwd certs init-ca` and `certs issue` make;
+ * - serveMcpStdio(): the agent interface of `edgefwd mcp` on stdio, for a gateway's agent socket;
  * - the shape of a CLI command (CommandSpec) and the exit codes, for commands kept outside src/
  *   that bin/commands.ts adds to the edgefwd CLI (`simulate`);
  * - the types these take and give, the contracts between ingest, store and uplink, and the errors.
@@ -63,4 +64,14 @@ export async function createCa (options: CaOptions): Promise<PemPair> {
 /** A client or server certificate signed by `ca` (what `edgefwd certs issue` makes); loads node-forge on first use, as createCa. */
 export async function issueCertificate (ca: PemPair, options: IssueOptions): Promise<PemPair> {
   return (await import('./pki/generate.js')).issueCertificate(ca, options)
+}
+
+/**
+ * Serves MCP on standard input and output for a gateway's agent socket, as `edgefwd mcp` does
+ * (`simulate --mcp` points an agent at a simulated gateway with it). Resolves when standard input
+ * ends. The MCP SDK is loaded on the first call, not by importing 'edgefwd'.
+ */
+export async function serveMcpStdio (options: { socket: string, version: string, logTo: { write (line: string): void } }): Promise<void> {
+  const [{ serveStdio }, { createLogger }] = await Promise.all([import('./mcp/server.js'), import('./observe/log.js')])
+  await serveStdio({ socket: options.socket, version: options.version, logger: createLogger({ level: 'warn', destination: options.logTo }) })
 }
