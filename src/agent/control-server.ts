@@ -10,7 +10,7 @@
  * there is an error (EDGEFWD_ERR_AGENT_SOCKET), as is a missing directory or a path longer than
  * a unix socket address allows.
  */
-import { chmod, unlink } from 'node:fs/promises'
+import { chmod, lstat, unlink } from 'node:fs/promises'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { EdgefwdError, fsErrorReason, isEdgefwdError } from '../errors.js'
 import type { Logger } from '../observe/log.js'
@@ -108,7 +108,12 @@ async function listen (server: Server, path: string): Promise<void> {
       throw new EdgefwdError('EDGEFWD_ERR_AGENT_SOCKET', `another edgefwd is running with the agent socket ${path}`,
         { hint: 'stop it, or give each gateway its own mcp.socket' })
     }
-    // A stale file from a process that died: it is ours to replace.
+    // A stale socket from a process that died is ours to replace; anything else at that path is not.
+    const kind = await lstat(path).catch(() => undefined)
+    if (kind !== undefined && !kind.isSocket()) {
+      throw new EdgefwdError('EDGEFWD_ERR_AGENT_SOCKET', `${path} exists and is not a socket: the agent socket will not replace it`,
+        { hint: 'point mcp.socket at a path of its own' })
+    }
     await unlink(path).catch(() => {})
     await listenOnce(server, path).catch((again: unknown) => { throw socketError(path, again) })
   }

@@ -8,7 +8,9 @@
 import { X509Certificate } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { Client } from '@modelcontextprotocol/client'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio'
+import { spawn } from 'node:child_process'
 import t from 'tap'
 import { ControlClient, ControlError } from '../../src/mcp/control-client.js'
 import { assertBuilt } from '../helpers/built.js'
@@ -93,4 +95,22 @@ t.test('allowlisted remediations: dry run, confirmed call, refusals, audit', asy
   const log = JSON.stringify(g.auditLines())
   t.notOk(log.includes(token), 'no token is written whole to the audit log')
   t.ok(lines.every(l => l.caller === 'test' || String(l.caller).includes('fixer 2.0.0')), 'each names its caller: the agent, or this test on the socket directly')
+
+  // The same gateway over Streamable HTTP on loopback: the caller is the HTTP peer.
+  const http = spawn(process.execPath, [CLI, 'mcp', '--socket', g.socket, '--http', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  t.teardown(() => { if (http.exitCode === null) http.kill('SIGKILL') })
+  let err = ''
+  http.stderr.on('data', (c: Buffer) => { err += c.toString() })
+  await waitFor('the HTTP endpoint', () => /Streamable HTTP on (\S+)/.test(err), 10_000)
+  const url = /Streamable HTTP on (\S+)/.exec(err)?.[1] ?? ''
+  const web = new Client({ name: 'web-agent', version: '1' })
+  await web.connect(new StreamableHTTPClientTransport(new URL(url)))
+  const viaHttp = await web.callTool({ name: 'get_gateway_health', arguments: {} }) as ToolAnswer
+  t.equal((viaHttp.structuredContent as { gatewayId: string }).gatewayId, 'gw-fix', 'the health over HTTP')
+  await web.close()
+  await waitFor('audited', () => g.auditLines().some(l => String(l.caller).startsWith('http 127.0.0.1')), 5000)
+  t.pass('audited with the HTTP peer as its caller')
+  const exited = new Promise(resolve => http.once('exit', resolve))
+  http.kill('SIGTERM')
+  t.equal(await exited, 0, 'SIGTERM stops it, exit 0')
 })
