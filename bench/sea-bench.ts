@@ -39,7 +39,8 @@
  * Environment: BENCH_RUNS (start-up runs, 7), BENCH_VERSION_RUNS (10), BENCH_IDLE_S (30),
  * BENCH_LOAD_S (30), BENCH_RATE (10000 events/s), BENCH_RCVBUF (ingest.udp.receiveBufferSize in
  * bytes; unset = the kernel's default, net.core.rmem_default), BENCH_NODE_OPTIONS (NODE_OPTIONS of
- * the forwarder only, e.g. --max-old-space-size=48 to tell a leak from a lazily collected heap).
+ * the forwarder only, e.g. --max-old-space-size=48 to tell a leak from a lazily collected heap),
+ * BENCH_MCP_SOCKET (mcp.socket; `off` runs the gateway without its agent side, to measure that).
  *
  * The machine's load average is printed with the figures: start-up times and UDP drops depend on
  * what else is running.
@@ -71,6 +72,8 @@ const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 30)
 const LOAD_S = Number(process.env.BENCH_LOAD_S ?? 30)
 const RATE = Number(process.env.BENCH_RATE ?? 10_000)
 const RCVBUF = process.env.BENCH_RCVBUF
+/** mcp.socket of the forwarder: unset = the default (the agent socket on); `off` measures a gateway without the agent side. */
+const MCP_SOCKET = process.env.BENCH_MCP_SOCKET
 const DEVICES = 20
 const TICK_MS = 10
 const MB = 1024 * 1024
@@ -351,6 +354,7 @@ async function main (): Promise<void> {
       tls,
       uplink: { url: broker.url, heartbeatInterval: 1000 },
       ingest: { udp: { address: '127.0.0.1', port: 0, ...(RCVBUF === undefined ? {} : { receiveBufferSize: Number(RCVBUF) }) }, rateLimit: { eventsPerSecond: 1_000_000, bytesPerSecond: 64 * MB } },
+      ...(MCP_SOCKET === undefined ? {} : { mcp: { socket: MCP_SOCKET } }),
     }, null, 2))
     // Only this NOTIFY_SOCKET: none inherited from a systemd the bench itself may run under.
     // The environment edgefwd.service gives it: the default memory budget's NODE_OPTIONS and

@@ -35,6 +35,8 @@ const work = join(dist, 'sea')
 const FORWARDER_COMMAND = '__edgefwd-simulation-forwarder'
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
 const ADDON_ASSET = 'leveldb.node'
+/** The MCP server, bundled apart (packaging/sea/mcp-loader.ts). */
+const MCP_ASSET = 'mcp.cjs'
 /** Packages that libraries in the bundle probe for with require() and do without. */
 const ABSENT_PACKAGES = ['long', 'supports-color', 'bufferutil', 'utf-8-validate', 'msgpackr-extract']
 
@@ -70,15 +72,18 @@ async function buildTarget (name, target) {
 
   const addon = readFileSync(join(root, target.addon))
   const addonSpec = { sha256: sha256(addon), ...(hasAssets ? { asset: ADDON_ASSET } : { base64: addon.toString('base64') }) }
+  const mcpBundle = join(dir, MCP_ASSET)
+  await bundleMcp(mcpBundle, major)
+  const mcpSpec = hasAssets ? { asset: MCP_ASSET } : { source: readFileSync(mcpBundle, 'utf8') }
   const bundle = join(dir, 'edgefwd.cjs')
-  await bundleFor(bundle, { node: major, addon: addonSpec })
+  await bundleFor(bundle, { node: major, addon: addonSpec, mcp: mcpSpec })
 
   const blob = join(dir, 'sea-prep.blob')
   const config = {
     main: relative(dir, bundle),
     output: relative(dir, blob),
     disableExperimentalSEAWarning: true,
-    ...(hasAssets ? { useSnapshot: false, useCodeCache: true, assets: { [ADDON_ASSET]: join(root, target.addon) } } : {}),
+    ...(hasAssets ? { useSnapshot: false, useCodeCache: true, assets: { [ADDON_ASSET]: join(root, target.addon), [MCP_ASSET]: mcpBundle } } : {}),
     ...(target.execArgv !== undefined && major >= 24 ? { execArgv: target.execArgv } : {})
   }
   writeFileSync(join(dir, 'sea-config.json'), JSON.stringify(config, null, 2))
@@ -135,11 +140,9 @@ async function fetchNode (target) {
   return node
 }
 
-async function bundleFor (outfile, { node, addon }) {
-  const loader = join(root, 'packaging/sea/addon-loader.ts')
-  const result = await build({
-    entryPoints: [join(root, 'packaging/sea/entry.ts')],
-    outfile,
+/** The options both bundles share. */
+function bundleOptions (node) {
+  return {
     bundle: true,
     platform: 'node',
     format: 'cjs',
@@ -149,14 +152,41 @@ async function bundleFor (outfile, { node, addon }) {
     legalComments: 'eof',
     external: ['node:sea'],
     logLevel: 'warning',
-    // import.meta is empty in CommonJS; the three places that read it (version.ts, scenario.ts,
-    // forwarder-child.ts) use the defines below instead when bundled.
+    // import.meta is empty in CommonJS; the places that read it (version.ts, scenario.ts,
+    // forwarder-child.ts) use the defines instead when bundled.
     logOverride: { 'empty-import-meta': 'silent' },
+  }
+}
+
+/** src/mcp/server.ts with the MCP SDK, as a CommonJS module for packaging/sea/mcp-loader.ts. */
+async function bundleMcp (outfile, node) {
+  const result = await build({
+    ...bundleOptions(node),
+    // Only `mcp` loads it, and its size is the single executable's: short names, but the classes
+    // keep theirs (the logs name an error's class).
+    minifyIdentifiers: true,
+    keepNames: true,
+    entryPoints: [join(root, 'src/mcp/server.ts')],
+    outfile,
+    define: { EDGEFWD_VERSION: JSON.stringify(version) },
+    plugins: [{ name: 'edgefwd-sea-mcp', setup (b) { sharedPlugins(b) } }]
+  })
+  if (result.errors.length > 0) fail('esbuild failed (the MCP bundle)')
+}
+
+async function bundleFor (outfile, { node, addon, mcp }) {
+  const loader = join(root, 'packaging/sea/addon-loader.ts')
+  const mcpLoader = join(root, 'packaging/sea/mcp-loader.ts')
+  const result = await build({
+    ...bundleOptions(node),
+    entryPoints: [join(root, 'packaging/sea/entry.ts')],
+    outfile,
     define: {
       EDGEFWD_VERSION: JSON.stringify(version),
       EDGEFWD_SCENARIOS: JSON.stringify(builtinScenarios()),
       EDGEFWD_FORWARDER_COMMAND: JSON.stringify(FORWARDER_COMMAND),
-      EDGEFWD_ADDON: JSON.stringify(addon)
+      EDGEFWD_ADDON: JSON.stringify(addon),
+      EDGEFWD_MCP: JSON.stringify(mcp)
     },
     plugins: [{
       name: 'edgefwd-sea',
@@ -167,26 +197,38 @@ async function bundleFor (outfile, { node, addon }) {
           loader: 'js',
           resolveDir: root
         }))
-        // zod re-exports all of its ~60 locales (`z.locales`), ~16 ms of every start; edgefwd's
-        // messages are its own or zod's English ones, so the bundle keeps only `en`.
-        b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, args => args.importer.includes(`${sep}zod${sep}`)
-          ? { path: join(dirname(args.importer), '../locales/index.js'), namespace: 'edgefwd-zod-locales' }
-          : undefined)
-        b.onLoad({ filter: /.*/, namespace: 'edgefwd-zod-locales' }, args => ({
-          contents: `export { default as en } from ${JSON.stringify(join(dirname(args.path), 'en.js'))}`,
+        // The MCP server is the asset (bundleMcp), not part of this script.
+        b.onResolve({ filter: /\/mcp\/server\.js$/ }, args => args.importer.startsWith(join(root, 'src')) ? { path: 'mcp-server', namespace: 'edgefwd-sea' } : undefined)
+        b.onLoad({ filter: /^mcp-server$/, namespace: 'edgefwd-sea' }, () => ({
+          contents: `module.exports = require(${JSON.stringify(mcpLoader)}).loadEmbeddedMcp(EDGEFWD_MCP)`,
           loader: 'js',
-          resolveDir: dirname(args.path)
+          resolveDir: root
         }))
-        const absent = new RegExp(`^(${ABSENT_PACKAGES.join('|')})$`)
-        b.onResolve({ filter: absent }, args => ({ path: args.path, namespace: 'edgefwd-absent' }))
-        b.onLoad({ filter: /.*/, namespace: 'edgefwd-absent' }, args => ({
-          contents: `const e = new Error(${JSON.stringify(`Cannot find module '${args.path}' (not part of the single executable)`)}); e.code = 'MODULE_NOT_FOUND'; throw e`,
-          loader: 'js'
-        }))
+        sharedPlugins(b)
       }
     }]
   })
   if (result.errors.length > 0) fail('esbuild failed')
+}
+
+/** What both bundles do alike: zod's English locale only, and the optional packages answered "not found". */
+function sharedPlugins (b) {
+  // zod re-exports all of its ~60 locales (`z.locales`), ~16 ms of every start; edgefwd's
+  // messages are its own or zod's English ones, so the bundle keeps only `en`.
+  b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, args => args.importer.includes(`${sep}zod${sep}`)
+    ? { path: join(dirname(args.importer), '../locales/index.js'), namespace: 'edgefwd-zod-locales' }
+    : undefined)
+  b.onLoad({ filter: /.*/, namespace: 'edgefwd-zod-locales' }, args => ({
+    contents: `export { default as en } from ${JSON.stringify(join(dirname(args.path), 'en.js'))}`,
+    loader: 'js',
+    resolveDir: dirname(args.path)
+  }))
+  const absent = new RegExp(`^(${ABSENT_PACKAGES.join('|')})$`)
+  b.onResolve({ filter: absent }, args => ({ path: args.path, namespace: 'edgefwd-absent' }))
+  b.onLoad({ filter: /.*/, namespace: 'edgefwd-absent' }, args => ({
+    contents: `const e = new Error(${JSON.stringify(`Cannot find module '${args.path}' (not part of the single executable)`)}); e.code = 'MODULE_NOT_FOUND'; throw e`,
+    loader: 'js'
+  }))
 }
 
 function builtinScenarios () {

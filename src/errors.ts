@@ -97,8 +97,15 @@ export function formatConfigIssue (issue: ConfigIssue): string {
   return issue.path === '' ? `${where}: ${issue.message}` : `${where}: ${issue.path}: ${issue.message}`
 }
 
+/**
+ * An EdgefwdError (of `code`, if given). Recognised by shape as well as by class: the single
+ * executable loads `edgefwd mcp` as a bundle of its own (packaging/sea/mcp-loader.ts), with its
+ * own copy of this class.
+ */
 export function isEdgefwdError (err: unknown, code?: ErrorCode): err is EdgefwdError {
-  return err instanceof EdgefwdError && (code === undefined || err.code === code)
+  const is = err instanceof EdgefwdError ||
+    (err instanceof Error && err.name === 'EdgefwdError' && Object.hasOwn(errorCodes, String((err as { code?: unknown }).code)))
+  return is && (code === undefined || (err as EdgefwdError).code === code)
 }
 
 /** A file system error in a few words: the errno's meaning, else the message. */

@@ -13,7 +13,7 @@
  * What is left to the caller is the process: signals, systemd notifications, exit codes and the
  * memory budget's heap limits (cli/commands/run.ts).
  */
-import { startAgent, type Agent } from './agent/index.js'
+import type { Agent, AgentHost } from './agent/index.js'
 import type { Config, ConfigBuilder } from './config/index.js'
 import { Supervisor } from './control/supervisor.js'
 import type { ForwarderStats } from './forwarder.js'
@@ -158,8 +158,11 @@ async function serveEndpoint (config: Config, metrics: ForwarderMetrics, supervi
  * for a setting someone chose); the default one only logs why, and the gateway runs without
  * it: forwarding must not depend on a diagnostic channel nobody asked for by name.
  */
-async function startAgentFor (config: Config, host: Parameters<typeof startAgent>[1], logger: Logger): Promise<Agent | undefined> {
+async function startAgentFor (config: Config, host: AgentHost, logger: Logger): Promise<Agent | undefined> {
+  // Loaded only when it runs: with mcp.socket off a gateway carries none of it.
+  if (config.mcp.socket === 'off') return undefined
   try {
+    const { startAgent } = await import('./agent/index.js')
     return await startAgent(config, host, logger)
   } catch (err) {
     if (config.mcp.socket !== undefined) throw err

@@ -11,11 +11,11 @@
  * (edgefwd_mcp_audit_write_failures_total); the call itself is not refused for it.
  */
 import { appendFile, rename, stat } from 'node:fs/promises'
-export { AUDIT_OUTCOMES, AUDIT_TOOLS, type AuditOutcome }
+export { AUDIT_TOOLS, type AuditOutcome }
 import type { Logger } from '../observe/log.js'
 import type { MetricsRegistry } from '../observe/metrics.js'
 
-import { AUDIT_OUTCOMES, AUDIT_TOOLS, type AuditOutcome } from '../observe/catalog.js'
+import { AUDIT_TOOLS, type AuditOutcome } from '../observe/catalog.js'
 
 const MAX_ARGS_CHARS = 1024
 const MAX_DETAIL_CHARS = 400
@@ -35,7 +35,6 @@ export class AuditLog {
   private size: number | undefined
 
   constructor (private readonly file: string, private readonly maxBytes: number, private readonly registry: MetricsRegistry, private readonly logger: Logger, private readonly now: () => number = Date.now) {
-    for (const tool of AUDIT_TOOLS) for (const outcome of AUDIT_OUTCOMES) registry.inc('edgefwd_mcp_calls_total', { tool, outcome }, 0)
     registry.inc('edgefwd_mcp_audit_write_failures_total', undefined, 0)
   }
 

@@ -6,8 +6,8 @@
  *
  * Started by startGateway() next to the Supervisor, so it outlives forwarder restarts; it reads
  * the forwarder through AgentHost only. Its cost on an idle gateway: one timer every SAMPLE_MS
- * (a metrics collect and a look at the counters) and, once a minute, an SLO sample; nothing on
- * the hot path. With `mcp.socket: off` none of it runs.
+ * (a look at the forwarder's counters) and, once a minute, a metrics collect for the SLO sample;
+ * nothing on the hot path. With `mcp.socket: off` none of it runs.
  */
 import { mkdir, readdir, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
@@ -23,7 +23,7 @@ import { startControlServer } from './control-server.js'
 import { IncidentTracker, SAMPLE_MS, type IncidentInput } from './incidents.js'
 import type { ControlOp, ControlRequest, Hello } from './protocol.js'
 import { Remediation, type RemediationHost } from './remediation.js'
-import { bufferReport, dropTotals, healthReport, RateHistory } from './reports.js'
+import { bufferReport, dropTotals, healthReport, RateHistory, type RateSample } from './reports.js'
 import { SloWindows, type SloSample } from './slo.js'
 
 export type { ControlOp, ControlRequest, ControlResponse, Hello } from './protocol.js'
@@ -68,7 +68,8 @@ export async function startAgent (config: Config, host: AgentHost, logger: Logge
     })
   }
   const service = new AgentService(config, host, logger)
-  await service.start()
+  // The history starts in the background: nothing of it is on the way to READY=1.
+  service.start()
   try {
     const server = await startControlServer(socket, async request => await service.handle(request), logger)
     return {
@@ -94,6 +95,8 @@ class AgentService {
   private timer: NodeJS.Timeout | undefined
   private lastSloMs = 0
   private ticking: Promise<void> | undefined
+  /** The saved incidents read, the first sample taken: what every request waits for. */
+  private ready: Promise<void> = Promise.resolve()
 
   constructor (private readonly config: Config, private readonly host: AgentHost, private readonly logger: Logger) {
     this.incidents = new IncidentTracker(join(dirname(auditFilePath(config)), 'incidents.json'), logger)
@@ -103,33 +106,42 @@ class AgentService {
     if (r !== undefined) this.remediation = new Remediation({ allow: r.allow, minIntervalMs: r.minInterval, confirmWithinMs: r.confirmWithin }, this.remediationHost())
   }
 
-  async start (): Promise<void> {
-    await this.incidents.load(Date.now())
-    await this.host.registry.collect()
-    this.dropBaseline = dropTotals(this.host.registry)
-    await this.tick()
+  start (): void {
+    this.ready = (async () => {
+      await this.incidents.load(Date.now())
+      await this.host.registry.collect()
+      this.dropBaseline = dropTotals(this.host.registry)
+      await this.tick()
+    })().catch((err: unknown) => { this.logger.warn({ err }, 'agent: the first sample failed; the next ones will tell') })
     this.timer = setInterval(() => {
-      this.ticking ??= this.tick().finally(() => { this.ticking = undefined })
+      this.ticking ??= this.ready.then(async () => { await this.tick() }).finally(() => { this.ticking = undefined })
     }, SAMPLE_MS).unref()
   }
 
   async stop (): Promise<void> {
     clearInterval(this.timer)
+    await this.ready
     await this.ticking
     await this.incidents.flush()
     await this.audit.flush()
   }
 
+  /**
+   * Every SAMPLE_MS: the forwarder's counters, read directly (no metrics collect: that is once a
+   * minute, for the SLO sample, and on requests).
+   */
   private async tick (): Promise<void> {
     try {
       const registry = this.host.registry
-      await registry.collect()
       const now = Date.now()
-      this.rates.push(registry, now)
       const stats = this.host.forwarder()?.stats()
-      if (stats !== undefined) this.incidents.observe(incidentInput(stats, registry.get('edgefwd_config_updates_total', { result: 'rolled_back' }) ?? 0, now))
+      if (stats !== undefined) {
+        this.rates.push(rateSample(stats, now))
+        this.incidents.observe(incidentInput(stats, registry.get('edgefwd_config_updates_total', { result: 'rolled_back' }) ?? 0, now))
+      }
       if (now - this.lastSloMs >= SLO_SAMPLE_MS) {
         this.lastSloMs = now
+        await registry.collect()
         this.slo.sample(this.sloSample(now))
       }
     } catch (err) {
@@ -155,6 +167,7 @@ class AgentService {
 
   /** Serves one control request; audits and counts every tool call. */
   async handle (request: ControlRequest): Promise<unknown> {
+    await this.ready
     const op = request.op as ControlOp
     const args = (request.args ?? {}) as Record<string, unknown>
     const caller = typeof request.caller === 'string' && request.caller !== '' ? request.caller : 'unnamed'
@@ -204,7 +217,9 @@ class AgentService {
       case 'buffer': {
         await registry.collect()
         const now = Date.now()
-        return bufferReport(registry, this.current(), this.rates.rates(registry, now), this.dropBaseline, now)
+        const stats = this.host.forwarder()?.stats()
+        const rates = stats === undefined ? { overS: 0, acceptedPerS: 0, deliveredPerS: 0, fillBytesPerS: 0 } : this.rates.rates(rateSample(stats, now))
+        return bufferReport(registry, this.current(), rates, this.dropBaseline, now)
       }
       case 'incidents': {
         const limit = typeof args.limit === 'number' && Number.isInteger(args.limit) ? args.limit : DEFAULT_INCIDENTS
@@ -290,6 +305,10 @@ const TOOL_OF: Partial<Record<ControlOp, string>> = {
 
 function objectArg (v: unknown): Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : {}
+}
+
+function rateSample (stats: ForwarderStats, atMs: number): RateSample {
+  return { atMs, used: stats.store.usedBytes, accepted: stats.ingest.events, delivered: stats.uplink.eventsAcked }
 }
 
 /** The counters incidents are read from, out of the forwarder's stats. */

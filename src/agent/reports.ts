@@ -75,7 +75,8 @@ export interface GatewayFacts {
   nowMs: number
 }
 
-interface RateSample { atMs: number, used: number, accepted: number, delivered: number }
+/** Totals a rate is measured from: the running forwarder's own counters (they restart with it). */
+export interface RateSample { atMs: number, used: number, accepted: number, delivered: number }
 
 /** The last minute of a few totals, one sample per agent tick, for rates. */
 export class RateHistory {
@@ -83,21 +84,24 @@ export class RateHistory {
 
   constructor (private readonly spanMs = 60_000) {}
 
-  push (registry: MetricsRegistry, atMs: number): void {
-    this.samples.push({ atMs, used: value(registry, 'edgefwd_store_used_bytes'), accepted: value(registry, 'edgefwd_events_accepted_total'), delivered: registry.sum('edgefwd_events_acked_total') })
-    while (this.samples.length > 2 && (this.samples[1] as RateSample).atMs <= atMs - this.spanMs) this.samples.shift()
+  push (s: RateSample): void {
+    const last = this.samples[this.samples.length - 1]
+    // A forwarder restarted (a remote configuration) counts from 0 again: start over.
+    if (last !== undefined && (s.accepted < last.accepted || s.delivered < last.delivered)) this.samples.length = 0
+    this.samples.push(s)
+    while (this.samples.length > 2 && (this.samples[1] as RateSample).atMs <= s.atMs - this.spanMs) this.samples.shift()
   }
 
-  rates (registry: MetricsRegistry, atMs: number): BufferReport['rates'] {
+  rates (now: RateSample): BufferReport['rates'] {
     const first = this.samples[0]
-    const overMs = first === undefined ? 0 : atMs - first.atMs
-    if (first === undefined || overMs < 1000) return { overS: 0, acceptedPerS: 0, deliveredPerS: 0, fillBytesPerS: 0 }
-    const per = (now: number, then: number): number => Math.round((now - then) / (overMs / 1000) * 10) / 10
+    const overMs = first === undefined ? 0 : now.atMs - first.atMs
+    if (first === undefined || overMs < 1000 || now.accepted < first.accepted) return { overS: 0, acceptedPerS: 0, deliveredPerS: 0, fillBytesPerS: 0 }
+    const per = (a: number, b: number): number => Math.round((a - b) / (overMs / 1000) * 10) / 10
     return {
       overS: Math.round(overMs / 1000),
-      acceptedPerS: per(value(registry, 'edgefwd_events_accepted_total'), first.accepted),
-      deliveredPerS: per(registry.sum('edgefwd_events_acked_total'), first.delivered),
-      fillBytesPerS: per(value(registry, 'edgefwd_store_used_bytes'), first.used),
+      acceptedPerS: per(now.accepted, first.accepted),
+      deliveredPerS: per(now.delivered, first.delivered),
+      fillBytesPerS: per(now.used, first.used),
     }
   }
 }

@@ -57,6 +57,9 @@ const CARRIAGE_RETURN = 0x0d
 
 type State = 'idle' | 'open' | 'closed'
 
+/** How long requests read before the input ended still get their answers. */
+const END_GRACE_MS = 5000
+
 /** Output streams that already have the after-close error swallower (one per stream, not per transport). */
 const guardedOutputs = new WeakSet<Writable>()
 const swallow = (): void => {}
@@ -78,6 +81,10 @@ export class LineTransport implements Transport {
   private readonly decoder = new TextDecoder('utf-8', { fatal: true })
   private readonly maxBytes: number
   private readonly drainTimeoutMs: number
+  /** Ids of requests received and not answered yet. */
+  private readonly unanswered = new Set<string | number>()
+  /** The input ended while requests were unanswered: close once they are (or END_GRACE_MS passed). */
+  private ending: NodeJS.Timeout | undefined
 
   constructor (private readonly input: Readable, private readonly output: Writable, private readonly options: LineTransportOptions) {
     if (!Number.isSafeInteger(options.maxMessageBytes) || options.maxMessageBytes < 1) {
@@ -111,11 +118,17 @@ export class LineTransport implements Transport {
   async send (message: JSONRPCMessage): Promise<void> {
     if (this.state !== 'open') throw new Error('LineTransport.send(): the transport is closed')
     await this.write(`${JSON.stringify(message)}\n`)
+    const answered = message as { id?: unknown, method?: unknown }
+    if (answered.method === undefined && (typeof answered.id === 'string' || typeof answered.id === 'number')) {
+      this.unanswered.delete(answered.id)
+      if (this.ending !== undefined && this.unanswered.size === 0) void this.close()
+    }
   }
 
   async close (): Promise<void> {
     if (this.state === 'closed') return
     this.state = 'closed'
+    clearTimeout(this.ending)
     this.input.off('data', this.onData)
     this.input.off('error', this.onInputError)
     this.input.off('end', this.onInputEnd)
@@ -225,6 +238,8 @@ export class LineTransport implements Transport {
       this.reject('invalid_request', `Invalid Request: ${whyInvalid(value)}`, idOf(value))
       return
     }
+    const request = message as { id?: unknown, method?: unknown }
+    if (typeof request.method === 'string' && (typeof request.id === 'string' || typeof request.id === 'number')) this.unanswered.add(request.id)
     this.onmessage?.(message)
   }
 
@@ -245,8 +260,13 @@ export class LineTransport implements Transport {
     void this.close()
   }
 
+  /** The agent closed our input: requests it already sent are still answered, for at most END_GRACE_MS. */
   private readonly onInputEnd = (): void => {
-    void this.close()
+    if (this.unanswered.size === 0 || this.state !== 'open') {
+      void this.close()
+      return
+    }
+    this.ending ??= setTimeout(() => { void this.close() }, END_GRACE_MS)
   }
 
   private readonly onOutputError = (err: Error): void => {

@@ -15,7 +15,7 @@ import { CLI } from './helpers/mcp-gateway.js'
 assertBuilt()
 
 t.test('an agent attached to a simulation sees its outage and evictions; the run ends when it leaves', async t => {
-  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'simulate', '--mcp', '--duration', '8s'], stderr: 'pipe' })
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'simulate', '--mcp', '--duration', '6s'], stderr: 'pipe' })
   let stderr = ''
   transport.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const client = new Client({ name: 'sim-agent', version: '1' })
@@ -39,7 +39,7 @@ t.test('an agent attached to a simulation sees its outage and evictions; the run
 })
 
 t.test('without an agent on its input, simulate --mcp still runs to its verdict', async t => {
-  const child = spawn(process.execPath, [CLI, 'simulate', '--mcp', '--duration', '3s'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [CLI, 'simulate', '--mcp', '--duration', '2s'], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   child.stdout.on('data', (c: Buffer) => { out += c.toString() })

@@ -2,8 +2,8 @@
  * The linux-x64 single executable made by `npm run build:sea`, run as an operator would: copied
  * into an empty directory outside the repository, with an environment that has no node on PATH
  * and no node_modules anywhere above it. Every command works from it: --version, config check,
- * certs (it makes the PKI for the rest), run and sink against Mosquitto over mutual TLS, and
- * simulate. SHA256SUMS matches the files, and the .xz copy is the binary.
+ * certs (it makes the PKI for the rest), run and sink against Mosquitto over mutual TLS, mcp
+ * against that run, and simulate. SHA256SUMS matches the files, and the .xz copy is the binary.
  *
  * Run by `npm run test:package` after build:sea (not part of npm test: the build takes minutes).
  */
@@ -134,6 +134,20 @@ t.test('certs, run and sink from the binary against Mosquitto over mutual TLS', 
   device.end()
   const written = (): number => existsSync(events) ? readFileSync(events, 'utf8').split('\n').filter(l => l !== '').length : 0
   await waitFor(`${COUNT} events at the sink`, () => written() >= COUNT)
+
+  // edgefwd mcp from the binary (its MCP server is an asset of it, compiled on demand), talking
+  // to the running forwarder through its agent socket.
+  const mcp = spawnSync(exe, ['mcp', 'gw.yaml'], {
+    cwd: root, env, encoding: 'utf8', timeout: 30_000,
+    input: [
+      { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'sea-test', version: '1' } } },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'get_buffer_report', arguments: {} } },
+    ].map(m => JSON.stringify(m)).join('\n') + '\n',
+  })
+  t.equal(mcp.status, 0, `mcp exits 0 when its input ends (${mcp.stderr.slice(0, 300)})`)
+  const answers = mcp.stdout.split('\n').filter(l => l !== '').map(l => JSON.parse(l) as { id: number, result?: { structuredContent?: { capacityBytes?: number } } })
+  t.equal(answers.find(a => a.id === 2)?.result?.structuredContent?.capacityBytes, 8 * 1024 * 1024, 'get_buffer_report answers with the gateway\'s figures')
 
   forwarder.child.kill('SIGTERM')
   t.equal(await forwarder.exited, 0, 'run stops cleanly on SIGTERM')

@@ -240,6 +240,16 @@ t.test('the end of the input closes the transport once; send() after close rejec
   await t.rejects(h.transport.send({ jsonrpc: '2.0', id: 1, result: {} }), /closed/)
 })
 
+t.test('requests read before the input ended are still answered, then the transport closes', async t => {
+  const h = await harness(t)
+  await initialize(h)
+  h.send({ jsonrpc: '2.0', id: 'last', method: 'tools/call', params: { name: 'echo', arguments: { text: 'bye' } } })
+  h.input.end()
+  const last = await h.answer('last')
+  t.same((last.result as { content: unknown[] }).content, [{ type: 'text', text: 'bye' }], 'answered after the input ended')
+  await waitFor('the transport closed', () => h.closes() === 1, 5000, 5)
+})
+
 t.test('an output error (EPIPE) closes the transport without throwing', async t => {
   const h = await harness(t)
   await initialize(h)
