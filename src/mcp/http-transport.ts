@@ -44,6 +44,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import { isIP, type AddressInfo, type Socket } from 'node:net'
 import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type McpServer } from '@modelcontextprotocol/server'
 import { EdgefwdError, fsErrorReason } from '../errors.js'
+import { listenHint, listenOn } from '../observe/http-server.js'
 import type { Logger } from '../observe/log.js'
 
 export interface McpHttpOptions {
@@ -102,11 +103,6 @@ const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]']
 /** Request headers that describe this hop, not the message: not copied into the web Request. */
 const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'content-length', 'proxy-connection', 'te', 'trailer'])
 
-const LISTEN_HINTS: Record<string, string> = {
-  EADDRINUSE: 'another process listens there; pick another port in mcp.http.listen',
-  EACCES: 'ports below 1024 need privileges; use a port above 1024 in mcp.http.listen',
-  EADDRNOTAVAIL: 'the host part of mcp.http.listen is not an address of this machine',
-}
 
 /** What a request is checked against, fixed at start. */
 interface Endpoint {
@@ -157,7 +153,7 @@ export async function startMcpHttp (options: McpHttpOptions): Promise<McpHttpSer
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   })
-  await listen(server, host, port, options.listen)
+  await listenOn(server, host, port, err => mcpError(`the MCP endpoint cannot listen on ${options.listen}: ${err.code ?? err.message}`, listenHint(err.code, 'mcp.http.listen'), err))
   const bound = server.address() as AddressInfo
   const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`
   const scheme = tls === undefined ? 'http' : 'https'
@@ -469,22 +465,6 @@ async function readText (path: string, what: string, key: string): Promise<strin
   } catch (err) {
     throw mcpError(`the MCP ${what} ${path} cannot be read: ${fsErrorReason(err)}`, `check ${key}`, err)
   }
-}
-
-async function listen (server: Server, host: string, port: number, listenText: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      server.off('listening', onListening)
-      reject(mcpError(`the MCP endpoint cannot listen on ${listenText}: ${err.code ?? err.message}`, LISTEN_HINTS[err.code ?? ''] ?? 'check mcp.http.listen', err))
-    }
-    const onListening = (): void => {
-      server.off('error', onError)
-      resolve()
-    }
-    server.once('error', onError)
-    server.once('listening', onListening)
-    server.listen({ host, port })
-  })
 }
 
 function mcpError (message: string, hint: string, cause?: unknown): EdgefwdError {

@@ -55,10 +55,14 @@ const REQUEST_TIMEOUT_MS = 10_000
 /** How often Node enforces the two timeouts above; its default (30 s) would make them 30 s late. */
 const TIMEOUT_CHECK_INTERVAL_MS = 1000
 
-const LISTEN_HINTS: Record<string, string> = {
-  EADDRINUSE: 'another process listens there; pick another port in observe.metrics.listen',
-  EACCES: 'ports below 1024 need privileges; use a port above 1024 in observe.metrics.listen',
-  EADDRNOTAVAIL: 'the host part of observe.metrics.listen is not an address of this machine',
+/** What to do about an error listen() met, naming the setting `key` that holds the address. */
+export function listenHint (code: string | undefined, key: string): string {
+  switch (code) {
+    case 'EADDRINUSE': return `another process listens there; pick another port in ${key}`
+    case 'EACCES': return `ports below 1024 need privileges; use a port above 1024 in ${key}`
+    case 'EADDRNOTAVAIL': return `the host part of ${key} is not an address of this machine`
+    default: return `check ${key}`
+  }
 }
 
 /**
@@ -75,7 +79,11 @@ export async function startObserveServer (options: ObserveServerOptions): Promis
   })
   server.headersTimeout = HEADERS_TIMEOUT_MS
   server.requestTimeout = REQUEST_TIMEOUT_MS
-  await listen(server, host, port)
+  await listenOn(server, host, port, err => {
+    const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+    return new EdgefwdError('EDGEFWD_ERR_METRICS_LISTEN', `the metrics endpoint cannot listen on ${where}: ${err.code ?? err.message}`,
+      { cause: err, hint: listenHint(err.code, 'observe.metrics.listen') })
+  })
   const bound = server.address() as AddressInfo
   const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`
   logger.info({ address }, 'observe endpoint listening')
@@ -98,14 +106,12 @@ export async function startObserveServer (options: ObserveServerOptions): Promis
   }
 }
 
-async function listen (server: Server, host: string, port: number): Promise<void> {
+/** server.listen() as a promise: listening, or rejected with what `fail` makes of the error. */
+export async function listenOn (server: Server, host: string, port: number, fail: (err: NodeJS.ErrnoException) => Error): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       server.off('listening', onListening)
-      const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
-      const hint = LISTEN_HINTS[err.code ?? ''] ?? 'check observe.metrics.listen'
-      reject(new EdgefwdError('EDGEFWD_ERR_METRICS_LISTEN',
-        `the metrics endpoint cannot listen on ${where}: ${err.code ?? err.message}`, { cause: err, hint }))
+      reject(fail(err))
     }
     const onListening = (): void => {
       server.off('error', onError)
