@@ -130,46 +130,60 @@ export async function startMcpGateway (t: Test, options: { id: string, mcp?: str
 /** `edgefwd mcp --socket S` as an agent starts it, with raw JSON-RPC lines in and out. */
 export interface RawMcp {
   child: ChildProcessWithoutNullStreams
+  /** Lines on standard output that were not JSON (there must be none). */
+  stray: string[]
+  /** Standard error so far. */
+  stderr: () => string
   /** Writes one line (a string is sent as is, an object as JSON). */
   write: (message: string | object) => void
-  /** The next answer with this id (null: the next error without an id), within 10 s. */
-  answer: (id: number | null) => Promise<Record<string, unknown>>
+  /** The next answer with this id (null: the next error without an id), within `ms` (10 s). */
+  answer: (id: number | null, ms?: number) => Promise<Record<string, unknown>>
   close: () => Promise<void>
 }
 
-export function spawnRawMcp (t: Test, socket: string): RawMcp {
-  const child = spawn(process.execPath, [CLI, 'mcp', '--socket', socket], { stdio: ['pipe', 'pipe', 'pipe'] })
+export function spawnRawMcp (t: Test, socket: string, args: string[] = ['mcp', '--socket', socket]): RawMcp {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
   const answers: Array<Record<string, unknown>> = []
+  const stray: string[] = []
   let pending = ''
+  let stderr = ''
   child.stdout.setEncoding('utf8')
   child.stdout.on('data', (chunk: string) => {
     pending += chunk
     for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-      answers.push(JSON.parse(pending.slice(0, nl)) as Record<string, unknown>)
+      const line = pending.slice(0, nl)
       pending = pending.slice(nl + 1)
+      try {
+        answers.push(JSON.parse(line) as Record<string, unknown>)
+      } catch {
+        stray.push(line)
+      }
     }
   })
-  child.stderr.resume()
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', (chunk: string) => { stderr += chunk })
   const close = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return
     const exited = new Promise<void>(resolve => { child.once('exit', () => { resolve() }) })
     child.stdin.end()
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 5000)
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
     await exited
     clearTimeout(timer)
   }
   t.teardown(close)
   return {
     child,
+    stray,
+    stderr: () => stderr,
     write: message => { child.stdin.write(typeof message === 'string' ? `${message}\n` : `${JSON.stringify(message)}\n`) },
-    answer: async id => {
+    answer: async (id, ms = 10_000) => {
       let found: Record<string, unknown> | undefined
       await waitFor(`an answer with id ${String(id)}`, () => {
         const at = answers.findIndex(a => a.id === id)
         if (at < 0) return false
         found = answers.splice(at, 1)[0]
         return true
-      }, 10_000)
+      }, ms)
       return found as Record<string, unknown>
     },
     close,
