@@ -141,6 +141,8 @@ for (const kind of ['mosquitto', 'aedes'] as const) {
       t.teardown(() => { client.end(true) })
       t.ok(client.connected)
       // The username Mosquitto logs is the certificate CN (use_identity_as_username), not the client id.
+      // aedes records a client on 'clientReady', which may come just after the client has its CONNACK.
+      await waitFor('the broker to record the client', () => broker.identities().some(i => i.clientId === clientId), 5000)
       t.same(broker.identities().filter(i => i.clientId === clientId), [{ clientId, name: GATEWAY, protocolVersion: kind === 'mosquitto' ? 5 : 4 }])
       await client.endAsync()
     })
