@@ -186,7 +186,7 @@ export class Forwarder {
   }
 
   /** Re-reads the TLS files (SIGHUP); a bad set is logged and the current one kept. */
-  reloadTls (): void { void this.tls.reload('SIGHUP') }
+  reloadTls (): void { void this.reloadTlsNow('SIGHUP') }
 
   /** Re-reads the TLS files now and says what came of it (a remediation; SIGHUP does the same without the answer). */
   async reloadTlsNow (reason: string): Promise<ReloadResult> { return await this.tls.reload(reason) }
@@ -196,9 +196,6 @@ export class Forwarder {
 
   /** Reclaims the disk held by deleted events now (LevelDB compactRange). */
   async compactStore (): Promise<void> { await this.store.compact() }
-
-  /** Gateway time of the oldest buffered event; undefined when the store is empty. */
-  async oldestEventTimeMs (): Promise<number | undefined> { return await this.store.oldestEventTimeMs() }
 
   /** The parts' counters and states, read together (for status lines and tests; the metrics read them too). */
   stats (): ForwarderStats {

@@ -11,7 +11,7 @@
  * (edgefwd_mcp_audit_write_failures_total); the call itself is not refused for it.
  */
 import { appendFile, rename, stat } from 'node:fs/promises'
-export { AUDIT_TOOLS, type AuditOutcome }
+export type { AuditOutcome }
 import type { Logger } from '../observe/log.js'
 import type { MetricsRegistry } from '../observe/metrics.js'
 

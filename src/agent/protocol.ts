@@ -38,8 +38,6 @@ export interface ControlOps {
 
 export type ControlOp = keyof ControlOps
 
-export const CONTROL_OPS: readonly ControlOp[] = ['hello', 'health', 'buffer', 'incidents', 'slo', 'actions', 'dry_run', 'execute', 'audit']
-
 export interface Hello {
   gatewayId: string
   version: string

@@ -17,8 +17,6 @@ import type { SloReport, SloWindowReport } from '../agent/slo.js'
 import { isEdgefwdError } from '../errors.js'
 import { ControlError, type ControlClient } from './control-client.js'
 
-export const READ_TOOLS = ['get_gateway_health', 'get_buffer_report', 'get_incident_context', 'get_slo_report'] as const
-export const WRITE_TOOLS = ['list_remediation_actions', 'execute_remediation'] as const
 export const MAX_INCIDENTS_PER_CALL = 10
 
 interface ToolResult {
