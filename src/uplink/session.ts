@@ -146,7 +146,6 @@ export class Uplink {
     switch (life.kind) {
       case 'online':
         this.logger.info({ broker: this.brokers.current().url }, 'uplink: reconnect requested, dropping the connection')
-        life.link.lastError = 'reconnect requested'
         life.link.connection.destroy()
         return 'the connection was dropped; connecting again now'
       case 'backoff':

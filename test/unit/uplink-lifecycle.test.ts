@@ -108,3 +108,22 @@ t.test('a batch refused by the broker goes through the jittered backoff before t
   await until('delivered', () => uplink.stats().eventsAcked === 5)
   t.equal(records().filter(r => typeof r.waitMs === 'number').length, 2, 'each wait logged')
 })
+
+t.test('reconnectNow: online, the connection is dropped (its batch goes back) and made again at once; in backoff, the wait ends now', async t => {
+  const h = await memoryUplink(t, { backoff: { initialMs: 10_000, maxMs: 60_000, multiplier: 2 } })
+  const { uplink, peer } = h
+  await startWithBatchInFlight(h)
+  t.match(uplink.reconnectNow(), /connection was dropped/)
+  await until('online on a second connection', () => uplink.state() === 'online' && peer.connections.length === 2)
+  await h.clock.advance(1000) // a lease that found its events still held waits one linger
+  await until('the batch sent again', () => peer.current?.unanswered(EVENTS_TOPIC).length === 1)
+  t.match(uplink.stats(), { eventsResent: 5, lastOutage: { sinceMs: Number, untilMs: Number } }, 'its batch went back to the store and was sent again; the outage is on record')
+  peer.connectError = new Error('connect ECONNREFUSED')
+  peer.current?.drop()
+  await until('backing off', () => uplink.state() === 'backoff')
+  const attempts = peer.attempts
+  t.match(uplink.reconnectNow(), /backoff wait .* was cut short/)
+  await until('an attempt at once, without the clock moving', () => peer.attempts === attempts + 1)
+  await until('backing off again', () => uplink.state() === 'backoff')
+  t.ok(uplink.stats().backoffMs >= 10_000, 'that attempt failed too: the backoff goes on, longer, not reset by the request')
+})
