@@ -74,7 +74,8 @@
  * Environment: BENCH_EVENTS (1000000), BENCH_IDLE_S (10), BENCH_SOAK_S (600), BENCH_RATE (5000),
  * BENCH_GARBAGE (1200000), BENCH_BUDGET (MiB, or a size such as 128MiB; 96), BENCH_SEA (0: skip
  * the single executable), BENCH_OFF (0: skip the runs with the budget off, for trying things;
- * the ratio is then not printed), BENCH_NODE_OPTIONS (added to the budget's NODE_OPTIONS). The
+ * the ratio is then not printed), BENCH_NODE_OPTIONS (added to the budget's NODE_OPTIONS),
+ * BENCH_MCP_SOCKET (mcp.socket of the forwarder; off: without its agent side). The
  * machine's load average is printed with the figures: drain rates and UDP drops depend on what
  * else runs.
  *

@@ -63,7 +63,9 @@ function writeConfig (dir: string, setup: Setup, budgeted: boolean): string {
       udp: { address: '127.0.0.1', port: 0 },
       tcp: [{ address: '127.0.0.1', port: 0 }],
       rateLimit: { eventsPerSecond: 1_000_000, bytesPerSecond: '64MiB' }
-    }
+    },
+    // BENCH_MCP_SOCKET=off: the gateway without its agent side, to measure that side's cost.
+    ...(process.env.BENCH_MCP_SOCKET === undefined ? {} : { mcp: { socket: process.env.BENCH_MCP_SOCKET } }),
   }))
   return file
 }
