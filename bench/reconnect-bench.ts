@@ -1,6 +1,6 @@
 /**
  * `npm run bench:reconnect`: how a fleet comes back after its broker was away, with the uplink's
- * own backoff (src/uplink/backoff.ts), on simulated time.
+ * own backoff (src/backoff.ts), on simulated time.
  *
  * BENCH_GATEWAYS (1000) gateways lose the broker at t = 0 (a restart: the port is closed, so
  * each attempt fails at once, as it does against a stopped Mosquitto) and it listens again at t =
@@ -15,7 +15,7 @@
  * session's waits are exactly Backoff.next()'s (test/integration/uplink-reconnect.test.ts checks
  * that with an injected sleep), and 1000 real mTLS clients would measure this machine's CPU.
  */
-import { Backoff, type BackoffOptions } from '../src/uplink/backoff.js'
+import { Backoff, type BackoffOptions } from '../src/backoff.js'
 
 const GATEWAYS = Number(process.env.BENCH_GATEWAYS ?? 1000)
 const OUTAGES_S = [30, 300, 3600]

@@ -15,7 +15,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createLogger, type Logger } from '../../src/observe/log.js'
 import { openMemoryStore, type EventStore } from '../../src/store/index.js'
-import type { BackoffOptions } from '../../src/uplink/backoff.js'
+import type { BackoffOptions } from '../../src/backoff.js'
 import { connectMqtt, type ConnectBroker } from '../../src/uplink/broker-connection.js'
 import { parseBrokerUrl, type BrokerAddress } from '../../src/uplink/connect.js'
 import { Uplink, type UplinkOptions } from '../../src/uplink/session.js'

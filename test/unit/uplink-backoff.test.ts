@@ -1,6 +1,6 @@
 import t from 'tap'
 import { loadConfig } from '../../src/config/index.js'
-import { Backoff } from '../../src/uplink/backoff.js'
+import { Backoff } from '../../src/backoff.js'
 import { uplinkOptions } from '../../src/uplink/options.js'
 
 t.test('full jitter: each wait is uniform below a cap that grows by the multiplier up to the maximum', async t => {

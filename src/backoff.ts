@@ -1,4 +1,6 @@
 /**
+ * Reconnect backoff shared by the uplink and the ingest sources that connect out (MQTT, Modbus).
+ *
  * Reconnect delays: exponential with full jitter (AWS Architecture Blog, "Exponential Backoff And
  * Jitter"): attempt n waits a uniformly random time in [0, min(max, initial * multiplier^n)).
  * Full jitter spreads a fleet that lost its broker at the same moment over the whole window, so
