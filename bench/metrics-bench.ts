@@ -61,7 +61,7 @@ const ingest: IngestCounterSnapshot = {
   frames: 1e6, events: 1e6, hellos: 0, clockSkewed: 0,
   rejected: Object.fromEntries(REJECT_REASONS.map(r => [r, 7])) as IngestCounterSnapshot['rejected'],
   store: { appends: 0, durable: 0, notDurable: 0, refused: {}, failed: 0 },
-  transports: Object.fromEntries(['udp', 'tcp', 'unix', 'serial', 'stdin'].map(n => [n, { frames: 1e5, bytes: 1e7, rejected: {}, dropped: { overloaded: 3 }, errors: 0, connections: 0, acks: 0, ackTimeouts: 0 }])),
+  transports: Object.fromEntries(['udp', 'tcp', 'unix', 'serial', 'stdin'].map(n => [n, { frames: 1e5, bytes: 1e7, rejected: {}, dropped: { overloaded: 3 }, errors: 0, connections: 0, acks: 0, ackTimeouts: 0, failures: {} }])),
   devices: Object.fromEntries(Array.from({ length: 1024 }, (_, i) => [`dev-${i}`, { frames: 1, events: 1, bytes: 1, hellos: 0, rejected: {}, seqGaps: 0, lastSeq: 1, lastSeenMs: now }])),
   devicesForgotten: 0
 }

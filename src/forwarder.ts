@@ -103,7 +103,8 @@ export class Forwarder {
       closing.unshift(async () => { await uplink.stop(0) })
       const ingestLogger = childLogger(logger, 'ingest')
       const pipeline = new IngestPipeline(store, ingestOptions(config.ingest), ingestLogger)
-      const transports = createTransports(config.ingest, transportContext(config.ingest, { pipeline, logger: ingestLogger }, budget), deps.io)
+      const transports = createTransports(config.ingest, transportContext(config.ingest, { pipeline, logger: ingestLogger }, budget), deps.io,
+        { gatewayId: config.gateway.id, env: deps.env })
       const listening: string[] = []
       for (const transport of transports) {
         listening.push(`${transport.name} ${(await transport.start()).address}`)

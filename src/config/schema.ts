@@ -10,7 +10,10 @@ import { z } from 'zod'
 import { checkedSection, duration, oneOrList, section, size, sizeOrOff } from './fields.js'
 import { defaultGatewayId, GATEWAY_ID_MAX_LENGTH, GATEWAY_ID_PATTERN } from './gateway-id.js'
 import { DEFAULT_MEMORY_BUDGET, MIN_MEMORY_BUDGET } from './memory-budget.js'
+import { mqttSources, SERIAL_BAUDS } from './source-schema.js'
 import { formatSize } from './units.js'
+
+export { SERIAL_BAUDS } from './source-schema.js'
 
 // A configuration is parsed once per process: zod's default of compiling a parser for each
 // object schema (new Function) costs more than it saves, and is code generation a hardened
@@ -74,9 +77,6 @@ const log = section({
  */
 export const PRIORITY_NAMES = ['low', 'normal', 'high', 'critical'] as const
 export const TCP_FORMATS = ['frames', 'jsonl'] as const
-/** The rates stty(1) on Linux accepts by number. */
-export const SERIAL_BAUDS = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800,
-  500000, 576000, 921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000] as const
 
 const devicePattern = z.string()
   .regex(GATEWAY_ID_PATTERN, { error: 'must be a device id or pattern: printable ASCII without spaces, "/", "+" or "#"' })
@@ -139,6 +139,7 @@ const ingest = checkedSection({
       { error: `must be one of ${SERIAL_BAUDS.join(', ')}` }).default(115200),
   }).readonly()).readonly().default([]),
   stdin: z.boolean().default(false),
+  mqtt: mqttSources,
 }, (ingest, ctx) => {
   // Checked here rather than as the record's key schema: zod reports a bad record key only as
   // "Invalid key in record", without saying what a key must look like.
@@ -214,7 +215,7 @@ const uplink = checkedSection({
   keepalive: duration({ min: 1000, max: 18 * 3_600_000 }).default(30_000),
   backoff: section({
     initial: duration({ min: 1 }).default(500),
-    // 10 s, not 60: see src/uplink/backoff.ts (a fleet back within ~3 s of its broker, p99 9 s).
+    // 10 s, not 60: see src/backoff.ts (a fleet back within ~3 s of its broker, p99 9 s).
     max: duration({ min: 1 }).default(10_000),
     multiplier: z.number().min(1).max(10).default(2),
     refusedMin: duration({ min: 0 }).default(30_000),

@@ -4,7 +4,7 @@
  * them into a plain object for metrics and tests.
  */
 import type { DropReasonName } from '../types.js'
-import { REJECT_REASONS, type RejectReason } from './reasons.js'
+import { REJECT_REASONS, type RejectReason, type SourceFailure } from './reasons.js'
 
 /** Drops a transport makes before a frame reaches the pipeline (not device faults). */
 export type TransportDropReason = 'overloaded'
@@ -26,6 +26,8 @@ export interface TransportCounters {
   acks: number
   /** Connections closed because an ack write waited longer than ackTimeout for 'drain'. */
   ackTimeouts: number
+  /** A source's failures to read its devices, by reason (MQTT and Modbus only). */
+  failures: CountMap<SourceFailure>
 }
 
 export interface DeviceCounters {
@@ -85,7 +87,7 @@ export class IngestCounters {
   transport (name: string): TransportCounters {
     let t = this.transports.get(name)
     if (t === undefined) {
-      t = { frames: 0, bytes: 0, rejected: {}, dropped: {}, errors: 0, connections: 0, acks: 0, ackTimeouts: 0 }
+      t = { frames: 0, bytes: 0, rejected: {}, dropped: {}, errors: 0, connections: 0, acks: 0, ackTimeouts: 0, failures: {} }
       this.transports.set(name, t)
     }
     return t
@@ -103,7 +105,7 @@ export class IngestCounters {
       devices: {},
       devicesForgotten
     }
-    for (const [name, t] of this.transports) out.transports[name] = { ...t, rejected: { ...t.rejected }, dropped: { ...t.dropped } }
+    for (const [name, t] of this.transports) out.transports[name] = { ...t, rejected: { ...t.rejected }, dropped: { ...t.dropped }, failures: { ...t.failures } }
     for (const [id, d] of devices) out.devices[id] = { ...d, rejected: { ...d.rejected } }
     return out
   }

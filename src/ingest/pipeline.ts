@@ -41,7 +41,7 @@ import { LruMap } from './lru-map.js'
 import type { IngestOptions } from './options.js'
 import { applyRules, Classifier, type DeviceRule, type RuleOutcome } from './classify.js'
 import { TokenBucket } from './rate-limit.js'
-import type { RejectReason } from './reasons.js'
+import type { RejectReason, SourceFailure } from './reasons.js'
 import { ThrottledLog } from './throttled-log.js'
 
 export interface DeviceAck { deviceId: string, seq: number }
@@ -51,6 +51,13 @@ export interface SubmitResult {
   accepted: number
   /** One per device: the highest seq stored durably by this submit. Empty when nothing was. */
   acks: readonly DeviceAck[]
+  /**
+   * Every event of this submit is on disk or was dropped for a counted reason (rejected, rate
+   * limited, refused by the store). False when some are held in memory only (disk full) or were
+   * lost to a failed append: a source whose peer can resend (an MQTT broker, before PUBACK) then
+   * leaves them unacknowledged.
+   */
+  settled: boolean
 }
 
 /** What transports pass to parseFrame / StreamDeframer. */
@@ -66,7 +73,8 @@ interface DeviceState {
   rules: readonly DeviceRule[] | undefined
 }
 
-const NOTHING: SubmitResult = Object.freeze({ accepted: 0, acks: Object.freeze([]) })
+const NOTHING: SubmitResult = Object.freeze({ accepted: 0, acks: Object.freeze([]), settled: true })
+const FAILED: SubmitResult = Object.freeze({ accepted: 0, acks: Object.freeze([]), settled: false })
 
 export class IngestPipeline {
   readonly frameOptions: FrameParseOptions
@@ -185,6 +193,12 @@ export class IngestPipeline {
     this.log.warn(`error:${transport}`, () => ({ transport, err, context }), `${transport} ${context} error`)
   }
 
+  /**
+   * A source could not read its devices (broker unreachable, device timed out): counted by
+   * reason. Logging is the source's, once per change of state, so it is not done here.
+   */
+  countFailure (transport: string, reason: SourceFailure): void { bump(this.stats.transport(transport).failures, reason) }
+
   countConnection (transport: string): void { this.stats.transport(transport).connections++ }
   countAcks (transport: string, count: number): void { this.stats.transport(transport).acks += count }
   countAckTimeout (transport: string): void {
@@ -288,20 +302,20 @@ export class IngestPipeline {
       const eventError = isEdgefwdError(err, 'EDGEFWD_ERR_EVENT_TOO_LARGE') || isEdgefwdError(err, 'EDGEFWD_ERR_EVENT_INVALID')
       if (eventError && retryOneByOne && records.length > 1) {
         const parts = await Promise.all(records.map(async r => await this.store(transport, [r], false)))
-        return { accepted: parts.reduce((n, p) => n + p.accepted, 0), acks: mergeAcks(parts) }
+        return { accepted: parts.reduce((n, p) => n + p.accepted, 0), acks: mergeAcks(parts), settled: parts.every(p => p.settled) }
       }
       this.stats.store.failed += records.length
       this.log.error(`store:${transport}`, () => ({ transport, err, events: records.length }), 'store append failed; events not stored')
-      return NOTHING
+      return FAILED
     }
     for (const r of result.rejected) bump(this.stats.store.refused, r.reason)
     if (!result.durable) {
       this.stats.store.notDurable += result.accepted
-      return { accepted: result.accepted, acks: [] }
+      return { accepted: result.accepted, acks: [], settled: false }
     }
     this.stats.store.durable += result.accepted
     const refused = result.rejected.length === 0 ? undefined : new Set(result.rejected.map(r => r.index))
-    return { accepted: result.accepted, acks: highestSeqs(records, refused) }
+    return { accepted: result.accepted, acks: highestSeqs(records, refused), settled: true }
   }
 }
 

@@ -9,7 +9,7 @@
  * device would grow the scrape without bound.
  */
 import { DEAD_LINK_REASONS, DROP_REASONS, PRIORITIES } from '../types.js'
-import { REJECT_REASONS, TRANSPORT_NAMES } from '../ingest/reasons.js'
+import { REJECT_REASONS, SOURCE_FAILURES, TRANSPORT_NAMES } from '../ingest/reasons.js'
 
 export type MetricType = 'counter' | 'gauge' | 'histogram'
 
@@ -50,6 +50,7 @@ export const METRICS = [
   m('edgefwd_frames_rejected_total', 'counter', 'Frames refused at ingest, by reason (firmware-bridge/PROTOCOL.md section 7).', ['reason']),
   m('edgefwd_ingest_bytes_total', 'counter', 'Bytes read by an ingest transport.', ['transport']),
   m('edgefwd_ingest_overload_drops_total', 'counter', 'Frames a transport dropped before validation because the store was not keeping up.', ['transport']),
+  m('edgefwd_ingest_source_failures_total', 'counter', 'Failures of an ingest source (MQTT, Modbus) to read its broker or devices, by reason.', ['transport', 'reason']),
   m('edgefwd_events_accepted_total', 'counter', 'Events that passed every ingest check and were handed to the store.'),
   m('edgefwd_events_clock_skewed_total', 'counter', 'Accepted events whose device time was further from the gateway clock than ingest.maxClockSkew.'),
   // ── store ──
@@ -122,6 +123,7 @@ export const REASON_VALUES = {
   edgefwd_frames_rejected_total: REJECT_REASONS,
   edgefwd_events_dropped_total: DROP_REASONS,
   edgefwd_uplink_dead_links_total: DEAD_LINK_REASONS,
+  edgefwd_ingest_source_failures_total: SOURCE_FAILURES,
 } as const
 
 export function metricSpec (name: MetricName): MetricSpec {

@@ -123,6 +123,7 @@ export class ForwarderMetrics {
       this.advance('edgefwd_frames_received_total', c.frames, { transport })
       this.advance('edgefwd_ingest_bytes_total', c.bytes, { transport })
       this.advance('edgefwd_ingest_overload_drops_total', c.dropped.overloaded ?? 0, { transport })
+      for (const [reason, count] of Object.entries(c.failures)) this.advance('edgefwd_ingest_source_failures_total', count, { transport, reason })
     }
     this.advance('edgefwd_events_accepted_total', i.events)
     this.advance('edgefwd_events_clock_skewed_total', i.clockSkewed)

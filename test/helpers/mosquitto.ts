@@ -23,10 +23,16 @@ export const MOSQUITTO_BIN = existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosq
 export interface MosquittoOptions {
   /** A directory the helper may write into: config, PEM files, log. */
   dir: string
-  /** PEM strings: the CA client certificates must chain to, the broker's certificate and key. */
+  /** PEM strings: the CA client certificates must chain to, the broker's certificate and key. Unused with `plain`. */
   ca: string
   cert: string
   key: string
+  /** A plain MQTT listener (mqtt://, anonymous clients allowed), as a gateway's local broker usually is. */
+  plain?: boolean
+  /** More mosquitto.conf lines, before the listener (e.g. `max_queued_messages 100000`). */
+  extraConfig?: readonly string[]
+  /** More lines for the listener (e.g. `password_file ...`, which is per listener here). */
+  listenerConfig?: readonly string[]
   requireCertificate?: boolean
   useIdentityAsUsername?: boolean
   /** Mosquitto's `tls_version`: 'tlsv1.3' or 'tlsv1.2' (the minimum it accepts). */
@@ -87,6 +93,18 @@ async function startOnce (options: MosquittoOptions, port: number): Promise<Mosq
   const logFile = join(dir, `mosquitto-${port}.log`)
   const configFile = join(dir, `mosquitto-${port}.conf`)
   const useIdentity = options.useIdentityAsUsername ?? true
+  const tlsLines = options.plain === true
+    ? ['allow_anonymous true']
+    : [
+        `cafile ${files.ca}`,
+        `certfile ${files.cert}`,
+        `keyfile ${files.key}`,
+        `require_certificate ${options.requireCertificate ?? true}`,
+        `use_identity_as_username ${useIdentity}`,
+        // Without a username every client would be refused; with the identity as username nobody is anonymous.
+        `allow_anonymous ${!useIdentity}`,
+        ...(options.tlsVersion === undefined ? [] : [`tls_version ${options.tlsVersion}`]),
+      ]
   const lines = [
     'per_listener_settings true',
     ...(options.persistence === true ? ['persistence true', `persistence_location ${dir}/`] : ['persistence false']),
@@ -94,15 +112,10 @@ async function startOnce (options: MosquittoOptions, port: number): Promise<Mosq
     'log_type all',
     'connection_messages true',
     ...(process.getuid?.() === 0 ? ['user root'] : []),
+    ...(options.extraConfig ?? []),
     `listener ${port} 127.0.0.1`,
-    `cafile ${files.ca}`,
-    `certfile ${files.cert}`,
-    `keyfile ${files.key}`,
-    `require_certificate ${options.requireCertificate ?? true}`,
-    `use_identity_as_username ${useIdentity}`,
-    // Without a username every client would be refused; with the identity as username nobody is anonymous.
-    `allow_anonymous ${!useIdentity}`,
-    ...(options.tlsVersion === undefined ? [] : [`tls_version ${options.tlsVersion}`]),
+    ...tlsLines,
+    ...(options.listenerConfig ?? []),
   ]
   writeFileSync(configFile, lines.join('\n') + '\n')
 
@@ -148,7 +161,7 @@ async function startOnce (options: MosquittoOptions, port: number): Promise<Mosq
   if (child.pid === undefined) throw new Error('mosquitto has no pid')
   return {
     port,
-    url: `mqtts://127.0.0.1:${port}`,
+    url: `${options.plain === true ? 'mqtt' : 'mqtts'}://127.0.0.1:${port}`,
     pid: child.pid,
     logFile,
     log: readLog,

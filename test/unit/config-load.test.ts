@@ -49,6 +49,7 @@ t.test('no sources at all: every default', async t => {
       tcp: [],
       serial: [],
       stdin: false,
+      mqtt: [],
     },
     tls: { checkClientChain: true, expiryWarning: 30 * 86_400_000, watch: true, reloadDebounce: 500 },
     uplink: {

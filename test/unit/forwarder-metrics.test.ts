@@ -17,7 +17,7 @@ function ingest (events: number, badCrc: number): IngestCounterSnapshot {
     clockSkewed: 0,
     rejected: { ...Object.fromEntries(REJECT_REASONS.map(r => [r, 0])) as IngestCounterSnapshot['rejected'], bad_crc: badCrc },
     store: { appends: 0, durable: 0, notDurable: 0, refused: {}, failed: 0 },
-    transports: { udp: { frames: events + badCrc, bytes: 100 * (events + badCrc), rejected: {}, dropped: {}, errors: 0, connections: 0, acks: 0, ackTimeouts: 0 } },
+    transports: { udp: { frames: events + badCrc, bytes: 100 * (events + badCrc), rejected: {}, dropped: {}, errors: 0, connections: 0, acks: 0, ackTimeouts: 0, failures: {} } },
     devices: {},
     devicesForgotten: 0
   }

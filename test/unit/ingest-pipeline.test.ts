@@ -56,7 +56,7 @@ t.test('valid events become EventRecords in one append per submit; acks name the
     ev('a', 6)
   ])
   t.same(sink.calls, [4], 'one append for the whole read')
-  t.same(result, { accepted: 4, acks: [{ deviceId: 'a', seq: 7 }, { deviceId: 'b', seq: 1 }] })
+  t.same(result, { accepted: 4, acks: [{ deviceId: 'a', seq: 7 }, { deviceId: 'b', seq: 1 }], settled: true })
   t.same(sink.events[0], {
     deviceId: 'a', deviceSeq: 5, gatewayTimeMs: T0, priority: 2, stream: 'telemetry',
     deviceTimeMs: T0 - 10, deviceUptimeMs: 99, value: { kind: 'raw', raw: new Uint8Array([1, 2, 3]) }, tags: { room: 'k' }
@@ -76,8 +76,8 @@ t.test('valid events become EventRecords in one append per submit; acks name the
 t.test('an empty read and a read of only rejects append nothing', async t => {
   const sink = new FakeSink()
   const p = new IngestPipeline(sink, options(), silentLogger())
-  t.same(await p.submit('udp', []), { accepted: 0, acks: [] })
-  t.same(await p.submit('udp', [bad('bad_crc'), bad('oversize')]), { accepted: 0, acks: [] })
+  t.same(await p.submit('udp', []), { accepted: 0, acks: [], settled: true })
+  t.same(await p.submit('udp', [bad('bad_crc'), bad('oversize')]), { accepted: 0, acks: [], settled: true }, 'rejected frames are settled: counted, never stored')
   t.same(sink.calls, [])
   const c = p.counters()
   t.equal(c.frames, 2)
@@ -139,7 +139,7 @@ t.test('hello frames are counted and logged, never stored', async t => {
   const sink = new FakeSink()
   const p = new IngestPipeline(sink, options(), logger)
   const hello: FrameResult = { ok: true, kind: 'hello', hello: { deviceId: 'h1', firmwareVersion: '1.2.3', capabilities: 1 }, authenticated: false, bytes: 20 }
-  t.same(await p.submit('serial', [hello]), { accepted: 0, acks: [] })
+  t.same(await p.submit('serial', [hello]), { accepted: 0, acks: [], settled: true })
   t.equal(sink.calls.length, 0)
   t.equal(p.counters().hellos, 1)
   t.equal(p.counters().devices.h1?.hellos, 1)
@@ -225,7 +225,7 @@ t.test('durable=false (disk full): events stored, no acks', async t => {
   const sink = new FakeSink()
   sink.durable = false
   const p = new IngestPipeline(sink, options(), silentLogger())
-  t.same(await p.submit('tcp', [ev('a', 1), ev('a', 2)]), { accepted: 2, acks: [] })
+  t.same(await p.submit('tcp', [ev('a', 1), ev('a', 2)]), { accepted: 2, acks: [], settled: false }, 'held in memory only: not settled')
   t.equal(p.counters().store.notDurable, 2)
   t.equal(p.counters().store.durable, 0)
 })
@@ -235,7 +235,7 @@ t.test('events the store refuses are not acknowledged; the others are', async t 
   sink.refuse = (e) => e.deviceSeq === 9 ? 'rejected_full' : undefined
   const p = new IngestPipeline(sink, options(), silentLogger())
   const r = await p.submit('tcp', [ev('a', 8), ev('a', 9), ev('b', 9)])
-  t.same(r, { accepted: 1, acks: [{ deviceId: 'a', seq: 8 }] })
+  t.same(r, { accepted: 1, acks: [{ deviceId: 'a', seq: 8 }], settled: true }, 'refused by the store: counted drops, so settled')
   t.same(p.counters().store.refused, { rejected_full: 2 })
 })
 
@@ -244,7 +244,7 @@ t.test('a failing append resolves without acks, counts and logs; a too-large eve
   const sink = new FakeSink()
   const p = new IngestPipeline(sink, options(), logger)
   sink.fail = () => new EdgefwdError('EDGEFWD_ERR_STORE_NOT_OPEN', 'closed')
-  t.same(await p.submit('tcp', [ev('a', 1), ev('a', 2)]), { accepted: 0, acks: [] })
+  t.same(await p.submit('tcp', [ev('a', 1), ev('a', 2)]), { accepted: 0, acks: [], settled: false }, 'lost to a failed append: not settled')
   t.equal(p.counters().store.failed, 2)
   t.ok(records().some(r => r.msg === 'store append failed; events not stored' && r.level === 50))
   t.equal(p.pendingEvents, 0)
@@ -253,6 +253,7 @@ t.test('a failing append resolves without acks, counts and logs; a too-large eve
   const r = await p.submit('tcp', [ev('a', 3), ev('a', 4), ev('a', 5), ev('b', 1)])
   t.same(r.accepted, 3)
   t.same(r.acks, [{ deviceId: 'a', seq: 5 }, { deviceId: 'b', seq: 1 }])
+  t.equal(r.settled, false, 'one event lost to a failed append: the submit is not settled')
   t.same(sink.events.map(e => e.deviceSeq), [3, 5, 1])
   t.equal(p.counters().store.failed, 3)
   t.equal(p.pendingEvents, 0)
@@ -322,12 +323,12 @@ t.test('end to end: a memory store is not durable (no acks); a LevelDB store is'
   t.teardown(async () => await memory.close())
   const events = [ev('a', 1, { value: { kind: 'number', number: 21.5 } }), ev('a', 2, { value: { kind: 'text', text: 'hi' } })]
   const viaMemory = new IngestPipeline(memory, options(), silentLogger())
-  t.same(await viaMemory.submit('tcp', events), { accepted: 2, acks: [] })
+  t.same(await viaMemory.submit('tcp', events), { accepted: 2, acks: [], settled: false })
   t.equal(memory.stats().events, 2)
 
   const level = await openLevelStore(t.testdir(), { capacityBytes: 1 << 20, groupCommit: { windowMs: 1, maxEvents: 1000 } }, silentLogger())
   t.teardown(async () => await level.close())
   const viaLevel = new IngestPipeline(level, options(), silentLogger())
-  t.same(await viaLevel.submit('tcp', events), { accepted: 2, acks: [{ deviceId: 'a', seq: 2 }] })
+  t.same(await viaLevel.submit('tcp', events), { accepted: 2, acks: [{ deviceId: 'a', seq: 2 }], settled: true })
   t.equal(level.stats().events, 2)
 })

@@ -11,6 +11,8 @@ import { StdinTransport } from './stdin.js'
 import { StreamServerTransport } from './stream-server.js'
 import type { Transport, TransportContext } from './transport.js'
 import { UdpTransport } from './udp.js'
+import { MqttSource } from '../sources/mqtt/mqtt-source.js'
+import { SeqAssigner } from '../sources/source-event.js'
 
 export type { Transport, TransportContext } from './transport.js'
 export { within } from './transport.js'
@@ -21,6 +23,14 @@ export { SerialTransport, sttyRaw, type ConfigureTty, type SerialPortOptions } f
 export { StdinTransport, type StdinIo } from './stdin.js'
 export { AckWriter } from './ack-writer.js'
 export { JsonLineSplitter } from './line-splitter.js'
+
+/** What the sources that connect out (ingest.mqtt) need from the gateway. */
+export interface SourceDeps {
+  /** Default MQTT client ids derive from it: `edgefwd-<gateway.id>-in`, then -in2, -in3... */
+  gatewayId: string
+  /** Where ingest.mqtt[].passwordEnv is looked up. */
+  env: Readonly<Record<string, string | undefined>>
+}
 
 export interface TransportIo {
   /** process.stdin, passed in by the CLI; required when ingest.stdin is true. */
@@ -40,7 +50,8 @@ export function transportContext (ingest: Config['ingest'], base: Pick<Transport
   return ctx
 }
 
-export function createTransports (ingest: Config['ingest'], ctx: TransportContext, io: TransportIo = {}): Transport[] {
+export function createTransports (ingest: Config['ingest'], ctx: TransportContext, io: TransportIo = {},
+  sources: SourceDeps = { gatewayId: 'edgefwd', env: process.env }): Transport[] {
   const transports: Transport[] = []
   if (ingest.udp !== undefined) {
     const listen: ConstructorParameters<typeof UdpTransport>[0] = {
@@ -57,6 +68,13 @@ export function createTransports (ingest: Config['ingest'], ctx: TransportContex
   if (ingest.stdin) {
     if (io.stdin === undefined) throw new EdgefwdError('EDGEFWD_ERR_INGEST_LISTEN', 'ingest.stdin is on but this process was given no standard input to read')
     transports.push(new StdinTransport(io.stdinAcks === undefined ? { input: io.stdin } : { input: io.stdin, acks: io.stdinAcks }, ctx))
+  }
+  if (ingest.mqtt.length > 0) {
+    // One table of device seqs for all brokers: two brokers may feed the same device id.
+    const seqs = new SeqAssigner(ingest.maxTrackedDevices)
+    for (const [i, source] of ingest.mqtt.entries()) {
+      transports.push(new MqttSource(source, ctx, { clientId: `edgefwd-${sources.gatewayId}-in${i === 0 ? '' : i + 1}`, env: sources.env, seqs }))
+    }
   }
   return transports
 }
