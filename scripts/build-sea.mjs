@@ -37,8 +37,13 @@ const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
 const ADDON_ASSET = 'leveldb.node'
 /** The MCP server, bundled apart (packaging/sea/mcp-loader.ts). */
 const MCP_ASSET = 'mcp.cjs'
-/** Packages that libraries in the bundle probe for with require() and do without. */
-const ABSENT_PACKAGES = ['long', 'supports-color', 'bufferutil', 'utf-8-validate', 'msgpackr-extract']
+/**
+ * Packages that libraries in the bundle probe for with require() and do without. serialport:
+ * modbus-serial requires it (in a try) for its own serial ports; edgefwd's Modbus RTU uses the
+ * tty directly (src/ingest/sources/modbus/tty-port.ts), and serialport's native addon could not
+ * load from the executable anyway.
+ */
+const ABSENT_PACKAGES = ['long', 'supports-color', 'bufferutil', 'utf-8-validate', 'msgpackr-extract', 'serialport']
 
 const targets = JSON.parse(readFileSync(join(root, 'packaging/sea/targets.json'), 'utf8'))
 const { values: options } = parseArgs({ options: { target: { type: 'string' }, 'no-xz': { type: 'boolean' } } })

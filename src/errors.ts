@@ -21,7 +21,7 @@ export const errorCodes = {
   EDGEFWD_ERR_STORE_DISK_FULL: 'A store write failed because the disk is full; the store switched to its in-memory fallback (logged, not thrown).',
   EDGEFWD_ERR_STORE_UNKNOWN_LEASE: 'ack() or nack() named a lease the store does not hold (already settled, or from before a restart).',
   EDGEFWD_ERR_INGEST_LISTEN: 'An ingest listener could not start: address in use, no permission, a unix socket path held by a live process.',
-  EDGEFWD_ERR_INGEST_SOURCE: 'An ingest source (ingest.mqtt, ingest.modbus) cannot start: its broker password variable is not set, or its serial port settings cannot be applied. A broker or device that is unreachable is not this error: it is counted and retried.',
+  EDGEFWD_ERR_INGEST_SOURCE: 'An ingest source cannot start: the environment variable named by ingest.mqtt[].passwordEnv is not set. A broker or device that is unreachable is not this error: it is counted and retried.',
   EDGEFWD_ERR_TLS_FILE_UNREADABLE: 'A TLS file (CA, certificate, key, passphrase) cannot be read: missing, a directory, no permission.',
   EDGEFWD_ERR_TLS_KEY_PERMISSIONS: 'A private key file is readable or writable by group or others.',
   EDGEFWD_ERR_TLS_PEM_INVALID: 'A TLS file holds no parseable certificate or key of the kind expected.',

@@ -10,7 +10,7 @@ import { z } from 'zod'
 import { checkedSection, duration, oneOrList, section, size, sizeOrOff } from './fields.js'
 import { defaultGatewayId, GATEWAY_ID_MAX_LENGTH, GATEWAY_ID_PATTERN } from './gateway-id.js'
 import { DEFAULT_MEMORY_BUDGET, MIN_MEMORY_BUDGET } from './memory-budget.js'
-import { mqttSources, SERIAL_BAUDS } from './source-schema.js'
+import { modbusConnections, mqttSources, SERIAL_BAUDS } from './source-schema.js'
 import { formatSize } from './units.js'
 
 export { SERIAL_BAUDS } from './source-schema.js'
@@ -140,6 +140,7 @@ const ingest = checkedSection({
   }).readonly()).readonly().default([]),
   stdin: z.boolean().default(false),
   mqtt: mqttSources,
+  modbus: modbusConnections,
 }, (ingest, ctx) => {
   // Checked here rather than as the record's key schema: zod reports a bad record key only as
   // "Invalid key in record", without saying what a key must look like.
@@ -147,6 +148,13 @@ const ingest = checkedSection({
     const checked = devicePattern.safeParse(id)
     if (!checked.success) {
       ctx.addIssue({ code: 'custom', path: ['devices', id], message: `${checked.error.issues[0]?.message ?? 'invalid'}, got ${JSON.stringify(id)}` })
+    }
+  }
+  const modbusIds = new Set<string>()
+  for (const [c, connection] of ingest.modbus.entries()) {
+    for (const [d, device] of connection.devices.entries()) {
+      if (modbusIds.has(device.id)) ctx.addIssue({ code: 'custom', path: ['modbus', c, 'devices', d, 'id'], message: `${JSON.stringify(device.id)} is already a Modbus device` })
+      modbusIds.add(device.id)
     }
   }
   if (!ingest.allowUnknownDevices && Object.keys(ingest.devices).length === 0) {

@@ -13,10 +13,10 @@ export function isRejectReason (v: unknown): v is RejectReason {
 
 /**
  * The ingest transports, by the name each counts under (the metrics' `transport` label). `mqtt`
- * is a source: it reads devices that do not speak the framed protocol (a local broker's topics)
- * and maps what it reads to events.
+ * and `modbus` are sources: they read devices that do not speak the framed protocol (a local
+ * broker's topics, polled registers) and map what they read to events.
  */
-export const TRANSPORT_NAMES = ['udp', 'tcp', 'tcp-jsonl', 'unix', 'serial', 'stdin', 'mqtt'] as const
+export const TRANSPORT_NAMES = ['udp', 'tcp', 'tcp-jsonl', 'unix', 'serial', 'stdin', 'mqtt', 'modbus'] as const
 
 /**
  * Why a source could not read its devices, counted per transport (edgefwd_ingest_source_failures_total):

@@ -50,6 +50,7 @@ t.test('no sources at all: every default', async t => {
       serial: [],
       stdin: false,
       mqtt: [],
+      modbus: [],
     },
     tls: { checkClientChain: true, expiryWarning: 30 * 86_400_000, watch: true, reloadDebounce: 500 },
     uplink: {
@@ -293,6 +294,22 @@ t.test('the example configuration in examples/ is valid and means what its comme
   const config = await loadConfig({ file: join(import.meta.dirname, '../../examples/edgefwd.yaml') })
   t.equal(config.store.capacity, 512 * MiB)
   t.same(config.ingest.rules, [{ stream: 'alarm', priority: 'critical' }, { stream: 'debug/*', priority: 'low', ttl: 3_600_000 }])
+})
+
+t.test('examples/local-inputs.yaml (a local broker and Modbus devices) is valid and means what its comments say', async t => {
+  const config = await loadConfig({ file: join(import.meta.dirname, '../../examples/local-inputs.yaml') })
+  const [mqtt] = config.ingest.mqtt
+  t.match(mqtt, { url: 'mqtt://127.0.0.1:1883', mqttVersion: '5', inFlight: 256, maxPayload: 64 * 1024 })
+  t.same(mqtt?.topics.map(x => [x.filter, x.device, x.stream, x.payload, x.path ?? null]), [
+    ['zigbee2mqtt/{device}', '{device}', 'zigbee', 'json', null],
+    ['tele/{device}/SENSOR', '{device}', 'energy', 'json', 'ENERGY'],
+    ['stat/{device}/POWER', '{device}', 'power', 'number', null],
+    ['{device}/sensor/{stream}/state', '{device}', '{stream}', 'number', null]
+  ])
+  const [meter, plc] = config.ingest.modbus
+  t.match(meter, { tcp: { host: '192.168.10.20', port: 502 }, timeout: 1000, devices: [{ id: 'meter-main', unitId: 1, interval: 10_000, stream: 'energy', wordOrder: 'big' }] })
+  t.match(plc, { rtu: { path: '/dev/ttyUSB0', baud: 19200, parity: 'even', dataBits: 8, stopBits: 1 }, timeout: 300, devices: [{ id: 'plc-pump', unitId: 3, interval: 2000, stream: 'modbus' }] })
+  t.match(plc?.devices[0]?.registers[3], { name: 'hours', table: 'holding', type: 'uint32', wordOrder: 'little', scale: 1, offset: 0 })
 })
 
 t.test('a remote overlay merges mappings key by key, replaces lists and scalars, and is named in errors', async t => {

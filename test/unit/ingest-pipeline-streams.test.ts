@@ -199,13 +199,14 @@ t.test('createTransports: only what is configured, in a fixed order; stdin needs
       'ingest.serial=[{ path: /dev/ttyUSB0 }]',
       'ingest.stdin=true',
       'ingest.mqtt=[{ url: "mqtt://127.0.0.1:1", topics: [{ filter: "a/{device}", stream: s }] }]',
+      'ingest.modbus=[{ tcp: { host: 127.0.0.1 }, devices: [{ id: m, registers: [{ name: r, address: 0 }] }] }]',
       'ingest.backpressure.connectionEvents=7'
     ]
   })
   const ctx = transportContext(config.ingest, { pipeline, logger: silentLogger() })
   t.match(ctx, { connectionEvents: 7, pendingEvents: 16384, ackTimeoutMs: 10_000 })
   const names = createTransports(config.ingest, ctx, { stdin: new PassThrough() }).map(x => x.name)
-  t.same(names, ['udp', 'tcp', 'tcp-jsonl', 'unix', 'serial', 'stdin', 'mqtt'])
+  t.same(names, ['udp', 'tcp', 'tcp-jsonl', 'unix', 'serial', 'stdin', 'mqtt', 'modbus'])
   // Each name is the `transport` label of the ingest counters: the catalog and the docs list them.
   t.same(LABEL_VALUES.transport, names, 'the catalog lists every transport label')
   const docs = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8')

@@ -11,6 +11,7 @@ import { StdinTransport } from './stdin.js'
 import { StreamServerTransport } from './stream-server.js'
 import type { Transport, TransportContext } from './transport.js'
 import { UdpTransport } from './udp.js'
+import { createModbusSources } from '../sources/modbus/index.js'
 import { MqttSource } from '../sources/mqtt/mqtt-source.js'
 import { SeqAssigner } from '../sources/source-event.js'
 
@@ -76,5 +77,6 @@ export function createTransports (ingest: Config['ingest'], ctx: TransportContex
       transports.push(new MqttSource(source, ctx, { clientId: `edgefwd-${sources.gatewayId}-in${i === 0 ? '' : i + 1}`, env: sources.env, seqs }))
     }
   }
+  transports.push(...createModbusSources(ingest.modbus, ctx))
   return transports
 }
