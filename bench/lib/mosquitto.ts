@@ -24,6 +24,8 @@ export interface BenchMosquittoOptions {
   key: string
   /** Extra config lines for the listener (e.g. `max_inflight_messages 0`). */
   extra?: readonly string[]
+  /** A plain MQTT listener without TLS, anonymous clients allowed (a gateway's local broker); ca/cert/key unused. */
+  plain?: boolean
 }
 
 export interface BenchMosquitto {
@@ -55,12 +57,9 @@ export async function startBenchMosquitto (options: BenchMosquittoOptions): Prom
     ...(process.getuid?.() === 0 ? ['user root'] : []),
     ...(options.extra ?? []),
     `listener ${port} 127.0.0.1`,
-    `cafile ${files.ca}`,
-    `certfile ${files.cert}`,
-    `keyfile ${files.key}`,
-    'require_certificate true',
-    'use_identity_as_username true',
-    'allow_anonymous false',
+    ...(options.plain === true
+      ? ['allow_anonymous true']
+      : [`cafile ${files.ca}`, `certfile ${files.cert}`, `keyfile ${files.key}`, 'require_certificate true', 'use_identity_as_username true', 'allow_anonymous false']),
   ].join('\n') + '\n')
 
   let child: ChildProcess | undefined
@@ -96,7 +95,7 @@ export async function startBenchMosquitto (options: BenchMosquittoOptions): Prom
   await start()
   return {
     port,
-    url: `mqtts://127.0.0.1:${port}`,
+    url: `${options.plain === true ? 'mqtt' : 'mqtts'}://127.0.0.1:${port}`,
     pid: () => child?.pid,
     stop: async () => { await stop(); process.off('exit', killOnExit) },
     restart: async () => { await stop(); await start() },
