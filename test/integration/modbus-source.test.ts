@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { modbusConnections } from '../../src/config/source-schema.js'
-import type { IngestOptions } from '../../src/ingest/options.js'
 import { IngestPipeline } from '../../src/ingest/pipeline.js'
 import { ModbusSource } from '../../src/ingest/sources/modbus/index.js'
 import type { TransportContext } from '../../src/ingest/transports/transport.js'
@@ -23,16 +22,9 @@ import { modbusServer, silentServer } from '../helpers/modbus-tcp.js'
 import { freePort, waitFor } from '../helpers/wait.js'
 import { FakeSink } from './helpers/sinks.js'
 import { ptyPair } from './helpers/socat.js'
+import { ingestTestOptions } from '../helpers/ingest-options.js'
 
-const OPTIONS: IngestOptions = {
-  maxFrameSize: 16384,
-  maxClockSkewMs: 300_000,
-  allowUnknownDevices: true,
-  devices: [],
-  rateLimit: { eventsPerSecond: 0, bytesPerSecond: 0, burstMs: 1000 },
-  rules: [],
-  maxTrackedDevices: 1024
-}
+const OPTIONS = ingestTestOptions()
 
 interface Rig {
   sink: FakeSink

@@ -6,7 +6,6 @@
  */
 import t, { type Test } from 'tap'
 import { modbusConnections } from '../../src/config/source-schema.js'
-import type { IngestOptions } from '../../src/ingest/options.js'
 import { IngestPipeline } from '../../src/ingest/pipeline.js'
 import type { ReadOutcome, ReadRequest } from '../../src/ingest/sources/modbus/client.js'
 import { DevicePoller } from '../../src/ingest/sources/modbus/device-poller.js'
@@ -18,16 +17,9 @@ import { captureLogger } from '../helpers/logger.js'
 import { ManualClock } from '../helpers/manual-clock.js'
 import { words32 } from '../helpers/modbus-bank.js'
 import { FakeSink } from '../integration/helpers/sinks.js'
+import { ingestTestOptions } from '../helpers/ingest-options.js'
 
-const OPTIONS: IngestOptions = {
-  maxFrameSize: 16384,
-  maxClockSkewMs: 300_000,
-  allowUnknownDevices: true,
-  devices: [],
-  rateLimit: { eventsPerSecond: 0, bytesPerSecond: 0, burstMs: 1000 },
-  rules: [],
-  maxTrackedDevices: 1024
-}
+const OPTIONS = ingestTestOptions()
 
 type Answer = (request: ReadRequest, at: number) => ReadOutcome | { after: number, outcome: ReadOutcome }
 

@@ -8,23 +8,15 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { modbusConnections } from '../../src/config/source-schema.js'
 import { isEdgefwdError } from '../../src/errors.js'
-import type { IngestOptions } from '../../src/ingest/options.js'
 import { IngestPipeline } from '../../src/ingest/pipeline.js'
 import { createModbusSources, ModbusSource } from '../../src/ingest/sources/modbus/index.js'
 import type { TransportContext } from '../../src/ingest/transports/transport.js'
 import { captureLogger } from '../helpers/logger.js'
 import { waitFor } from '../helpers/wait.js'
 import { FakeSink } from '../integration/helpers/sinks.js'
+import { ingestTestOptions } from '../helpers/ingest-options.js'
 
-const OPTIONS: IngestOptions = {
-  maxFrameSize: 16384,
-  maxClockSkewMs: 300_000,
-  allowUnknownDevices: true,
-  devices: [],
-  rateLimit: { eventsPerSecond: 0, bytesPerSecond: 0, burstMs: 1000 },
-  rules: [],
-  maxTrackedDevices: 1024
-}
+const OPTIONS = ingestTestOptions()
 
 function context (): { ctx: TransportContext, logs: ReturnType<typeof captureLogger>['records'] } {
   const { logger, records } = captureLogger('debug')

@@ -2,27 +2,17 @@ import t from 'tap'
 import { loadConfig } from '../../src/config/index.js'
 import { EdgefwdError } from '../../src/errors.js'
 import type { FrameResult } from '../../src/ingest/frame.js'
-import { ingestOptions, type IngestOptions } from '../../src/ingest/options.js'
+import { ingestOptions } from '../../src/ingest/options.js'
 import { IngestPipeline } from '../../src/ingest/pipeline.js'
 import type { DeviceFrameData } from '../../src/proto/codec.js'
 import { openLevelStore, openMemoryStore } from '../../src/store/index.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
 import { FakeSink } from '../integration/helpers/sinks.js'
+import { ingestTestOptions } from '../helpers/ingest-options.js'
 
 const T0 = 1_700_000_000_000
 
-function options (over: Partial<IngestOptions> = {}): IngestOptions {
-  return {
-    maxFrameSize: 16384,
-    maxClockSkewMs: 300_000,
-    allowUnknownDevices: true,
-    devices: [],
-    rateLimit: { eventsPerSecond: 0, bytesPerSecond: 0, burstMs: 1000 },
-    rules: [],
-    maxTrackedDevices: 1024,
-    ...over
-  }
-}
+const options = ingestTestOptions
 
 function ev (deviceId: string, seq: number, extra: Partial<DeviceFrameData> = {}, more: { bytes?: number, authenticated?: boolean } = {}): FrameResult {
   return {

@@ -24,7 +24,7 @@ import type { FrameResult } from '../frame.js'
 import { StreamDeframer } from '../stream-deframer.js'
 import { AckWriter } from './ack-writer.js'
 import { JsonLineSplitter } from './line-splitter.js'
-import { DEFAULT_STOP_TIMEOUT_MS, within, type TransportContext } from './transport.js'
+import { DEFAULT_STOP_TIMEOUT_MS, pipelineOverBound, resumeBounds, within, type TransportContext } from './transport.js'
 
 export type StreamFormat = 'frames' | 'jsonl'
 
@@ -133,10 +133,7 @@ export class StreamConnection {
     this.submitBatch()
   }
 
-  private pipelineOverBound (): boolean {
-    const { pendingEvents: global, pendingBytes: globalBytes, pipeline } = this.opts.ctx
-    return (global !== undefined && pipeline.pendingEvents > global) || (globalBytes !== undefined && pipeline.pendingBytes > globalBytes)
-  }
+  private pipelineOverBound (): boolean { return pipelineOverBound(this.opts.ctx) }
 
   private pause (): void {
     if (this.paused || this.stopping !== undefined) return
@@ -177,9 +174,8 @@ export class StreamConnection {
   /** Resumes once this connection is at half its bound and the pipeline at half the global one. */
   private maybeResume (): void {
     if (!this.paused || this.stopping !== undefined || this.inFlight > this.opts.ctx.connectionEvents / 2) return
-    const { pendingEvents: global, pendingBytes: globalBytes, pipeline } = this.opts.ctx
-    const events = global === undefined ? Infinity : global / 2
-    const bytes = globalBytes === undefined ? Infinity : globalBytes / 2
+    const { pipeline } = this.opts.ctx
+    const { events, bytes } = resumeBounds(this.opts.ctx)
     if (pipeline.pendingEvents > events || pipeline.pendingBytes > bytes) {
       // Woken by the pipeline, not by this connection's appends: it may have none in flight.
       if (!this.waitingForPipeline) {

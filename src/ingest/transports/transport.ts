@@ -38,6 +38,17 @@ export interface TransportContext {
 
 export const DEFAULT_STOP_TIMEOUT_MS = 5000
 
+/** Whether the pipeline holds more than the context's global bounds (events or bytes): inputs pause. */
+export function pipelineOverBound (ctx: TransportContext): boolean {
+  const { pendingEvents, pendingBytes, pipeline } = ctx
+  return (pendingEvents !== undefined && pipeline.pendingEvents > pendingEvents) || (pendingBytes !== undefined && pipeline.pendingBytes > pendingBytes)
+}
+
+/** Half the global bounds: where a paused input resumes (Infinity where there is no bound). */
+export function resumeBounds (ctx: TransportContext): { events: number, bytes: number } {
+  return { events: ctx.pendingEvents === undefined ? Infinity : ctx.pendingEvents / 2, bytes: ctx.pendingBytes === undefined ? Infinity : ctx.pendingBytes / 2 }
+}
+
 /** Waits for `promise` at most `ms`; true if it settled in time. Never rejects. */
 export async function within (promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined

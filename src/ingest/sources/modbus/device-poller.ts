@@ -20,7 +20,7 @@
 import type { Clock, ClockTimer } from '../../../clock.js'
 import type { Logger } from '../../../observe/log.js'
 import type { FrameResult } from '../../frame.js'
-import type { TransportContext } from '../../transports/transport.js'
+import { pipelineOverBound, type TransportContext } from '../../transports/transport.js'
 import { readingResult, type SeqAssigner } from '../source-event.js'
 import { exceptionName, type ReadFailure, type ReadOutcome } from './client.js'
 import { registerValue, resolveRegisters, type ModbusDeviceConfig } from './decode.js'
@@ -194,11 +194,7 @@ export class DevicePoller {
     return true
   }
 
-  private overloaded (): boolean {
-    const { ctx } = this.deps
-    return (ctx.pendingEvents !== undefined && ctx.pipeline.pendingEvents > ctx.pendingEvents) ||
-      (ctx.pendingBytes !== undefined && ctx.pipeline.pendingBytes > ctx.pendingBytes)
-  }
+  private overloaded (): boolean { return pipelineOverBound(this.deps.ctx) }
 
   private regapless (read: PlannedRead): void {
     this.gapless = true

@@ -35,11 +35,6 @@ type State =
   | { kind: 'running', since: number }
   | { kind: 'stopped' }
 
-/**
- * Its counters' label. Typed through `string`: TRANSPORT_NAMES (../../reasons.ts) lists `modbus`
- * only once the source is wired in; the cast is then redundant and can go.
- */
-
 export class ModbusSource implements Transport {
   readonly name = 'modbus' satisfies TransportName
   /** `modbus tcp HOST:PORT` or `modbus rtu PATH`. */

@@ -27,7 +27,7 @@
 import type { Socket } from 'node:net'
 import * as mqttPacket from 'mqtt-packet'
 import { reject, type FrameResult } from '../../frame.js'
-import type { TransportContext } from '../../transports/transport.js'
+import { pipelineOverBound, resumeBounds, type TransportContext } from '../../transports/transport.js'
 import { readingResult, type SeqAssigner } from '../source-event.js'
 import { MqttFramer, type FramedItem } from './packet-framer.js'
 import type { TopicMapping } from './topic-map.js'
@@ -243,7 +243,7 @@ export class IngestSession {
     this.batchAcks = []
     this.queue.push({ done: this.ctx.pipeline.submit('mqtt', frames), acks })
     void this.pump()
-    if (this.overBound()) this.pause()
+    if (pipelineOverBound(this.ctx)) this.pause()
   }
 
   /** Sends each read's PUBACKs once its submit settled, in order; ends the session on one that did not. */
@@ -271,11 +271,6 @@ export class IngestSession {
     }
   }
 
-  private overBound (): boolean {
-    const { pendingEvents, pendingBytes, pipeline } = this.ctx
-    return (pendingEvents !== undefined && pipeline.pendingEvents > pendingEvents) || (pendingBytes !== undefined && pipeline.pendingBytes > pendingBytes)
-  }
-
   private pause (): void {
     if (this.paused) return
     this.paused = true
@@ -285,9 +280,8 @@ export class IngestSession {
 
   private maybeResume (): void {
     if (!this.paused || this.done || this.waitingForPipeline) return
-    const { pendingEvents, pendingBytes, pipeline } = this.ctx
-    const events = pendingEvents === undefined ? Infinity : pendingEvents / 2
-    const bytes = pendingBytes === undefined ? Infinity : pendingBytes / 2
+    const { pipeline } = this.ctx
+    const { events, bytes } = resumeBounds(this.ctx)
     if (pipeline.pendingEvents > events || pipeline.pendingBytes > bytes) {
       this.waitingForPipeline = true
       pipeline.pendingAtMost(events, bytes).then(() => {
