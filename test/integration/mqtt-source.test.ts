@@ -28,7 +28,7 @@ import { waitFor } from '../helpers/wait.js'
 import { FakeSink } from './helpers/sinks.js'
 
 const ca = makeCa()
-const server = await issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
+const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
 const subscriberCert = makeClient(ca, { commonName: 'subscriber' })
 
 async function localBroker (t: Test, options: { port?: number, listenerConfig?: string[] } = {}): Promise<Mosquitto> {
@@ -97,7 +97,7 @@ function writeConfig (dir: string, local: string, uplink: string): string {
 }
 
 function metricsUrl (r: Running): string {
-  const line = r.lines.find(l => typeof l.msg === 'string' && (l.msg).includes('metrics'))
+  const line = r.lines.find(l => typeof l.msg === 'string' && l.msg.includes('metrics'))
   const address = line?.address ?? line?.listen
   if (typeof address !== 'string') throw new Error(`no metrics address in ${JSON.stringify(r.lines.slice(0, 5))}`)
   return `http://${address}/metrics`
@@ -109,7 +109,8 @@ async function metric (r: Running, series: string): Promise<number> {
   return line === undefined ? 0 : Number(line.slice(series.length + 1))
 }
 
-t.test('zigbee2mqtt and Tasmota messages → edgefwd run → uplink: exactly the published values; bad payloads counted', async t => {
+/** The local broker, the uplink's broker with a subscriber, and a configuration of edgefwd between them. */
+async function brokers (t: Test): Promise<{ local: Mosquitto, received: EventRecord[], config: string }> {
   assertBuilt()
   const dir = t.testdir()
   const local = await localBroker(t)
@@ -117,8 +118,17 @@ t.test('zigbee2mqtt and Tasmota messages → edgefwd run → uplink: exactly the
   const uplink = await startMosquitto({ dir: join(dir, 'uplink'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
   t.teardown(uplink.stop)
   const received = await subscriber(t, uplink.url)
-  const fwd = startForwarder(t, writeConfig(dir, local.url, uplink.url))
-  await waitFor('edgefwd subscribed to the local broker', () => fwd.lines.some(l => typeof l.msg === 'string' && (l.msg).startsWith('subscribed to the local broker')))
+  return { local, received, config: writeConfig(dir, local.url, uplink.url) }
+}
+
+async function subscribed (r: Running): Promise<void> {
+  await waitFor('edgefwd subscribed to the local broker', () => r.lines.some(l => typeof l.msg === 'string' && l.msg.startsWith('subscribed to the local broker')))
+}
+
+t.test('zigbee2mqtt and Tasmota messages → edgefwd run → uplink: exactly the published values; bad payloads counted', async t => {
+  const { local, received, config } = await brokers(t)
+  const fwd = startForwarder(t, config)
+  await subscribed(fwd)
 
   const devices = await mqtt.connectAsync(local.url, { protocolVersion: 5, clientId: 'devices' })
   t.teardown(async () => { await devices.endAsync(true) })
@@ -161,18 +171,11 @@ t.test('zigbee2mqtt and Tasmota messages → edgefwd run → uplink: exactly the
 })
 
 t.test('SIGKILL of edgefwd during the flow: nothing the local broker handed over is lost', async t => {
-  assertBuilt()
-  const dir = t.testdir()
-  const local = await localBroker(t)
-  mkdirSync(join(dir, 'uplink'))
-  const uplink = await startMosquitto({ dir: join(dir, 'uplink'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
-  t.teardown(uplink.stop)
-  const received = await subscriber(t, uplink.url)
   // The store makes events durable within a millisecond or so under load, too short a window for a
   // kill to land in reliably: the last test below holds an append open to check PUBACK's order.
-  const config = writeConfig(dir, local.url, uplink.url)
+  const { local, received, config } = await brokers(t)
   const first = startForwarder(t, config)
-  await waitFor('edgefwd subscribed', () => first.lines.some(l => typeof l.msg === 'string' && (l.msg).startsWith('subscribed to the local broker')))
+  await subscribed(first)
 
   const devices = await mqtt.connectAsync(local.url, { protocolVersion: 5, clientId: 'devices' })
   t.teardown(async () => { await devices.endAsync(true) })
