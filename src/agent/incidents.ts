@@ -26,11 +26,16 @@
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import type { Logger } from '../observe/log.js'
 
-export const INCIDENT_KINDS = ['outage', 'broker_refusal', 'dead_link', 'disk_full', 'store_repair', 'rejected_input', 'data_loss', 'config_rollback'] as const
+export const INCIDENT_KINDS = ['outage', 'broker_refusal', 'dead_link', 'disk_full', 'store_repair', 'rejected_input', 'input_failing', 'data_loss', 'config_rollback'] as const
 export type IncidentKind = typeof INCIDENT_KINDS[number]
 
 export const SAMPLE_MS = 5000
 export const QUIET_MS = 60_000
+/**
+ * input_failing stays open longer: a Modbus device that does not answer is polled again after up
+ * to 5 minutes (src/ingest/sources/modbus), so its failures come that far apart.
+ */
+export const INPUT_QUIET_MS = 6 * 60_000
 export const BURST_FRAMES = 10
 export const MAX_INCIDENTS = 50
 const SAVE_EVERY_MS = 5000
@@ -59,6 +64,8 @@ export interface IncidentInput {
   rejected: Readonly<Record<string, number>>
   /** Rejected frames by device id (device-supplied text). */
   deviceRejections: Readonly<Record<string, number>>
+  /** Failures of the sources that read local brokers and devices, by `transport:reason` (mqtt:connect, modbus:timeout). */
+  sourceFailures: Readonly<Record<string, number>>
   rollbacks: number
 }
 
@@ -152,7 +159,7 @@ export class IncidentTracker {
       if (input.rollbacks > prev.rollbacks) this.instant('config_rollback', now, 'a remote configuration update was rolled back: the gateway returned to its previous configuration', ['rolled_back'], input)
     }
     for (const [kind, open] of this.open) {
-      if (isBursty(kind) && now - open.lastActivityMs >= QUIET_MS) this.close(kind, open.lastActivityMs)
+      if (isBursty(kind) && now - open.lastActivityMs >= (kind === 'input_failing' ? INPUT_QUIET_MS : QUIET_MS)) this.close(kind, open.lastActivityMs)
     }
     this.maybeSave(now)
   }
@@ -219,6 +226,8 @@ export class IncidentTracker {
       for (const id of devices) if (known.size < MAX_DEVICES) known.add(id)
       if (known.size > 0) o.incident.devices = [...known]
     }
+    const inputs = increases(prev.sourceFailures, input.sourceFailures)
+    if (inputs.length > 0) this.burst('input_failing', 'a local input (an MQTT broker, a Modbus device) could not be read; it is retried with backoff, and its devices\' readings are not collected meanwhile', inputs.map(([r]) => r), prev, input)
     const lost = increases(prev.dropped, input.dropped)
     if (lost.length > 0) this.burst('data_loss', 'events accepted earlier were dropped (evicted for space, expired or refused); each is counted and reported upstream', lost.map(([r]) => r), prev, input)
   }
@@ -299,7 +308,7 @@ export class IncidentTracker {
 }
 
 function isBursty (kind: IncidentKind): boolean {
-  return kind === 'broker_refusal' || kind === 'dead_link' || kind === 'rejected_input' || kind === 'data_loss'
+  return kind === 'broker_refusal' || kind === 'dead_link' || kind === 'rejected_input' || kind === 'input_failing' || kind === 'data_loss'
 }
 
 function impactOf (i: IncidentInput): IncidentImpact {

@@ -322,6 +322,10 @@ export function incidentInput (stats: ForwarderStats, rollbacks: number, atMs: n
     for (const k in d.rejected) n += d.rejected[k as keyof typeof d.rejected] ?? 0
     if (n > 0) deviceRejections[id] = n
   }
+  const sourceFailures: Record<string, number> = {}
+  for (const [transport, c] of Object.entries(ingest.transports)) {
+    for (const [reason, n] of Object.entries(c.failures)) if (n !== undefined && n > 0) sourceFailures[`${transport}:${reason}`] = n
+  }
   return {
     atMs,
     online: uplink.state === 'online',
@@ -338,6 +342,7 @@ export function incidentInput (stats: ForwarderStats, rollbacks: number, atMs: n
     repairedAtOpen: store.repairedAtOpen,
     rejected: ingest.rejected,
     deviceRejections,
+    sourceFailures,
     rollbacks,
   }
 }

@@ -155,6 +155,8 @@ export function healthReport (registry: MetricsRegistry, facts: GatewayFacts): H
   const rejected = open('rejected_input')
   if (rejected !== undefined) problem('ingest', 'warning', `a burst of rejected frames (${rejected.codes.join(', ')}): ${rejected.impact.framesRejected} so far`, 'malformed-input')
   if (facts.listening.length === 0) problem('ingest', 'warning', 'no ingest listener is configured: no device can send events', 'malformed-input')
+  const inputs = open('input_failing')
+  if (inputs !== undefined) problem('ingest', 'warning', `a local input cannot be read (${inputs.codes.join(', ')}) since ${new Date(inputs.startMs).toISOString()}: its devices' readings are not collected; it is retried with backoff`, 'local-input-failing')
 
   // ── delivery ──
   const lagP99 = registry.quantile('edgefwd_delivery_lag_seconds', 0.99)

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { IncidentTracker, QUIET_MS, SAMPLE_MS, type IncidentInput } from '../../src/agent/incidents.js'
+import { IncidentTracker, INPUT_QUIET_MS, QUIET_MS, SAMPLE_MS, type IncidentInput } from '../../src/agent/incidents.js'
 import { silentLogger } from '../helpers/logger.js'
 
 const T0 = 1_800_000_000_000
@@ -10,7 +10,7 @@ function input (at: number, over: Partial<IncidentInput> = {}): IncidentInput {
   return {
     atMs: T0 + at, online: true, stopping: false, offlineSinceMs: undefined, lastError: undefined,
     connectFailures: {}, deadLinks: {}, resent: 0, accepted: 0, dropped: {}, diskDegraded: false, repairedAtOpen: false,
-    rejected: {}, deviceRejections: {}, rollbacks: 0, ...over,
+    rejected: {}, deviceRejections: {}, sourceFailures: {}, rollbacks: 0, ...over,
   }
 }
 
@@ -105,4 +105,19 @@ t.test('the history is saved and read back; an incident open at a crash is close
   const third = new IncidentTracker(file, silentLogger())
   await third.load(T0)
   t.equal(third.report(5).recorded, 0, 'a damaged file: a new history')
+})
+
+t.test('a local input failing (a broker down, a Modbus device polled with backoff) is one incident until INPUT_QUIET_MS pass', async t => {
+  const tracker = new IncidentTracker(undefined, silentLogger())
+  tracker.observe(input(0))
+  tracker.observe(input(5000, { sourceFailures: { 'modbus:timeout': 1 } }))
+  // The device's backoff grows: failures 2.5 and 5 minutes apart are still the same incident.
+  tracker.observe(input(5000 + 150_000, { sourceFailures: { 'modbus:timeout': 2 } }))
+  tracker.observe(input(5000 + 450_000, { sourceFailures: { 'modbus:timeout': 3, 'mqtt:connect': 1 } }))
+  let open = tracker.report(5).incidents
+  t.equal(open.length, 1)
+  t.match(open[0], { kind: 'input_failing', startMs: T0, endMs: undefined, codes: ['modbus:timeout', 'mqtt:connect'] })
+  tracker.observe(input(5000 + 450_000 + INPUT_QUIET_MS, { sourceFailures: { 'modbus:timeout': 3, 'mqtt:connect': 1 } }))
+  open = tracker.report(5).incidents
+  t.equal(open[0]?.endMs, T0 + 455_000, 'closed once quiet for INPUT_QUIET_MS, at its last failure')
 })
