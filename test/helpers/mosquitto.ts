@@ -49,7 +49,7 @@ export interface MosquittoOptions {
 export interface MosquittoConnection {
   address: string
   clientId: string
-  /** 'p5' is MQTT 5, 'p4' 3.1.1. */
+  /** 'p5' is MQTT 5, 'p2' 3.1.1 (Mosquitto's numbering). */
   protocol: string
   /** With use_identity_as_username: the client certificate's CN. */
   username: string | undefined
