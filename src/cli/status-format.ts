@@ -14,7 +14,8 @@ export interface ForwarderStatus {
   buffer: { usedBytes: number, capacityBytes: number, events: number, eventsByPriority: Counts, oldestEventAgeSeconds: number, memoryMode: boolean, memoryBytes: number }
   delivered: { events: number, batches: number, batchesResent: number, pubackP99Seconds: number | null, lagP99Seconds: number | null }
   lost: { evicted: number, evictedByPriority: Counts, expired: number, expiredByPriority: Counts, other: number, otherByReason: Counts }
-  ingest: { frames: number, accepted: number, rejected: number, rejectedByReason: Counts, overloadDrops: number }
+  /** sourceFailuresBySource: the local broker and Modbus inputs' failures by `transport:reason` (mqtt:connect). */
+  ingest: { frames: number, accepted: number, rejected: number, rejectedByReason: Counts, overloadDrops: number, sourceFailures: number, sourceFailuresBySource: Counts }
   /** null when the endpoint shows no certificate expiry (TLS material not loaded yet). */
   tls: { certDaysLeft: number | null }
   config: { version: number, updates: number, updatesByResult: Counts }
@@ -40,7 +41,8 @@ export function formatStatus (s: ForwarderStatus): string {
     ['delivered', `${num(d.events)} events in ${num(d.batches)} batches; ${num(d.batchesResent)} batches resent; ` +
       `PUBACK p99 ${d.pubackP99Seconds === null ? 'n/a' : seconds(d.pubackP99Seconds)}; lag p99 ${d.lagP99Seconds === null ? 'n/a' : seconds(d.lagP99Seconds)}`],
     ['lost', `evicted ${num(l.evicted)}${breakdown(l.evictedByPriority)} · expired ${num(l.expired)}${breakdown(l.expiredByPriority)} · other ${num(l.other)}${breakdown(l.otherByReason)}`],
-    ['ingest', `${num(i.frames)} frames, ${num(i.accepted)} events accepted; rejected ${num(i.rejected)}${breakdown(i.rejectedByReason)}; overload drops ${num(i.overloadDrops)}`],
+    ['ingest', `${num(i.frames)} frames, ${num(i.accepted)} events accepted; rejected ${num(i.rejected)}${breakdown(i.rejectedByReason)}; overload drops ${num(i.overloadDrops)}` +
+      (i.sourceFailures > 0 ? `; input failures ${num(i.sourceFailures)}${breakdown(i.sourceFailuresBySource)}` : '')],
     ['tls', s.tls.certDaysLeft === null
       ? 'client certificate not loaded'
       : s.tls.certDaysLeft >= 0

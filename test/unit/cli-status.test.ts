@@ -59,6 +59,8 @@ function busyRegistry (): MetricsRegistry {
   r.inc('edgefwd_frames_rejected_total', { reason: 'bad_crc' }, 10)
   r.set('edgefwd_tls_cert_expiry_timestamp_seconds', Math.floor(Date.now() / 1000 + 340.5 * 86_400))
   r.set('edgefwd_config_version', 7)
+  r.inc('edgefwd_ingest_source_failures_total', { transport: 'mqtt', reason: 'connect' }, 4)
+  r.inc('edgefwd_ingest_source_failures_total', { transport: 'modbus', reason: 'timeout' }, 9)
   r.inc('edgefwd_config_updates_total', { result: 'applied' }, 2)
   r.inc('edgefwd_config_updates_total', { result: 'rolled_back' }, 1)
   r.set('edgefwd_process_resident_memory_bytes', 85 * MiB)
@@ -89,7 +91,7 @@ t.test('the summary of a ready forwarder', async t => {
     '            low 5 000 · normal 300 · high 20 · critical 1',
     'delivered   10 234 events in 40 batches; 12 batches resent; PUBACK p99 0.05 s; lag p99 2.5 s',
     'lost        evicted 120 (low: 120) · expired 0 · other 3 (rejected_full: 3)',
-    'ingest      10 500 frames, 10 488 events accepted; rejected 12 (bad_crc: 10, rate_limited: 2); overload drops 0',
+    'ingest      10 500 frames, 10 488 events accepted; rejected 12 (bad_crc: 10, rate_limited: 2); overload drops 0; input failures 13 (modbus:timeout: 9, mqtt:connect: 4)',
     'tls         client certificate expires in 340 days',
     'config      remote version 7; 3 remote updates (applied: 2, rolled_back: 1)',
     'process     RSS 85 MiB, CPU 12.3 s, event loop p99 3 ms, up 2 h 3 min',

@@ -145,6 +145,13 @@ function summarize ({ url, samples }: Metrics, ready: { ok: boolean, checks: Che
   const otherByReason = by('edgefwd_events_dropped_total', 'reason', ['evicted_for_space', 'expired_ttl'])
   const rejectedByReason = by('edgefwd_frames_rejected_total', 'reason')
   const updatesByResult = by('edgefwd_config_updates_total', 'result')
+  const sourceFailuresBySource: Counts = {}
+  for (const x of samples) {
+    if (x.name === 'edgefwd_ingest_source_failures_total') {
+      const key = `${x.labels.transport ?? '?'}:${x.labels.reason ?? '?'}`
+      sourceFailuresBySource[key] = (sourceFailuresBySource[key] ?? 0) + x.value
+    }
+  }
   return {
     url,
     version: samples.find(s => s.name === 'edgefwd_build_info' && s.value === 1)?.labels.version ?? 'unknown',
@@ -189,6 +196,8 @@ function summarize ({ url, samples }: Metrics, ready: { ok: boolean, checks: Che
       rejected: sum(rejectedByReason),
       rejectedByReason,
       overloadDrops: total('edgefwd_ingest_overload_drops_total'),
+      sourceFailures: sum(sourceFailuresBySource),
+      sourceFailuresBySource,
     },
     tls: { certDaysLeft: samples.some(x => x.name === 'edgefwd_tls_cert_expiry_timestamp_seconds') ? Math.floor((total('edgefwd_tls_cert_expiry_timestamp_seconds') - nowSeconds) / 86_400) : null },
     config: { version: total('edgefwd_config_version'), updates: sum(updatesByResult), updatesByResult },
