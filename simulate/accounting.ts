@@ -19,6 +19,32 @@
  * up to what the gateway's frame count says never arrived, oldest first; what remains is
  * unexplained. For TCP the wire is not an excuse: TCP loses nothing while a connection lives, and
  * devices with acks resend what was not acknowledged.
+ *
+ * Source devices (`mqtt`: Tasmota-like publishers on the local broker; `modbus`: meters the
+ * forwarder polls) send no seqs: the forwarder numbers their events itself. They are accounted by
+ * the number each message or poll carries (tasmota-device.ts, modbus-meter.ts), which stands in
+ * for the seq here:
+ *   sent         mqtt: the messages the local broker acknowledged (PUBACK) to the publisher: from
+ *                then on they are the broker's and the forwarder's to deliver. modbus: the polls
+ *                the meter answered (1..its count), as it stood when it stopped answering at the
+ *                end of the sending period, so no poll is answered while the run drains.
+ *   delivered,   by that number: the first event carrying it, and any more (an MQTT message
+ *   duplicates   the forwarder stored but had not acknowledged at a power cut comes again).
+ *   evicted      the gateway's eviction reports name ranges of its own seqs, which say nothing
+ *                about message numbers; their counts explain the device's missing numbers by
+ *                count, per priority (a source device has one), as ingest rejections are.
+ *   dropped at   the gateway's per-device rejection counts, as for framed devices; and for modbus
+ *   ingest       devices, `poll_timeout`: polls the meter answered that the forwarder had given up
+ *                on (its Modbus timeout fired first, or the late answer then failed the next
+ *                read), up to the gateway's count of modbus timeouts, shared by all its modbus
+ *                devices (the gateway counts them per transport only).
+ *   lost before  modbus only: the polls in flight at a power cut (`deviceLost`): answered before
+ *   gateway      the SIGKILL and not yet on disk, or answered into the dead connection after it.
+ *                A poll runs until its event is durable before the next is sent, so that is the
+ *                last poll answered before the cut and any answered after it, before the restart.
+ *                Modbus has no acknowledgement: the gateway cannot get such a reading back.
+ *                MQTT loses none: the local broker sends what was not acknowledged again.
+ * Nothing else excuses a missing number, so a correct run has no unexplained one.
  */
 import { PRIORITIES, type PriorityName } from '../src/index.js'
 import type { PriorityRow } from './report.js'
@@ -26,10 +52,10 @@ import type { PriorityRow } from './report.js'
 export interface SentRecord { seq: number, priority: PriorityName, sentAtMs: number }
 
 export interface DeviceLedger {
-  transport: 'tcp' | 'udp'
-  /** Every event the device produced (first sends). */
+  transport: 'tcp' | 'udp' | 'mqtt' | 'modbus'
+  /** Every event the device produced (first sends); for mqtt and modbus, by message or poll number (see above). */
   sent: readonly SentRecord[]
-  /** Seqs the device itself gave up (disconnected without acks, its ring full, a failed send). */
+  /** Seqs the device itself gave up (disconnected without acks, its ring full, a failed send); modbus: polls in flight at a power cut. */
   deviceLost: ReadonlySet<number>
   /** Frames the gateway received from this device (all attempts) and rejected, by reason; summed over restarts. */
   gatewayFrames: number
@@ -51,8 +77,18 @@ export type ReportedRanges = ReadonlyArray<{ from: number, to: number, count: nu
 
 export interface UnexplainedEvent { deviceId: string, seq: number, priority: PriorityName }
 
+/** One device's columns (its drops at ingest summed). */
+export interface DeviceTotals { sent: number, delivered: number, evicted: number, droppedAtIngest: number, lostBeforeGateway: number, duplicates: number, unexplained: number }
+
+export interface AccountOptions {
+  /** The gateway's count of failed Modbus polls for `timeout` (summed over restarts): see poll_timeout above. */
+  modbusPollTimeouts?: number
+}
+
 export interface Accounting {
   rows: PriorityRow[]
+  /** Per device id. */
+  devices: Map<string, DeviceTotals>
   latencyMs: { p50: number, p99: number, max: number, count: number }
   unexplained: UnexplainedEvent[]
   criticalUndelivered: number
@@ -79,6 +115,16 @@ function takeFromRange (left: Array<{ from: number, to: number, count: number, p
   return true
 }
 
+/** Takes one event of any range of this priority that has some left (a source device's ranges are in gateway seqs). */
+function takeByCount (left: Array<{ count: number, priority: PriorityName }>, priority: PriorityName): boolean {
+  const r = left.find(x => x.priority === priority && x.count > 0)
+  if (r === undefined) return false
+  r.count--
+  return true
+}
+
+const isSource = (transport: DeviceLedger['transport']): boolean => transport === 'mqtt' || transport === 'modbus'
+
 function percentile (sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] as number
@@ -99,48 +145,66 @@ export function describeUnexplained (events: readonly UnexplainedEvent[], max = 
 }
 
 export function account (devices: ReadonlyMap<string, DeviceLedger>, deliveries: ReadonlyMap<string, DeviceDeliveries>,
-  reported: ReadonlyMap<string, ReportedRanges>): Accounting {
+  reported: ReadonlyMap<string, ReportedRanges>, options: AccountOptions = {}): Accounting {
   const rows = new Map<PriorityName, PriorityRow>(PRIORITIES.map(p => [p, {
     priority: p, sent: 0, delivered: 0, evicted: 0, droppedAtIngest: {}, lostBeforeGateway: 0, duplicates: 0, unexplained: 0
   }]))
   const row = (p: PriorityName): PriorityRow => rows.get(p) as PriorityRow
   const latencies: number[] = []
   const unexplained: UnexplainedEvent[] = []
+  const perDevice = new Map<string, DeviceTotals>()
   let criticalUndelivered = 0
+  let pollTimeouts = options.modbusPollTimeouts ?? 0
 
   for (const [deviceId, ledger] of [...devices].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)) {
     const got = deliveries.get(deviceId)
     const ranges = (reported.get(deviceId) ?? []).map(r => ({ ...r }))
+    const source = isSource(ledger.transport)
+    const mine: DeviceTotals = { sent: 0, delivered: 0, evicted: 0, droppedAtIngest: 0, lostBeforeGateway: 0, duplicates: 0, unexplained: 0 }
+    perDevice.set(deviceId, mine)
     const missing: SentRecord[] = []
     for (const e of ledger.sent) {
       const r = row(e.priority)
       r.sent++
+      mine.sent++
       const latency = got?.latencyMs.get(e.seq)
       if (latency !== undefined) {
+        const duplicates = got?.duplicates.get(e.seq) ?? 0
         r.delivered++
+        mine.delivered++
         latencies.push(latency)
-        r.duplicates += got?.duplicates.get(e.seq) ?? 0
+        r.duplicates += duplicates
+        mine.duplicates += duplicates
         continue
       }
       if (e.priority === 'critical') criticalUndelivered++
-      if (takeFromRange(ranges, e.seq, e.priority)) { r.evicted++; continue }
-      if (ledger.deviceLost.has(e.seq)) { r.lostBeforeGateway++; continue }
+      if (source ? takeByCount(ranges, e.priority) : takeFromRange(ranges, e.seq, e.priority)) { r.evicted++; mine.evicted++; continue }
+      if (ledger.deviceLost.has(e.seq)) { r.lostBeforeGateway++; mine.lostBeforeGateway++; continue }
       missing.push(e)
     }
     // Attribute the missing events: the gateway's rejections first, then what never reached it.
     const rejections = Object.entries(ledger.gatewayRejected).filter(([, n]) => n > 0).map(([reason, n]) => ({ reason, left: n }))
     let lostBefore = ledger.transport === 'udp' ? Math.max(0, ledger.sent.length - ledger.deviceLost.size - ledger.gatewayFrames) : 0
+    const dropped = (e: SentRecord, reason: string): void => {
+      const d = row(e.priority).droppedAtIngest
+      d[reason] = (d[reason] ?? 0) + 1
+      mine.droppedAtIngest++
+    }
     for (const e of missing) {
       const rejection = rejections.find(r => r.left > 0)
       if (rejection !== undefined) {
         rejection.left--
-        const d = row(e.priority).droppedAtIngest
-        d[rejection.reason] = (d[rejection.reason] ?? 0) + 1
+        dropped(e, rejection.reason)
       } else if (lostBefore > 0) {
         lostBefore--
         row(e.priority).lostBeforeGateway++
+        mine.lostBeforeGateway++
+      } else if (ledger.transport === 'modbus' && pollTimeouts > 0) {
+        pollTimeouts--
+        dropped(e, 'poll_timeout')
       } else {
         row(e.priority).unexplained++
+        mine.unexplained++
         unexplained.push({ deviceId, seq: e.seq, priority: e.priority })
       }
     }
@@ -152,6 +216,7 @@ export function account (devices: ReadonlyMap<string, DeviceLedger>, deliveries:
   if (criticalUndelivered > 0) reasons.push(`${criticalUndelivered} critical events were not delivered`)
   return {
     rows: PRIORITIES.map(p => row(p)),
+    devices: perDevice,
     latencyMs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies[latencies.length - 1] ?? 0, count: latencies.length },
     unexplained,
     criticalUndelivered,

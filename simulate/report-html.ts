@@ -4,7 +4,7 @@
  * escaped, since scenarios are user files.
  */
 import { bufferChart, colourOf, deliveryChart, esc, evictionsChart, ML, PW, stateRuns, timelineChart, type Axis } from './report-charts.js'
-import { count, droppedCell, fin, fixed, latencyLine, ms, tableRows, wireLine, type PhaseSpan, type SimulationResult } from './report-model.js'
+import { count, droppedCell, fin, fixed, latencyLine, ms, sourcesLines, tableRows, wireLine, type PhaseSpan, type SimulationResult } from './report-model.js'
 
 function summaryTableHtml (r: SimulationResult): string {
   const head = ['priority', 'sent', 'delivered', 'evicted (reported)', 'dropped at ingest', 'lost before gateway', 'duplicates removed', 'unexplained']
@@ -84,7 +84,7 @@ ${verdict}
 <main>
 <h2>Summary</h2>
 ${summaryTableHtml(r)}
-<p>${esc(latencyLine(r))}, max ${esc(ms(r.latencyMs.max))} ms<br>${esc(wireLine(r))}</p>
+${sourcesLines(r).length === 0 ? '' : `<p>${sourcesLines(r).map((l) => esc(l.trim())).join('<br>')}</p>\n`}<p>${esc(latencyLine(r))}, max ${esc(ms(r.latencyMs.max))} ms<br>${esc(wireLine(r))}</p>
 <h2>Charts</h2>
 <figure>${timelineChart(samples, phases, axis, linkRuns)}</figure>
 <figure>${bufferChart(samples, axis, linkRuns)}</figure>

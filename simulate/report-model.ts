@@ -27,6 +27,21 @@ export interface PriorityRow {
   duplicates: number
   unexplained: number
 }
+/** One group of source devices (ingest.mqtt, ingest.modbus): what it sent (messages or polls answered) and where that went. */
+export interface SourceRow {
+  transport: 'mqtt' | 'modbus'
+  /** The group's id pattern, e.g. `tasmota-{n}`. */
+  devices: string
+  count: number
+  priority: string
+  sent: number
+  delivered: number
+  evicted: number
+  droppedAtIngest: number
+  lostBeforeGateway: number
+  duplicates: number
+  unexplained: number
+}
 export interface SimulationResult {
   scenario: { name: string, description: string, seed: number, durationMs: number, source: string }
   startedAt: string
@@ -34,6 +49,8 @@ export interface SimulationResult {
   samples: Sample[]
   phases: PhaseSpan[]
   priorities: PriorityRow[]
+  /** Present when the scenario has mqtt or modbus devices (their events are in `priorities` too). */
+  sources?: SourceRow[]
   latencyMs: { p50: number, p99: number, max: number, count: number }
   wire: { bytesUp: number, eventsDelivered: number, bytesPerEvent: number }
   verdict: { ok: boolean, reasons: string[] }
@@ -84,6 +101,23 @@ export function droppedReasons (d: Record<string, number>): string {
 export function droppedCell (d: Record<string, number>): string {
   const reasons = droppedReasons(d)
   return reasons === '' ? String(droppedTotal(d)) : `${droppedTotal(d)} (${reasons})`
+}
+
+/**
+ * One line per source device group, the first starting `sources:`, e.g.
+ *   sources: mqtt tasmota-1 (normal): 200 messages, 200 delivered
+ *            modbus meter-1 (high): 80 polls, 80 delivered
+ * (none without source devices). Columns other than delivered are named only when not 0.
+ */
+export function sourcesLines (r: SimulationResult): string[] {
+  const rows = Array.isArray(r.sources) ? r.sources : []
+  return rows.map((s, i) => {
+    const who = `${String(s.transport)} ${String(s.devices)}${fin(s.count) > 1 ? ` ×${fin(s.count)}` : ''} (${String(s.priority)})`
+    const what = `${fin(s.sent)} ${s.transport === 'modbus' ? 'polls' : 'messages'}, ${fin(s.delivered)} delivered`
+    const more = ([['evicted', s.evicted], ['dropped at ingest', s.droppedAtIngest], ['lost before gateway', s.lostBeforeGateway], ['duplicates', s.duplicates], ['unexplained', s.unexplained]] as const)
+      .filter(([, v]) => fin(v) !== 0).map(([k, v]) => `, ${fin(v)} ${k}`).join('')
+    return `${i === 0 ? 'sources: ' : '         '}${who}: ${what}${more}`
+  })
 }
 
 export function verdictLine (r: SimulationResult): string {

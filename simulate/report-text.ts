@@ -1,9 +1,10 @@
 /**
  * The simulation's summary for a terminal: the per-priority table (ingest drop reasons inline, or
- * as wrapped footnotes when inline they would pass MAX_TEXT_WIDTH), then latency, wire and verdict.
+ * as wrapped footnotes when inline they would pass MAX_TEXT_WIDTH), the source devices' line when
+ * the scenario has mqtt or modbus devices, then latency, wire and verdict.
  * Control characters from the scenario are blanked.
  */
-import { count, droppedCell, droppedReasons, droppedTotal, fin, fixed, latencyLine, tableRows, verdictLine, wireLine, type SimulationResult } from './report-model.js'
+import { count, droppedCell, droppedReasons, droppedTotal, fin, fixed, latencyLine, sourcesLines, tableRows, verdictLine, wireLine, type SimulationResult } from './report-model.js'
 
 const MAX_TEXT_WIDTH = 100
 
@@ -35,7 +36,9 @@ export function renderSummary (r: SimulationResult): string {
   if (table.some((l) => l.length > MAX_TEXT_WIDTH)) {
     // Many reject reasons: totals in the table, the reasons as footnotes wrapped under the limit.
     table = layout(cellsFor(false))
-    for (const row of rows) {
+    // The total's footnote only when it adds up more than one priority's.
+    const withReasons = rows.slice(0, -1).filter(row => droppedReasons(row.dropped) !== '').length
+    for (const row of withReasons > 1 ? rows : rows.slice(0, -1)) {
       const reasons = droppedReasons(row.dropped)
       if (reasons !== '') notes.push(...wrap(`* dropped at ingest, ${row.label}: ${reasons}`, '    '))
     }
@@ -46,6 +49,7 @@ export function renderSummary (r: SimulationResult): string {
     '',
     ...table,
     ...notes,
+    ...sourcesLines(r).map(plain),
     '',
     latencyLine(r),
     wireLine(r),

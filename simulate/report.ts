@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { renderHtml } from './report-html.js'
 import type { SimulationResult } from './report-model.js'
 
-export type { LinkState, PhaseSpan, PriorityRow, Sample, SimulationResult } from './report-model.js'
+export type { LinkState, PhaseSpan, PriorityRow, Sample, SimulationResult, SourceRow } from './report-model.js'
 export { renderHtml } from './report-html.js'
 export { renderSummary } from './report-text.js'
 

@@ -6,6 +6,13 @@
  * Normalised form: every time in ms, every size in bytes, device ids expanded (`{n}` -> 1..count),
  * priorities as [name, weight] pairs in low..critical order with zero weights dropped, link phases
  * and actions each sorted by start time (stable, so equal starts keep file order).
+ *
+ * Device groups come in two families. Framed devices (`tcp`, `udp`) speak the device protocol
+ * and choose each event's priority by weight. Source devices are what `ingest.mqtt` and
+ * `ingest.modbus` read: a Tasmota-like publisher on a local broker (`mqtt`, `ratePerSecond`
+ * messages/s) and a meter on a Modbus TCP server (`modbus`, polled every `pollIntervalMs`). They
+ * send no priority and no sequence number; the forwarder gives their events the group's one
+ * `priority` by an ingest rule, and its own seqs.
  */
 import { EdgefwdError, formatDuration, type PriorityName } from '../src/index.js'
 import type { DeviceSpec } from './device-events.js'
@@ -31,12 +38,47 @@ export interface LinkPhase {
 
 export interface ScenarioAction { kind: typeof ACTION_KINDS[number], atMs: number, downMs: number }
 
-/** One group of the scenario's devices: a simulated device (DeviceSpec) for each of `ids`. */
-export interface DeviceGroup extends Omit<DeviceSpec, 'id'> {
+export const DEVICE_TRANSPORTS = ['tcp', 'udp', 'mqtt', 'modbus'] as const
+export type DeviceTransport = typeof DEVICE_TRANSPORTS[number]
+
+interface GroupCommon {
   idPattern: string
   ids: string[]
   /** The forwarder's ingest rate limit for these devices, events/s. */
   rateLimitPerSecond?: number
+}
+
+/** A group of framed devices (tcp, udp): a simulated device (DeviceSpec) for each of `ids`. */
+export interface FramedDeviceGroup extends Omit<DeviceSpec, 'id'>, GroupCommon {}
+
+/** Tasmota-like publishers on the local broker (tasmota-device.ts): `ratePerSecond` messages/s each. */
+export interface MqttDeviceGroup extends GroupCommon {
+  transport: 'mqtt'
+  ratePerSecond: number
+  /** Given by an ingest rule `{ device: <id>, priority }`: the device sends none. */
+  priority: PriorityName
+}
+
+/** Meters on the simulation's Modbus TCP server (modbus-meter.ts), each polled by the forwarder every `pollIntervalMs`. */
+export interface ModbusDeviceGroup extends GroupCommon {
+  transport: 'modbus'
+  pollIntervalMs: number
+  priority: PriorityName
+}
+
+export type SourceDeviceGroup = MqttDeviceGroup | ModbusDeviceGroup
+/** The stream of a source device's events (Tasmota's ENERGY object, the meter's registers). */
+export const SOURCE_STREAM = 'energy'
+/** One group of the scenario's devices. */
+export type DeviceGroup = FramedDeviceGroup | SourceDeviceGroup
+
+export function isSourceGroup (g: DeviceGroup): g is SourceDeviceGroup {
+  return g.transport === 'mqtt' || g.transport === 'modbus'
+}
+
+/** Events (or messages, or polls) per second one device of the group makes. */
+export function groupRatePerSecond (g: DeviceGroup): number {
+  return g.transport === 'modbus' ? 1000 / g.pollIntervalMs : g.ratePerSecond
 }
 
 export interface Scenario {
@@ -74,8 +116,8 @@ export class ScenarioError extends EdgefwdError {
  * The same scenario with every time multiplied by `factor` (to run it shortened in CI): the
  * duration, each start, each length, flapping up/down and action down. Start and end points are
  * rounded separately (whole ms, at least 1 ms for a non-zero length), so phases that were
- * back to back stay back to back and never come to overlap. Unchanged: rates, sizes, latency
- * (a delay, not a period) and uplink.pubackTimeout (a property of the forwarder, with a 100 ms
+ * back to back stay back to back and never come to overlap. Unchanged: rates and Modbus poll
+ * intervals (a rate, not a span of the timeline), sizes, latency (a delay, not a period) and uplink.pubackTimeout (a property of the forwarder, with a 100 ms
  * minimum; shortening it would make timeouts fire under CI load that the scenario never meant).
  * Throws ScenarioError when the factor is so small that the result would no longer validate.
  */
@@ -105,7 +147,9 @@ export function scaleScenario (s: Scenario, factor: number): Scenario {
     ...s,
     durationMs: len(s.durationMs),
     uplink: { ...s.uplink },
-    devices: s.devices.map(d => ({ ...d, ids: [...d.ids], priorities: d.priorities.map(([n, w]): [PriorityName, number] => [n, w]), streams: [...d.streams] })),
+    devices: s.devices.map((d): DeviceGroup => isSourceGroup(d)
+      ? { ...d, ids: [...d.ids] }
+      : { ...d, ids: [...d.ids], priorities: d.priorities.map(([n, w]): [PriorityName, number] => [n, w]), streams: [...d.streams] }),
     links,
     actions,
   }

@@ -5,12 +5,19 @@
  *
  * File shape (see simulate/scenarios/default.yaml for a commented example):
  *   name, description, duration, seed (default 1), store.capacity, uplink.pubackTimeout,
- *   devices: [{ id, count, transport, acks, rate, rateLimit, priorities, streams, payloadBytes }],
+ *   devices: [{ id, count, transport: tcp | udp, acks, rate, rateLimit, priorities, streams, payloadBytes }
+ *            | { id, count, transport: mqtt, rate, rateLimit, priority }
+ *            | { id, count, transport: modbus, interval | rate, rateLimit, priority }],
  *   timeline: [{ at, link, for, bytesPerSecond | ms | up+down } | { at, action, down }]
  * Durations and sizes are the configuration's (`500ms`, `10s`, `2m`, `1h`, `64KiB`, `2MiB`, `1MB`
  * or a plain number of ms or bytes).
  *
  * Cross-checks beyond the schema, and why:
+ * - Each transport takes its own keys (DEVICE_ONLY_FOR): a framed device weights priorities per
+ *   event; an mqtt or modbus device sends none, so the group has one `priority`, which the
+ *   simulation gives its events by an ingest rule, as a gateway's configuration would.
+ * - At most 247 modbus devices in all: the simulation serves them from one Modbus TCP server, one
+ *   unit id each.
  * - Link phases must not overlap, nor two actions of the same kind (scenario-checks.ts says why);
  *   an action may overlap a link phase (a power cut during an outage is a fine scenario).
  * - Every entry starts before the end of the sending period and ends by it, so the drain phase
@@ -19,7 +26,7 @@
 import { LineCounter, parseDocument } from 'yaml'
 import { formatDuration, PRIORITIES, type PriorityName } from '../src/index.js'
 import { checkOverlaps, problemText, type Path, type Report } from './scenario-checks.js'
-import { ACTION_KINDS, LINK_KINDS, ScenarioError, type DeviceGroup, type LinkPhase, type LinkPhaseKind, type Scenario, type ScenarioAction } from './scenario-model.js'
+import { ACTION_KINDS, LINK_KINDS, ScenarioError, SOURCE_STREAM, type DeviceGroup, type LinkPhase, type LinkPhaseKind, type Scenario, type ScenarioAction } from './scenario-model.js'
 import { DEVICE_ID, keysAt, scenarioSchema, zodMessage, type RawEntry, type RawScenario } from './scenario-schema.js'
 
 /** YAML or JSON text (JSON is YAML) -> a checked, normalised Scenario; throws ScenarioError. */
@@ -74,7 +81,12 @@ function valueAt (input: unknown, path: Path): unknown {
 }
 
 function normalise (raw: RawScenario, source: string, report: Report): Scenario {
-  const devices = raw.devices.map((d, i) => deviceGroup(d, ['devices', i], report))
+  let modbus = 0
+  const devices = raw.devices.map((d, i) => {
+    const group = deviceGroup(d, ['devices', i], report, modbus)
+    if (group.transport === 'modbus') modbus += group.ids.length
+    return group
+  })
   const owner = new Map<string, number>()
   devices.forEach((group, i) => {
     for (const id of group.ids) {
@@ -115,28 +127,84 @@ function normalise (raw: RawScenario, source: string, report: Report): Scenario 
   }
 }
 
-function deviceGroup (d: RawScenario['devices'][number], path: Path, report: Report): DeviceGroup {
+/** The most Modbus devices one simulation serves: unit ids 1 to 247, the Modbus address range. */
+const MAX_MODBUS_DEVICES = 247
+/** Messages/s one Tasmota-like device may publish: one MQTT client each, and the gateway's default per-device rate limit. */
+const MAX_MQTT_RATE = 1000
+/** The longest Modbus poll interval the forwarder takes (ingest.modbus devices[].interval). */
+const MAX_POLL_INTERVAL_MS = 86_400_000
+
+type RawDevice = RawScenario['devices'][number]
+const FRAMED = (d: RawDevice): boolean => d.transport === 'tcp' || d.transport === 'udp'
+const aDevice = (transport: string): string => `${transport === 'mqtt' ? 'an' : 'a'} ${transport} device`
+const SOURCE_PRIORITY_HINT = 'its events get one priority, from an ingest rule the simulation writes: use priority: (low | normal | high | critical)'
+
+/** Keys that only some transports take, and what to say to the others. */
+const DEVICE_ONLY_FOR: ReadonlyArray<[keyof RawDevice, (d: RawDevice) => boolean, (d: RawDevice) => string]> = [
+  ['acks', d => d.transport === 'tcp', d => d.transport === 'udp'
+    ? 'udp devices get no acks; remove acks or set it to false'
+    : `only for tcp devices (transport ${d.transport} ${d.transport === 'mqtt' ? 'publishes at QoS 1 and is acknowledged by its broker' : 'is polled'})`],
+  ['priorities', FRAMED, d => `only for tcp and udp devices; ${aDevice(d.transport)} sends no priority: ${SOURCE_PRIORITY_HINT}`],
+  ['streams', FRAMED, d => `only for tcp and udp devices; ${aDevice(d.transport)}'s events go to stream ${JSON.stringify(SOURCE_STREAM)}`],
+  ['payloadBytes', FRAMED, d => `only for tcp and udp devices; ${aDevice(d.transport)} sends ${d.transport === 'mqtt' ? 'Tasmota SENSOR JSON' : 'meter registers'}`],
+  ['priority', d => !FRAMED(d), () => 'only for mqtt and modbus devices; tcp and udp devices pick each event\'s priority by weight: use priorities'],
+  ['interval', d => d.transport === 'modbus', d => `only for modbus devices (how often the forwarder polls them); ${aDevice(d.transport)} has a rate`],
+]
+
+function deviceGroup (d: RawDevice, path: Path, report: Report, modbusSoFar: number): DeviceGroup {
   if (d.count > 1 && !d.id.includes('{n}')) report([...path, 'id'], `must contain {n} when count is ${d.count} (e.g. "${d.id}-{n}")`)
   const ids = Array.from({ length: d.count }, (_, k) => d.id.replaceAll('{n}', String(k + 1)))
   const bad = ids.find(id => !DEVICE_ID.test(id))
   if (bad !== undefined) report([...path, 'id'], `makes "${bad}", which is not a device id (1-64 characters of A-Z a-z 0-9 . _ : -)`)
-  if (d.transport === 'udp' && d.acks === true) report([...path, 'acks'], 'udp devices get no acks; remove acks or set it to false')
+  for (const [key, applies, message] of DEVICE_ONLY_FOR) {
+    // acks: false on udp has always been accepted (it says what udp is).
+    if (d[key] !== undefined && !applies(d) && !(key === 'acks' && d.transport === 'udp' && d.acks === false)) report([...path, key], message(d))
+  }
+  const limit = d.rateLimit === undefined ? {} : { rateLimitPerSecond: d.rateLimit }
+  const common = { idPattern: d.id, ids, ...limit }
+
+  if (d.transport === 'mqtt' || d.transport === 'modbus') {
+    if (d.priority === undefined) report([...path, 'priority'], `is required for transport ${d.transport}: ${SOURCE_PRIORITY_HINT}`)
+    const priority = d.priority ?? 'normal'
+    if (d.transport === 'mqtt') {
+      if (d.rate === undefined) report([...path, 'rate'], 'is required for transport mqtt (messages/s each device publishes)')
+      else if (d.rate > MAX_MQTT_RATE) report([...path, 'rate'], `must be at most ${MAX_MQTT_RATE} messages/s for transport mqtt (each device is one MQTT client publishing at QoS 1)`)
+      return { transport: 'mqtt', ...common, ratePerSecond: d.rate ?? 1, priority }
+    }
+    if (modbusSoFar + ids.length > MAX_MODBUS_DEVICES) {
+      report([...path, 'count'], `makes ${modbusSoFar + ids.length} modbus devices in all; one Modbus server has unit ids for ${MAX_MODBUS_DEVICES}`)
+    }
+    let pollIntervalMs = d.interval ?? 1000
+    if ((d.rate === undefined) === (d.interval === undefined)) {
+      report(path, d.rate === undefined
+        ? 'needs interval (e.g. 500ms, how often the forwarder polls it) or rate (polls/s)'
+        : 'has both interval and rate; give one (interval: 500ms is rate: 2)')
+    } else if (d.rate !== undefined) {
+      pollIntervalMs = Math.round(1000 / d.rate)
+      if (pollIntervalMs < 100) report([...path, 'rate'], `must be at most 10 polls/s (an interval of at least 100ms, the forwarder's shortest); ${d.rate} is ${pollIntervalMs}ms`)
+    }
+    if (pollIntervalMs > MAX_POLL_INTERVAL_MS) report([...path, d.rate === undefined ? 'interval' : 'rate'], "makes a poll interval over 1d, the forwarder's longest")
+    return { transport: 'modbus', ...common, pollIntervalMs, priority }
+  }
+
+  if (d.rate === undefined) report([...path, 'rate'], `is required for transport ${d.transport} (events/s each device sends)`)
   const priorities: Array<[PriorityName, number]> = []
   for (const name of PRIORITIES) {
-    const w = d.priorities[name]
+    const w = d.priorities?.[name]
     if (w !== undefined && w > 0) priorities.push([name, w])
   }
-  if (priorities.length === 0) report([...path, 'priorities'], `needs at least one weight above 0 (keys: ${PRIORITIES.join(', ')})`)
+  if (d.priorities === undefined) report([...path, 'priorities'], `is required for transport ${d.transport}: weights by priority (keys: ${PRIORITIES.join(', ')})`)
+  else if (priorities.length === 0) report([...path, 'priorities'], `needs at least one weight above 0 (keys: ${PRIORITIES.join(', ')})`)
   return {
     idPattern: d.id,
     ids,
     transport: d.transport,
     acks: d.acks ?? d.transport === 'tcp',
-    ratePerSecond: d.rate,
+    ratePerSecond: d.rate ?? 1,
     priorities,
-    streams: d.streams,
-    payloadBytes: d.payloadBytes,
-    ...(d.rateLimit === undefined ? {} : { rateLimitPerSecond: d.rateLimit }),
+    streams: d.streams ?? ['telemetry'],
+    payloadBytes: d.payloadBytes ?? 48,
+    ...limit,
   }
 }
 

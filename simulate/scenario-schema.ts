@@ -6,7 +6,7 @@
  */
 import { z } from 'zod'
 import { parseDuration, parseSize, PRIORITIES, type UnitParse } from '../src/index.js'
-import { ACTION_KINDS, LINK_KINDS } from './scenario-model.js'
+import { ACTION_KINDS, DEVICE_TRANSPORTS, LINK_KINDS } from './scenario-model.js'
 import type { Path } from './scenario-checks.js'
 
 export const DEVICE_ID = /^[A-Za-z0-9._:-]{1,64}$/
@@ -28,16 +28,25 @@ const size = (min: number, tooSmall: string) => unit(parseSize, min, tooSmall)
 
 const weight = z.number().min(0).max(1_000_000)
 
+/**
+ * One schema for every transport, its keys optional where some transport has no use for them:
+ * which keys a transport needs or refuses is checked in scenario-parse.ts (deviceGroup), which
+ * words the problem for that transport ("only for tcp and udp devices", "is required for
+ * transport mqtt"). Defaults of those keys (streams, payloadBytes) are applied there too, so a
+ * key given for the wrong transport is seen.
+ */
 const deviceSchema = z.strictObject({
   id: z.string().min(1),
   count: z.int().min(1).max(10_000).default(1),
-  transport: z.enum(['tcp', 'udp']),
+  transport: z.enum(DEVICE_TRANSPORTS),
   acks: z.boolean().optional(),
-  rate: z.number().gt(0).max(100_000),
+  rate: z.number().gt(0).max(100_000).optional(),
+  interval: duration(100, "must be at least 100ms (the forwarder's shortest Modbus poll interval)").optional(),
   rateLimit: z.number().gt(0).max(10_000_000).optional(),
-  priorities: z.strictObject({ low: weight.optional(), normal: weight.optional(), high: weight.optional(), critical: weight.optional() }),
-  streams: z.array(z.string().regex(STREAM, { error: 'must be 1-64 printable ASCII characters, no spaces' })).min(1).default(['telemetry']),
-  payloadBytes: z.int().min(0).max(4096).default(48),
+  priorities: z.strictObject({ low: weight.optional(), normal: weight.optional(), high: weight.optional(), critical: weight.optional() }).optional(),
+  priority: z.enum(PRIORITIES).optional(),
+  streams: z.array(z.string().regex(STREAM, { error: 'must be 1-64 printable ASCII characters, no spaces' })).min(1).optional(),
+  payloadBytes: z.int().min(0).max(4096).optional(),
 })
 
 const entrySchema = z.strictObject({

@@ -18,7 +18,10 @@ import { problemText } from './scenario-checks.js'
 import { ScenarioError, type Scenario } from './scenario-model.js'
 import { parseScenario } from './scenario-parse.js'
 
-export { ScenarioError, scaleScenario, type DeviceGroup, type LinkPhase, type LinkPhaseKind, type PriorityName, type Scenario, type ScenarioAction } from './scenario-model.js'
+export {
+  ScenarioError, groupRatePerSecond, isSourceGroup, scaleScenario, type DeviceGroup, type FramedDeviceGroup, type MqttDeviceGroup, type ModbusDeviceGroup, type SourceDeviceGroup,
+  type LinkPhase, type LinkPhaseKind, type PriorityName, type Scenario, type ScenarioAction
+} from './scenario-model.js'
 export { parseScenario } from './scenario-parse.js'
 
 /**

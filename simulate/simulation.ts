@@ -6,15 +6,19 @@
  *   driven by the scenario's timeline) ──▶ embedded broker (aedes, client certificates required)
  *   ──▶ sink (SinkSubscriber + SequenceVerifier, as `edgefwd sink --verify`)
  *
+ *   source devices (source-devices.ts): Tasmota-like plugs ──▶ local broker ◀── forwarder's
+ *   ingest.mqtt; a Modbus TCP meter ◀── forwarder's ingest.modbus polls. Both on the gateway's
+ *   side of the chaos proxy, as on a real gateway.
+ *
  * Certificates come fresh from the PKI module into a temporary directory. The forwarder gets a
  * small store so eviction happens; MQTT 3.1.1, which is what aedes speaks (MQTT 5 is covered by
  * the Mosquitto tests). After the scenario's duration the devices stop, the link is restored,
  * and the run waits (bounded) until the devices' unacknowledged events are acknowledged, the
- * store is empty and the sink has everything; then accounting.ts sorts every event sent into
- * delivered / evicted / dropped at ingest / lost before the gateway / unexplained.
+ * local broker has handed the forwarder every message, the store is empty and the sink has
+ * everything; then accounting.ts sorts every event sent into delivered / evicted / dropped at
+ * ingest / lost before the gateway / unexplained.
  */
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -25,10 +29,12 @@ import { startChaosProxy, type ChaosProxy } from './chaos-proxy.js'
 import { startFleet, type Fleet } from './devices.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js'
 import { startForwarderChild, type ForwarderChild } from './forwarder-child.js'
+import { freePort } from './free-port.js'
 import type { ForwarderStatsMessage } from './forwarder-process.js'
 import { seededRandom } from './random.js'
 import type { LinkState, PhaseSpan, Sample, SimulationResult } from './report.js'
-import { scaleScenario, type LinkPhase, type Scenario } from './scenario.js'
+import { isSourceGroup, scaleScenario, type FramedDeviceGroup, type LinkPhase, type Scenario } from './scenario.js'
+import { sourceRows, startSourceDevices, type SourceDevices } from './source-devices.js'
 
 export const GATEWAY_ID = 'sim-gw'
 
@@ -82,18 +88,16 @@ export interface Progress {
 interface ForwarderTotals {
   frames: Map<string, number>
   rejected: Map<string, Record<string, number>>
+  /** Failed Modbus polls for `timeout` (edgefwd_ingest_source_failures_total{transport="modbus"}). */
+  modbusTimeouts: number
 }
 
-/** A free TCP port on 127.0.0.1 (UDP uses the same number; both are checked by binding). */
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
+/**
+ * The source devices' own PRNG, derived from the seed: the framed devices draw theirs from the
+ * seed itself, first, so adding source devices to a scenario leaves the framed devices' events as they were.
+ */
+function sourceSeed (seed: number): number {
+  return (Math.imul(seed >>> 0, 0x9e3779b1) ^ 0x736f7572) >>> 0
 }
 
 function linkAt (links: readonly LinkPhase[], t: number): { phase: LinkPhase | undefined, up: boolean } {
@@ -134,6 +138,8 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
     closers.unshift(async () => { await broker.close() })
     const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port: broker.port } })
     closers.unshift(async () => { await proxy.close() })
+    const sources: SourceDevices = await startSourceDevices({ groups: scenario.devices.filter(isSourceGroup), random: seededRandom(sourceSeed(seed)) })
+    closers.unshift(async () => { await sources.close() })
 
     // The timeline's clock starts with the devices, once everything else is up.
     let t0 = Date.now()
@@ -142,17 +148,28 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
     const reported = new Map<string, Array<{ from: number, to: number, count: number, priority: PriorityName }>>()
     const seenRanges = new Set<string>()
     let deliveredCount = 0
+    /** Events of source devices without a message or poll number the simulation gave them. */
+    let unnumbered = 0
     class RecordingVerifier extends SequenceVerifier {
       override addEnvelope (decoded: DecodedEnvelope): void {
         super.addEnvelope(decoded)
         const now = Date.now()
         for (const e of decoded.events) {
+          // A source device's event is known by the number in its value (its seq is the gateway's).
+          let key = e.deviceSeq
+          let sentAtMs = e.deviceTimeMs ?? now
+          if (sources.isSource(e.deviceId)) {
+            const numbered = sources.numberOf(e.deviceId, e.value)
+            if (numbered === undefined) { unnumbered++; continue }
+            key = numbered.number
+            sentAtMs = numbered.sentAtMs
+          }
           let d = deliveries.get(e.deviceId)
           if (d === undefined) { d = { latencyMs: new Map(), duplicates: new Map() }; deliveries.set(e.deviceId, d) }
-          if (d.latencyMs.has(e.deviceSeq)) {
-            d.duplicates.set(e.deviceSeq, (d.duplicates.get(e.deviceSeq) ?? 0) + 1)
+          if (d.latencyMs.has(key)) {
+            d.duplicates.set(key, (d.duplicates.get(key) ?? 0) + 1)
           } else {
-            d.latencyMs.set(e.deviceSeq, Math.max(0, now - (e.deviceTimeMs ?? now)))
+            d.latencyMs.set(key, Math.max(0, now - sentAtMs))
             deliveredCount++
           }
         }
@@ -194,6 +211,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
         tcp: [{ address: '127.0.0.1', port: tcpPort }],
         udp: { address: '127.0.0.1', port: udpPort },
         devices: Object.fromEntries(limited.flatMap(g => g.ids.map(id => [id, { rateLimit: { eventsPerSecond: g.rateLimitPerSecond, burst: '1s' } }]))),
+        ...sources.ingestConfig(),
       },
       tls: { ca: join(work, 'certs', 'ca.crt'), cert: join(work, 'certs', 'gateway.crt'), key: join(work, 'certs', 'gateway.key') },
       uplink: {
@@ -214,7 +232,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
     const configFile = join(work, 'edgefwd.json')
     await writeFile(configFile, JSON.stringify(config, null, 2))
     const logFile = join(work, 'forwarder.log')
-    const totals: ForwarderTotals = { frames: new Map(), rejected: new Map() }
+    const totals: ForwarderTotals = { frames: new Map(), rejected: new Map(), modbusTimeouts: 0 }
     /** Folds a finished forwarder process's counters into the totals (its counters start at zero). */
     const fold = (s: ForwarderStatsMessage | undefined): void => {
       for (const [id, c] of Object.entries(s?.ingest.devices ?? {})) {
@@ -223,16 +241,19 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
         for (const [reason, n] of Object.entries(c.rejected)) r[reason] = (r[reason] ?? 0) + (n ?? 0)
         totals.rejected.set(id, r)
       }
+      totals.modbusTimeouts += s?.ingest.transports.modbus?.failures.timeout ?? 0
     }
     let forwarder: ForwarderChild | undefined = await startForwarderChild({ configFile, logFile })
     closers.unshift(async () => { await forwarder?.stop() })
     options.agent?.onSocket(join(work, 'agent.sock'))
+    await sources.forwarderReady(30_000)
 
     // ── devices ────────────────────────────────────────────────────────────────────────────
     const random = seededRandom(seed)
     t0 = Date.now()
+    const framed = scenario.devices.filter((g): g is FramedDeviceGroup => !isSourceGroup(g))
     const fleet: Fleet = startFleet({
-      devices: scenario.devices.flatMap(g => g.ids.map(id => ({
+      devices: framed.flatMap(g => g.ids.map(id => ({
         id, transport: g.transport, acks: g.acks, ratePerSecond: g.ratePerSecond, priorities: g.priorities, streams: g.streams, payloadBytes: g.payloadBytes
       }))),
       tcp: { host: '127.0.0.1', port: tcpPort },
@@ -240,6 +261,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
       random,
     })
     closers.unshift(async () => { await fleet.close() })
+    sources.startSending()
 
     // ── the timeline ───────────────────────────────────────────────────────────────────────
     const samples: Sample[] = []
@@ -272,7 +294,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
         phase,
         link: linkState(elapsed()),
         uplink: forwarderDown ? 'unknown' : (s?.uplink.state ?? 'unknown'),
-        sent: fleet.stats().sent,
+        sent: fleet.stats().sent + sources.sentCount(),
         stored,
         storedBytes: s?.store.usedBytes ?? 0,
         capacityBytes: s?.store.capacityBytes ?? scenario.storeCapacityBytes,
@@ -304,8 +326,10 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
               const victim = forwarder
               fold(victim?.stats())
               forwarder = undefined
+              sources.powerCut.before()
               await victim?.kill()
               await new Promise(resolve => setTimeout(resolve, action.downMs))
+              await sources.powerCut.after()
               forwarder = await startForwarderChild({ configFile, logFile })
               forwarderDown = false
             })())
@@ -328,10 +352,12 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
     // ── drain ──────────────────────────────────────────────────────────────────────────────
     phase = 'draining'
     fleet.stopSending()
+    sources.stopSending()
     await Promise.all([...pending])
     applyLink(proxy, undefined, true)
     const drainUntil = Date.now() + (options.drainTimeoutMs ?? 120_000)
     await fleet.settle(Math.max(1000, drainUntil - Date.now()))
+    const unacceptedMessages = await sources.settle(Math.max(1000, drainUntil - Date.now()))
     let stableSince = Date.now()
     let lastDelivered = -1
     for (;;) {
@@ -339,7 +365,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
       // Nothing buffered, no eviction report waiting for a batch to carry it, nothing in flight,
       // and online (a report still pending goes out with the next lease, once connected).
       const empty = s !== undefined && s.store.events === 0 && s.store.pendingReports === 0 && s.store.pendingAppends === 0 &&
-        s.uplink.inFlight === 0 && s.uplink.state === 'online'
+        s.uplink.inFlight === 0 && s.uplink.state === 'online' && sources.pendingForForwarder() === 0
       if (deliveredCount !== lastDelivered) { lastDelivered = deliveredCount; stableSince = Date.now() }
       // Empty, and the sink has heard nothing new for a second: everything is across.
       if (empty && Date.now() - stableSince >= 1000) break
@@ -368,10 +394,16 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
         gatewayRejected: totals.rejected.get(id) ?? {},
       })
     }
-    const result = account(ledgers, deliveries, reported)
+    for (const [id, l] of sources.ledgers()) {
+      ledgers.set(id, { transport: l.transport, sent: l.sent, deviceLost: l.inFlightAtCut, gatewayFrames: totals.frames.get(id) ?? 0, gatewayRejected: totals.rejected.get(id) ?? {} })
+    }
+    const result = account(ledgers, deliveries, reported, { modbusPollTimeouts: totals.modbusTimeouts })
     const bytesUp = proxy.stats().bytesUp
     const verdictReasons = [...result.verdict.reasons]
     if (Date.now() > drainUntil) verdictReasons.push('the run did not finish draining in time')
+    if (unacceptedMessages > 0) verdictReasons.push(`the local broker did not acknowledge ${unacceptedMessages} messages of the Tasmota-like devices`)
+    if (unnumbered > 0) verdictReasons.push(`${unnumbered} events of mqtt or modbus devices carried no message or poll number the simulation gave them`)
+    const sourceSummary = sourceRows(scenario.devices, result.devices)
     return {
       scenario: { name: scenario.name, description: scenario.description, seed, durationMs: scenario.durationMs, source: scenario.source },
       startedAt: startedAt.toISOString(),
@@ -379,6 +411,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
       samples,
       phases: phases.sort((a, b) => a.fromMs - b.fromMs),
       priorities: result.rows,
+      ...(sourceSummary.length === 0 ? {} : { sources: sourceSummary }),
       latencyMs: result.latencyMs,
       wire: { bytesUp, eventsDelivered: deliveredCount, bytesPerEvent: deliveredCount === 0 ? 0 : bytesUp / deliveredCount },
       verdict: { ok: verdictReasons.length === 0, reasons: verdictReasons },

@@ -1,7 +1,8 @@
 /**
  * Scenarios default, long-outage and flaky-cellular, each shortened to 8 s (timeline and store
  * scaled together): every one must pass its own verification (no unexplained loss, every
- * critical event delivered) and show what it is about.
+ * critical event delivered) and show what it is about. The default scenario's Tasmota-like plug
+ * (ingest.mqtt) and Modbus meter (ingest.modbus) deliver through the same run.
  */
 import t from 'tap'
 import { column, droppedAtIngest, runShortScenario } from './helpers/simulation.js'
@@ -15,6 +16,15 @@ t.test('default: outage, blackhole and throttling; low-priority events evicted a
   t.ok(droppedAtIngest(r, 'rate_limited') > 0, 'the babbling device is rate limited at ingest')
   t.ok(column(r, 'delivered') > 0)
   t.same(new Set(r.samples.map(s => s.link)), new Set(['connected', 'outage', 'blackhole', 'throttle']), 'every link phase happened')
+  // The source devices: accounted by the message and poll numbers they carry, nothing unexplained.
+  t.same(r.sources?.map(s => [s.transport, s.devices, s.priority]), [['mqtt', 'tasmota-1', 'normal'], ['modbus', 'meter-1', 'high']])
+  for (const s of r.sources ?? []) {
+    t.ok(s.sent >= (s.transport === 'mqtt' ? 25 : 10), `${s.devices}: ${s.sent} sent in 8 s`)
+    t.ok(s.delivered > 0, `${s.devices}: ${s.delivered} delivered`)
+    t.equal(s.unexplained, 0, `${s.devices}: nothing unexplained`)
+    t.equal(s.sent, s.delivered + s.evicted + s.droppedAtIngest + s.lostBeforeGateway + s.unexplained, `${s.devices}: every message or poll in one column`)
+  }
+  t.equal(r.sources?.find(s => s.transport === 'modbus')?.delivered, r.sources?.find(s => s.transport === 'modbus')?.sent, 'every high-priority poll delivered')
 })
 
 t.test('long-outage: a long outage fills the small store; every critical event still arrives', async t => {

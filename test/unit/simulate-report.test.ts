@@ -109,6 +109,23 @@ t.test('summary: a failed verdict lists its reasons; many ingest reasons move to
   for (const l of text.split('\n')) t.ok(l.length <= 100, `line under 100 columns: ${JSON.stringify(l)}`)
 })
 
+t.test('summary and html: a line per group of mqtt and modbus devices, none without them', async (t) => {
+  t.notMatch(renderSummary(sampleResult()), /sources:/, 'a scenario without source devices shows no such line')
+  const r = sampleResult({
+    sources: [
+      { transport: 'mqtt', devices: 'tasmota-1', count: 1, priority: 'normal', sent: 200, delivered: 195, evicted: 5, droppedAtIngest: 0, lostBeforeGateway: 0, duplicates: 2, unexplained: 0 },
+      { transport: 'modbus', devices: 'meter-{n}', count: 3, priority: 'high', sent: 240, delivered: 240, evicted: 0, droppedAtIngest: 0, lostBeforeGateway: 0, duplicates: 0, unexplained: 0 }
+    ]
+  })
+  const text = renderSummary(r)
+  t.match(text, /^sources: mqtt tasmota-1 \(normal\): 200 messages, 195 delivered, 5 evicted, 2 duplicates$/m)
+  t.match(text, /^ {9}modbus meter-\{n\} ×3 \(high\): 240 polls, 240 delivered$/m, 'aligned under the first, zero columns left out')
+  t.ok(text.indexOf('sources:') > text.indexOf('total ') && text.indexOf('sources:') < text.indexOf('latency'), 'after the table, before latency')
+  const html = renderHtml(r)
+  t.match(html, /<p>sources: mqtt tasmota-1 \(normal\): 200 messages, 195 delivered, 5 evicted, 2 duplicates<br>modbus meter-\{n\} ×3 \(high\): 240 polls, 240 delivered<\/p>/)
+  t.notMatch(renderHtml(sampleResult()), /sources:/)
+})
+
 t.test('summary: control characters in a scenario name do not reach the terminal', async (t) => {
   const r = sampleResult()
   r.scenario.name = 'evil\u001b[31mred'

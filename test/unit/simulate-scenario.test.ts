@@ -4,7 +4,7 @@
  * field, and the seeded PRNG is deterministic and picks by weight.
  */
 import t from 'tap'
-import { SCENARIO_DIR, ScenarioError, loadScenario, parseScenario, scaleScenario, scenarioNames, type Scenario } from '../../simulate/scenario.js'
+import { SCENARIO_DIR, ScenarioError, groupRatePerSecond, isSourceGroup, loadScenario, parseScenario, scaleScenario, scenarioNames, type Scenario } from '../../simulate/scenario.js'
 import { pick, seededRandom } from '../../simulate/random.js'
 
 const EXAMPLE = `
@@ -74,10 +74,12 @@ t.test('the committed scenarios keep the properties their comments promise', asy
   const s = new Map<string, Scenario>()
   for (const name of scenarioNames()) s.set(name, await loadScenario(name))
   const power = s.get('power-cut') as Scenario
-  t.ok(power.devices.every(d => d.transport === 'tcp' && d.acks), 'power-cut: tcp with acks only')
+  t.ok(power.devices.every(d => (d.transport === 'tcp' && d.acks) || d.transport === 'mqtt'), 'power-cut: acknowledged devices only (tcp with acks, mqtt at QoS 1)')
   t.same(power.actions.map(a => [a.kind, a.downMs]), [['power-cut', 1000]])
-  const rate = (x: Scenario): number => x.devices.reduce((sum, d) => sum + d.ids.length * Math.min(d.ratePerSecond, d.rateLimitPerSecond ?? Infinity), 0)
+  const rate = (x: Scenario): number => x.devices.reduce((sum, d) => sum + d.ids.length * Math.min(groupRatePerSecond(d), d.rateLimitPerSecond ?? Infinity), 0)
   const def = s.get('default') as Scenario
+  t.same(def.devices.filter(isSourceGroup).map(g => [g.transport, g.ids, g.priority, groupRatePerSecond(g)]),
+    [['mqtt', ['tasmota-1'], 'normal', 5], ['modbus', ['meter-1'], 'high', 2]], 'default: one Tasmota-like plug and one Modbus meter')
   const outage = def.links.find(l => l.kind === 'outage') as { forMs: number }
   t.ok(rate(def) * outage.forMs / 1000 * 60 > 1.2 * def.storeCapacityBytes, 'default: an outage overflows the store even at 60 bytes an event')
   const babbler = (s.get('babbling-device') as Scenario).devices.find(d => d.rateLimitPerSecond !== undefined) as { ratePerSecond: number, rateLimitPerSecond: number }
@@ -114,9 +116,33 @@ t.test('the documented example normalises: ms, bytes, ids expanded, defaults, so
   })
   t.same(parseScenario(JSON.stringify(toFile(s)), 'example.json'), { ...s, source: 'example.json' }, 'JSON text with numbers of ms and bytes gives the same')
   const minimal = parseScenario('name: m\nduration: 1500ms\nstore: { capacity: 65536 }\ndevices: [{ id: d, transport: tcp, rate: 0.5, priorities: { low: 1, high: 0 } }]', 'm.yaml')
-  t.strictSame([minimal.seed, minimal.description, minimal.uplink, minimal.links, minimal.actions, minimal.devices[0]?.acks, minimal.devices[0]?.priorities, minimal.durationMs],
-    [1, '', {}, [], [], true, [['low', 1]], 1500], 'defaults; zero weights dropped')
+  const first = minimal.devices[0]
+  t.ok(first !== undefined && !isSourceGroup(first))
+  if (first !== undefined && !isSourceGroup(first)) {
+    t.strictSame([minimal.seed, minimal.description, minimal.uplink, minimal.links, minimal.actions, first.acks, first.priorities, first.streams, first.payloadBytes, minimal.durationMs],
+      [1, '', {}, [], [], true, [['low', 1]], ['telemetry'], 48, 1500], 'defaults; zero weights dropped')
+  }
   t.equal(parseScenario('name: m\nduration: 2m\nstore: { capacity: 2MiB }\ndevices: [{ id: "a:b.c_d-{n}", count: 1, transport: udp, acks: false, rate: 1, priorities: { low: 1 } }]', 'm.yaml').devices[0]?.ids[0], 'a:b.c_d-1')
+})
+
+t.test('mqtt and modbus devices: one priority, a rate or a poll interval, ids expanded', async t => {
+  const s = parseScenario(`
+name: sources
+duration: 20s
+store: { capacity: 256KiB }
+devices:
+  - { id: "plug-{n}", count: 2, transport: mqtt, rate: 5, priority: normal }
+  - { id: "meter-{n}", count: 2, transport: modbus, interval: 500ms, priority: high, rateLimit: 50 }
+  - { id: inverter, transport: modbus, rate: 4, priority: critical }
+`, 'sources.yaml')
+  t.strictSame(s.devices, [
+    { transport: 'mqtt', idPattern: 'plug-{n}', ids: ['plug-1', 'plug-2'], ratePerSecond: 5, priority: 'normal' },
+    { transport: 'modbus', idPattern: 'meter-{n}', ids: ['meter-1', 'meter-2'], pollIntervalMs: 500, priority: 'high', rateLimitPerSecond: 50 },
+    { transport: 'modbus', idPattern: 'inverter', ids: ['inverter'], pollIntervalMs: 250, priority: 'critical' },
+  ])
+  t.same(s.devices.map(groupRatePerSecond), [5, 2, 4])
+  t.same(scaleScenario(s, 0.5).devices, s.devices, 'rates and poll intervals are not scaled')
+  t.same(parseScenario(JSON.stringify(toFile(s)), 'sources.json'), { ...s, source: 'sources.json' }, 'round-trips through the file form')
 })
 
 t.test('each rule rejects a bad input, naming the file and the field path', async t => {
@@ -164,7 +190,7 @@ t.test('each rule rejects a bad input, naming the file and the field path', asyn
     ['rate 0', base({ devices: [device({ rate: 0 })] }), /^f\.yaml:1: devices\[0\]\.rate: must be more than 0/],
     ['rate too high', base({ devices: [device({ rate: 100_001 })] }), /^f\.yaml:1: devices\[0\]\.rate: must be at most 100000/],
     ['all weights 0', base({ devices: [device({ priorities: { low: 0 } })] }), /^f\.yaml:1: devices\[0\]\.priorities: needs at least one weight above 0/],
-    ['bad transport', base({ devices: [device({ transport: 'serial' })] }), /^f\.yaml:1: devices\[0\]\.transport: must be one of "tcp", "udp"/],
+    ['bad transport', base({ devices: [device({ transport: 'serial' })] }), /^f\.yaml:1: devices\[0\]\.transport: must be one of "tcp", "udp", "mqtt", "modbus"/],
     ['payload too big', base({ devices: [device({ payloadBytes: 4097 })] }), /^f\.yaml:1: devices\[0\]\.payloadBytes: must be at most 4096/],
     ['rateLimit 0', base({ devices: [device({ rateLimit: 0 })] }), /^f\.yaml:1: devices\[0\]\.rateLimit: must be more than 0/],
     ['seed not an integer', base({ seed: 1.5 }), /^f\.yaml:1: seed: must be an integer/],
@@ -172,10 +198,33 @@ t.test('each rule rejects a bad input, naming the file and the field path', asyn
     ['bad size', base({ store: { capacity: '1 mb' } }), /^f\.yaml:1: store\.capacity: expected a size such as 64MiB or 1048576, got "1 mb" \(units are case-sensitive: did you mean "MB"\?\)/],
     ['puback timeout too short', base({ uplink: { pubackTimeout: '50ms' } }), /^f\.yaml:1: uplink\.pubackTimeout: must be at least 100ms/],
   ]
-  for (const [what, input, message] of cases) {
+  const mqtt = (over: Record<string, unknown>): Record<string, unknown> => ({ id: 'plug', transport: 'mqtt', rate: 5, priority: 'normal', ...over })
+  const modbus = (over: Record<string, unknown>): Record<string, unknown> => ({ id: 'meter', transport: 'modbus', interval: '500ms', priority: 'high', ...over })
+  const sourceCases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['tcp without rate', base({ devices: [device({ transport: 'tcp', rate: undefined })] }), /^f\.yaml:1: devices\[0\]\.rate: is required for transport tcp/],
+    ['udp without priorities', base({ devices: [device({ priorities: undefined })] }), /^f\.yaml:1: devices\[0\]\.priorities: is required for transport udp/],
+    ['priority on a udp device', base({ devices: [device({ priority: 'low' })] }), /^f\.yaml:1: devices\[0\]\.priority: only for mqtt and modbus devices; tcp and udp devices pick each event's priority by weight/],
+    ['mqtt without priority', base({ devices: [mqtt({ priority: undefined })] }), /^f\.yaml:1: devices\[0\]\.priority: is required for transport mqtt: its events get one priority, from an ingest rule/],
+    ['mqtt with priorities', base({ devices: [mqtt({ priorities: { low: 1 } })] }), /^f\.yaml:1: devices\[0\]\.priorities: only for tcp and udp devices; an mqtt device sends no priority/],
+    ['mqtt without rate', base({ devices: [mqtt({ rate: undefined })] }), /^f\.yaml:1: devices\[0\]\.rate: is required for transport mqtt \(messages\/s/],
+    ['mqtt rate too high', base({ devices: [mqtt({ rate: 1001 })] }), /^f\.yaml:1: devices\[0\]\.rate: must be at most 1000 messages\/s for transport mqtt/],
+    ['mqtt with acks', base({ devices: [mqtt({ acks: true })] }), /^f\.yaml:1: devices\[0\]\.acks: only for tcp devices \(transport mqtt publishes at QoS 1/],
+    ['mqtt with an interval', base({ devices: [mqtt({ interval: '1s' })] }), /^f\.yaml:1: devices\[0\]\.interval: only for modbus devices/],
+    ['modbus with streams', base({ devices: [modbus({ streams: ['x'] })] }), /^f\.yaml:1: devices\[0\]\.streams: only for tcp and udp devices; a modbus device's events go to stream "energy"/],
+    ['modbus with payloadBytes', base({ devices: [modbus({ payloadBytes: 8 })] }), /^f\.yaml:1: devices\[0\]\.payloadBytes: only for tcp and udp devices/],
+    ['modbus with interval and rate', base({ devices: [modbus({ rate: 2 })] }), /^f\.yaml:1: devices\[0\]: has both interval and rate/],
+    ['modbus with neither', base({ devices: [modbus({ interval: undefined })] }), /^f\.yaml:1: devices\[0\]: needs interval \(e\.g\. 500ms/],
+    ['modbus interval too short', base({ devices: [modbus({ interval: '50ms' })] }), /^f\.yaml:1: devices\[0\]\.interval: must be at least 100ms/],
+    ['modbus interval too long', base({ devices: [modbus({ interval: '2d' })] }), /^f\.yaml:1: devices\[0\]\.interval: makes a poll interval over 1d, the forwarder's longest/],
+    ['modbus rate too high', base({ devices: [modbus({ interval: undefined, rate: 20 })] }), /^f\.yaml:1: devices\[0\]\.rate: must be at most 10 polls\/s/],
+    ['modbus unknown priority', base({ devices: [modbus({ priority: 'urgent' })] }), /^f\.yaml:1: devices\[0\]\.priority: must be one of "low", "normal", "high", "critical"/],
+    ['more modbus devices than unit ids', base({ devices: [modbus({ id: 'm-{n}', count: 200 }), modbus({ id: 'n-{n}', count: 48 })] }), /^f\.yaml:1: devices\[1\]\.count: makes 248 modbus devices in all; one Modbus server has unit ids for 247/],
+  ]
+  for (const [what, input, message] of [...cases, ...sourceCases]) {
     t.throws(() => parseScenario(JSON.stringify(input), 'f.yaml'), { name: 'ScenarioError', source: 'f.yaml', message }, what)
   }
   t.equal(cases.length, 40)
+  t.equal(sourceCases.length, 18)
 
   // YAML input: each problem names the line of the offending key, as a configuration error does.
   const yaml = 'name: x\nduration: 40s\nstore: { capacity: 256KiB }\ndevices:\n  - { id: d, transport: udp, acks: true, rate: 1, priorities: { low: 1 } }\ntimeline:\n  - { at: 1s, link: outage, for: 2s }\n  - { at: 2s, link: throttle, for: 1s, bytesPerSecond: 1000 }\n'
@@ -256,11 +305,11 @@ function toFile (s: Scenario): Record<string, unknown> {
       id: d.idPattern,
       count: d.ids.length,
       transport: d.transport,
-      acks: d.acks,
-      rate: d.ratePerSecond,
-      priorities: Object.fromEntries(d.priorities),
-      streams: d.streams,
-      payloadBytes: d.payloadBytes,
+      ...(d.transport === 'mqtt'
+        ? { rate: d.ratePerSecond, priority: d.priority }
+        : d.transport === 'modbus'
+          ? { interval: d.pollIntervalMs, priority: d.priority }
+          : { acks: d.acks, rate: d.ratePerSecond, priorities: Object.fromEntries(d.priorities), streams: d.streams, payloadBytes: d.payloadBytes }),
       ...(d.rateLimitPerSecond === undefined ? {} : { rateLimit: d.rateLimitPerSecond }),
     })),
     timeline: [
