@@ -10,6 +10,12 @@ import type { DropReasonName, EventRecord, Priority } from './types.js'
 /** What ingest sees of the store. */
 export interface EventSink {
   append (events: readonly EventRecord[]): Promise<AppendResult>
+  /**
+   * Whether an append now would go to disk: false while the store runs on its in-memory fallback
+   * (disk full). An input that can leave data with its sender (a local broker) waits for true
+   * rather than fill the fallback. A sink without it counts as durable.
+   */
+  durableNow?: () => boolean
 }
 
 export interface LeaseOptions { minPriority?: Priority }

@@ -120,6 +120,9 @@ export class IngestPipeline {
     for (const id of gone) this.devices.delete(id)
   }
 
+  /** Whether the sink would write an append to disk now (EventSink.durableNow; true when it cannot say). */
+  sinkDurable (): boolean { return this.sink.durableNow?.() ?? true }
+
   /** Events handed to the sink whose append has not resolved yet, over all transports. */
   get pendingEvents (): number { return this.pending }
 

@@ -11,6 +11,8 @@ export interface EventStore extends EventSink, BatchSource {
   /** Reclaims disk held by deleted events now (it also runs after compactAfterDeletes deletes). */
   compact (): Promise<void>
   stats (): StoreStats
+  /** Whether an append now would reach the disk: false while on the disk-full fallback (EventSink). */
+  durableNow: () => boolean
   /** Replaces the priority TTLs; the next expiry sweep applies them. */
   setTtl (ttlMs: RingBufferOptions['ttlMs']): void
   /** Gateway time (Unix ms) of the oldest buffered event; undefined when the store is empty or not open. */

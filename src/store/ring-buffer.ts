@@ -399,6 +399,9 @@ export class RingBuffer implements EventStore {
 
   // ── stats ────────────────────────────────────────────────────────────────────────────────────
 
+  /** EventSink.durableNow: not while the disk-full fallback holds the store in memory. */
+  readonly durableNow = (): boolean => this.fallback?.degraded !== true
+
   stats (): StoreStats {
     const perPriority = PRIORITIES.map((name, p) => ({
       priority: name, events: this.meta.live[p]?.count ?? 0, bytes: this.meta.live[p]?.bytes ?? 0, leased: this.leases.leased[p]?.size ?? 0, stored: this.stored[p] ?? 0

@@ -58,6 +58,7 @@ t.test('disk full: in-memory fallback, counted refusals past its bound, back to 
   }
   t.ok(memoryMode, 'appends came back durable=false once the disk was full')
   t.equal(store.stats().mode, 'memory', 'stats report the in-memory mode')
+  t.equal(store.durableNow(), false, 'durableNow says an append would not reach the disk (an MQTT source then waits)')
   t.ok(store.stats().memoryBytes <= 300 * 1000 + 1100, 'the memory queue stays within its bound')
   t.ok(refused.length > 0, 'events beyond the memory bound are refused')
   t.ok(records().some(r => r.code === 'EDGEFWD_ERR_STORE_DISK_FULL'), 'the switch is logged with its code')
@@ -67,6 +68,7 @@ t.test('disk full: in-memory fallback, counted refusals past its bound, back to 
   // Space returns: the store moves its memory queue to disk by itself.
   unlinkSync(`${mnt}/filler`)
   await waitFor('the store back in disk mode', () => store.stats().mode === 'disk', 5000)
+  t.equal(store.durableNow(), true, 'and durableNow again')
   const r = await store.append(events(next, 10))
   t.ok(r.durable, 'appends are durable again')
   accepted.push(...Array.from({ length: 10 }, (_, i) => next + i))

@@ -241,12 +241,11 @@ t.test('a broker that refuses the credentials: counted as refused, with the reas
   t.ok(readFileSync(local.logFile, 'utf8').length > 0)
 })
 
-t.test('a store that cannot write durably: nothing is acknowledged, the broker sends it again, and it is stored once the store can', async t => {
+t.test('a store that cannot write durably: nothing is acknowledged, the source waits for the disk, then the broker sends it again', async t => {
   const local = await localBroker(t)
   const config = parseConfigText(`ingest:\n  mqtt:\n    - { url: "${local.url}", topics: [{ filter: "zigbee2mqtt/{device}", stream: z }] }\n`, 'c.yaml')
   const { logger, records } = captureLogger()
   const sink = new FakeSink()
-  sink.durable = false
   const pipeline = new IngestPipeline(sink, ingestOptions(config.ingest), logger)
   const source = new MqttSource(config.ingest.mqtt[0] as never, transportContext(config.ingest, { pipeline, logger }), { clientId: 'not-durable', env: {} })
   t.teardown(async () => { await source.stop() })
@@ -254,13 +253,20 @@ t.test('a store that cannot write durably: nothing is acknowledged, the broker s
   await waitFor('subscribed', () => pipeline.counters().transports.mqtt?.connections === 1)
   const devices = await mqtt.connectAsync(local.url, { protocolVersion: 5, clientId: 'devices' })
   t.teardown(async () => { await devices.endAsync(true) })
+  // The disk fills up: the store takes events into its in-memory fallback only.
+  sink.durable = false
   await devices.publishAsync('zigbee2mqtt/sensor', JSON.stringify({ t: 21 }), { qos: 1 })
   await waitFor('the event held in memory only', () => sink.events.length === 1)
   t.equal(pipeline.counters().transports.mqtt?.acks, 0, 'not acknowledged to the broker')
   t.match(records().find(r => r.reason === 'unsettled'), { level: 40, msg: /did not take the events durably/ })
+  await waitFor('the source waiting for the disk', () => records().some(r => typeof r.msg === 'string' && r.msg.includes('not reading the local broker')))
+  await new Promise(resolve => setTimeout(resolve, 2500))
+  t.equal(pipeline.counters().transports.mqtt?.connections, 1, 'no reconnection while the store is in memory: the broker keeps the message')
+  t.equal(sink.events.length, 1, 'and the memory fallback gets no second copy')
   sink.durable = true
-  await waitFor('the broker sent it again and it was stored durably', () => (pipeline.counters().transports.mqtt?.acks ?? 0) === 1, 40_000)
+  await waitFor('the broker sent it again and it was stored durably', () => (pipeline.counters().transports.mqtt?.acks ?? 0) === 1, 10_000)
   t.same(sink.events.map(e => e.value), [{ kind: 'numbers', numbers: { t: 21 } }, { kind: 'numbers', numbers: { t: 21 } }], 'at least once: the held copy and the resent one')
+  t.ok(records().some(r => typeof r.msg === 'string' && r.msg.includes('writes to disk again')))
 })
 
 t.test('a message is acknowledged only once its append is durable: one whose append has not finished comes again after a restart', async t => {

@@ -14,6 +14,9 @@ export class FakeSink implements EventSink {
   fail: ((events: readonly EventRecord[]) => unknown) | undefined
   private blocked: Array<() => void> | undefined
 
+  /** EventSink.durableNow: what `durable` says. */
+  readonly durableNow = (): boolean => this.durable
+
   /** From now on appends wait until release(). */
   block (): void { this.blocked ??= [] }
 

@@ -4,6 +4,9 @@
  * 30 s; a refusal waits at least 20 s) whenever it ends. start() does not wait for the broker: a
  * broker that is down at boot is an outage of this input, not a failure of the gateway.
  *
+ * While the store runs on its in-memory fallback (disk full) the source does not connect: the
+ * broker holds the messages better than memory would (EventSink.durableNow, looked at every 1 s).
+ *
  * Every failure is counted (edgefwd_ingest_source_failures_total{transport="mqtt"}: `connect`,
  * `refused`) and logged when the state changes: the first failure, a failure with another reason,
  * and the connection back. A broker that stays down costs one log line, not one per attempt.
@@ -37,6 +40,8 @@ type State =
 
 const BACKOFF = { initialMs: 1000, maxMs: 30_000, multiplier: 2, refusedMinMs: 20_000 }
 const HANDSHAKE_TIMEOUT_MS = 10_000
+/** How often a source held back by a store on its in-memory fallback looks again. */
+const STORE_POLL_MS = 1000
 
 export class MqttSource implements Transport {
   readonly name = 'mqtt'
@@ -52,6 +57,7 @@ export class MqttSource implements Transport {
   /** The reason of the current run of failures, for logging only on a change; undefined when connected. */
   private failing: string | undefined = 'never connected'
   private failures = 0
+  private waitingForStore = false
 
   constructor (private readonly config: MqttSourceConfig, private readonly ctx: TransportContext, private readonly deps: MqttSourceDeps) {
     const url = new URL(config.url)
@@ -84,6 +90,18 @@ export class MqttSource implements Transport {
 
   private async connect (attempt: number): Promise<void> {
     if (this.state.kind === 'stopped') return
+    if (!this.ctx.pipeline.sinkDurable()) {
+      // The broker keeps what it has not handed over; the store's in-memory fallback is for
+      // inputs that cannot hold their data. Taking messages now could not acknowledge them,
+      // and each reconnect would put the same ones in memory again.
+      if (!this.waitingForStore) this.ctx.logger.warn({ broker: this.config.url }, `the store cannot write to disk (disk full): not reading the local broker ${this.config.url} until it can; the broker keeps the messages`)
+      this.waitingForStore = true
+      const timer = setTimeout(() => { void this.connect(attempt) }, STORE_POLL_MS)
+      this.state = { kind: 'backoff', timer, until: Date.now() + STORE_POLL_MS }
+      return
+    }
+    if (this.waitingForStore) this.ctx.logger.info({ broker: this.config.url }, `the store writes to disk again: reading the local broker ${this.config.url}`)
+    this.waitingForStore = false
     this.state = { kind: 'connecting', attempt }
     let socket: Socket
     try {
