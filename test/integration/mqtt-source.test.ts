@@ -6,7 +6,7 @@
  * payloads, an unreachable broker, a refusal and a store that cannot write are counted and
  * survived.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -20,11 +20,12 @@ import { issueCertificate } from '../../src/pki/generate.js'
 import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import { decodeEnvelopeMessage } from '../../src/sink/decode.js'
 import type { EventRecord } from '../../src/types.js'
-import { assertBuilt, distRoot } from '../helpers/built.js'
+import { assertBuilt } from '../helpers/built.js'
 import { captureLogger } from '../helpers/logger.js'
 import { freePort, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
 import { waitFor } from '../helpers/wait.js'
+import { startRun, type RunningForwarder } from './helpers/run-child.js'
 import { FakeSink } from './helpers/sinks.js'
 
 const ca = makeCa()
@@ -41,22 +42,12 @@ async function localBroker (t: Test, options: { port?: number, listenerConfig?: 
   return broker
 }
 
-interface Running { child: ChildProcess, lines: Array<Record<string, unknown>>, exited: Promise<number | null> }
+type Running = RunningForwarder
 
 function startForwarder (t: Test, config: string): Running {
-  const child = spawn(process.execPath, [join(distRoot, 'bin/edgefwd.js'), 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const lines: Array<Record<string, unknown>> = []
-  let buffered = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString()
-    const parts = buffered.split('\n')
-    buffered = parts.pop() ?? ''
-    for (const line of parts) if (line.trim() !== '') lines.push(JSON.parse(line) as Record<string, unknown>)
-  })
-  child.stderr?.resume()
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  return { child, lines, exited }
+  const running = startRun(config)
+  t.teardown(() => { if (running.child.exitCode === null && running.child.signalCode === null) running.child.kill('SIGKILL') })
+  return running
 }
 
 /** What reaches the uplink broker, decoded. */

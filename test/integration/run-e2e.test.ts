@@ -4,7 +4,7 @@
  * verifying subscriber; SIGTERM stops cleanly with the store empty. Then a SIGKILL in the middle of
  * draining a backlog, and a restart: no event acknowledged to a device is lost.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,11 +17,12 @@ import { issueCertificate } from '../../src/pki/generate.js'
 import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import { decodeEnvelopeMessage } from '../../src/sink/decode.js'
 import { SequenceVerifier } from '../../src/sink/verify.js'
-import { assertBuilt, distRoot } from '../helpers/built.js'
+import { assertBuilt } from '../helpers/built.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
 import { startChaosProxy } from '../../simulate/chaos-proxy.js'
 import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
 import { waitFor } from '../helpers/wait.js'
+import { startRun, type RunningForwarder } from './helpers/run-child.js'
 
 const run = promisify(execFile)
 const bridge = fileURLToPath(new URL('../../firmware-bridge/', import.meta.url))
@@ -29,23 +30,8 @@ const ca = makeCa()
 const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
 const sinkCert = makeClient(ca, { commonName: 'sink' })
 
-interface Running { child: ChildProcess, lines: Array<Record<string, unknown>>, exited: Promise<number | null>, stderr: () => string }
-
-function startForwarder (config: string, stdin: 'ignore' | 'pipe' = 'ignore'): Running {
-  const child = spawn(process.execPath, [join(distRoot, 'bin/edgefwd.js'), 'run', '--config', config], { stdio: [stdin, 'pipe', 'pipe'] })
-  const lines: Array<Record<string, unknown>> = []
-  let buffered = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString()
-    const parts = buffered.split('\n')
-    buffered = parts.pop() ?? ''
-    for (const line of parts) if (line.trim() !== '') lines.push(JSON.parse(line) as Record<string, unknown>)
-  })
-  let stderr = ''
-  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
-  return { child, lines, exited, stderr: () => stderr }
-}
+type Running = RunningForwarder
+const startForwarder = startRun
 
 async function subscriber (url: string): Promise<{ verifier: SequenceVerifier, close: () => Promise<void> }> {
   const client = await mqtt.connectAsync(url, {

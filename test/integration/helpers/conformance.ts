@@ -14,20 +14,12 @@ import type { EventSink } from '../../../src/store/event-store.js'
 import { silentLogger } from '../../helpers/logger.js'
 import { encode, event, type Wire } from './device.js'
 import { FakeSink } from './sinks.js'
+import { ingestTestOptions } from '../../helpers/ingest-options.js'
 import { waitFor } from '../../helpers/wait.js'
 import type { TransportKind } from './transport-rigs.js'
 
 export function setup (sink: EventSink, over: Partial<IngestOptions> = {}, ctxOver: Partial<TransportContext> = {}): { pipeline: IngestPipeline, ctx: TransportContext } {
-  const pipeline = new IngestPipeline(sink, {
-    maxFrameSize: 1024,
-    maxClockSkewMs: 60_000,
-    allowUnknownDevices: true,
-    devices: [],
-    rateLimit: { eventsPerSecond: 0, bytesPerSecond: 0, burstMs: 1000 },
-    rules: [],
-    maxTrackedDevices: 1024,
-    ...over
-  }, silentLogger())
+  const pipeline = new IngestPipeline(sink, ingestTestOptions({ maxFrameSize: 1024, maxClockSkewMs: 60_000, ...over }), silentLogger())
   return { pipeline, ctx: { pipeline, logger: silentLogger(), connectionEvents: 1000, ackTimeoutMs: 5000, stopTimeoutMs: 2000, ...ctxOver } }
 }
 
