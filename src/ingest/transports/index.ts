@@ -70,13 +70,11 @@ export function createTransports (ingest: Config['ingest'], ctx: TransportContex
     if (io.stdin === undefined) throw new EdgefwdError('EDGEFWD_ERR_INGEST_LISTEN', 'ingest.stdin is on but this process was given no standard input to read')
     transports.push(new StdinTransport(io.stdinAcks === undefined ? { input: io.stdin } : { input: io.stdin, acks: io.stdinAcks }, ctx))
   }
-  if (ingest.mqtt.length > 0) {
-    // One table of device seqs for all brokers: two brokers may feed the same device id.
-    const seqs = new SeqAssigner(ingest.maxTrackedDevices)
-    for (const [i, source] of ingest.mqtt.entries()) {
-      transports.push(new MqttSource(source, ctx, { clientId: `edgefwd-${sources.gatewayId}-in${i === 0 ? '' : i + 1}`, env: sources.env, seqs }))
-    }
+  // One table of source seqs: a device id may come through two brokers, or a broker and Modbus.
+  const seqs = new SeqAssigner(ingest.maxTrackedDevices)
+  for (const [i, source] of ingest.mqtt.entries()) {
+    transports.push(new MqttSource(source, ctx, { clientId: `edgefwd-${sources.gatewayId}-in${i === 0 ? '' : i + 1}`, env: sources.env, seqs }))
   }
-  transports.push(...createModbusSources(ingest.modbus, ctx))
+  transports.push(...createModbusSources(ingest.modbus, ctx, seqs))
   return transports
 }

@@ -5,6 +5,7 @@
  */
 import type { Transport, TransportContext } from '../../transports/transport.js'
 import type { ModbusConnectionsConfig } from './decode.js'
+import type { SeqAssigner } from '../source-event.js'
 import { ModbusSource } from './modbus-source.js'
 
 export { ModbusSource, type ModbusSourceDeps } from './modbus-source.js'
@@ -13,6 +14,6 @@ export { sttyArgs, type ConfigureLine } from './tty-port.js'
 export type { ModbusConnectionConfig, ModbusConnectionsConfig } from './decode.js'
 
 /** `connections` is Config['ingest']['modbus']. */
-export function createModbusSources (connections: ModbusConnectionsConfig, ctx: TransportContext): Transport[] {
-  return connections.map(connection => new ModbusSource(connection, ctx))
+export function createModbusSources (connections: ModbusConnectionsConfig, ctx: TransportContext, seqs?: SeqAssigner): Transport[] {
+  return connections.map(connection => new ModbusSource(connection, ctx, seqs === undefined ? {} : { seqs }))
 }

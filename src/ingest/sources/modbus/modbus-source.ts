@@ -27,6 +27,8 @@ export interface ModbusSourceDeps {
   configureLine?: ConfigureLine
   /** How modbus-serial is loaded (a dynamic import by default). */
   load?: () => Promise<ModbusSerial>
+  /** The gateway's one table of source seqs (a device id may come through more than one source). */
+  seqs?: SeqAssigner
 }
 
 type State =
@@ -60,7 +62,7 @@ export class ModbusSource implements Transport {
     }
     if (deps.configureLine !== undefined) linkOptions.configureLine = deps.configureLine
     this.link = new ModbusLink(linkOptions)
-    const seqs = new SeqAssigner(connection.devices.length, this.clock.now)
+    const seqs = deps.seqs ?? new SeqAssigner(connection.devices.length, this.clock.now)
     const pollerDeps = { ctx, reader: this.link, seqs, logger: this.logger, clock: this.clock, random: deps.random ?? Math.random }
     this.pollers = connection.devices.map(device => new DevicePoller(device, pollerDeps))
     if (target.kind === 'rtu') {

@@ -27,7 +27,7 @@
 import type { Socket } from 'node:net'
 import * as mqttPacket from 'mqtt-packet'
 import { reject, type FrameResult } from '../../frame.js'
-import { pipelineOverBound, resumeBounds, type TransportContext } from '../../transports/transport.js'
+import { pipelineOverBound, resumeBounds, within, type TransportContext } from '../../transports/transport.js'
 import { readingResult, type SeqAssigner } from '../source-event.js'
 import { MqttFramer, type FramedItem } from './packet-framer.js'
 import type { TopicMapping } from './topic-map.js'
@@ -81,8 +81,9 @@ export class IngestSession {
   private waitingForPipeline = false
   private lastSent = Date.now()
   private lastReceived = Date.now()
-  private readonly timers: NodeJS.Timeout[] = []
+  private readonly keepaliveTimer: NodeJS.Timeout
   private handshake: NodeJS.Timeout | undefined
+  private sessionPresent = false
 
   constructor (private readonly socket: Socket, private readonly options: SessionOptions,
     private readonly ctx: TransportContext, private readonly seqs: SeqAssigner, private readonly events: SessionEvents) {
@@ -100,7 +101,7 @@ export class IngestSession {
     this.handshake = setTimeout(() => { this.end({ kind: 'lost', detail: `no CONNACK within ${options.handshakeTimeoutMs} ms` }) }, options.handshakeTimeoutMs)
     this.sendConnect()
     const tick = Math.max(250, Math.floor(options.keepaliveMs / 4))
-    this.timers.push(setInterval(this.keepalive, tick))
+    this.keepaliveTimer = setInterval(this.keepalive, tick)
   }
 
   /**
@@ -113,7 +114,8 @@ export class IngestSession {
     this.socket.pause()
     const deadline = Date.now() + ms
     while (this.queue.length > 0 && !this.done && Date.now() < deadline) {
-      await Promise.race([this.queue[0]?.done, new Promise(resolve => setTimeout(resolve, Math.max(1, deadline - Date.now())))])
+      await within((this.queue[0] as Pending).done, deadline - Date.now())
+      // The pump sends that read's PUBACKs and shifts it from the queue on its own turn.
       await new Promise(resolve => setImmediate(resolve))
     }
     if (!this.done) this.write(mqttPacket.generate({ cmd: 'disconnect' }, { protocolVersion: this.options.protocolVersion }))
@@ -124,7 +126,7 @@ export class IngestSession {
     if (this.done) return
     this.done = true
     clearTimeout(this.handshake)
-    for (const t of this.timers) clearInterval(t)
+    clearInterval(this.keepaliveTimer)
     this.socket.off('data', this.onData)
     if (end.kind === 'stopped') this.socket.end()
     // A socket that does not close after end() (a peer that never answers FIN) is destroyed.
@@ -189,8 +191,6 @@ export class IngestSession {
     this.handshake = setTimeout(() => { this.end({ kind: 'lost', detail: `no SUBACK within ${this.options.handshakeTimeoutMs} ms` }) }, this.options.handshakeTimeoutMs)
     this.sessionPresent = packet.sessionPresent
   }
-
-  private sessionPresent = false
 
   private onSuback (packet: mqttPacket.ISubackPacket): void {
     clearTimeout(this.handshake)
