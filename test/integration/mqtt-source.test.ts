@@ -14,8 +14,9 @@ import mqtt from 'mqtt'
 import { parseConfigText } from '../../src/config/index.js'
 import { IngestPipeline } from '../../src/ingest/pipeline.js'
 import { ingestOptions } from '../../src/ingest/options.js'
-import { MqttSource } from '../../src/ingest/sources/mqtt/mqtt-source.js'
-import { transportContext } from '../../src/ingest/transports/index.js'
+import { MqttSource, type MqttSourceConfig } from '../../src/ingest/sources/mqtt/mqtt-source.js'
+import type { TransportCounters } from '../../src/ingest/counters.js'
+import { transportContext, type TransportContext } from '../../src/ingest/transports/index.js'
 import { issueCertificate } from '../../src/pki/generate.js'
 import { clientTlsOptions } from '../../src/pki/tls-options.js'
 import { decodeEnvelopeMessage } from '../../src/sink/decode.js'
@@ -27,6 +28,7 @@ import { makeCa, makeClient, writeSet } from '../helpers/test-pki.js'
 import { waitFor } from '../helpers/wait.js'
 import { startRun, type RunningForwarder } from './helpers/run-child.js'
 import { FakeSink } from './helpers/sinks.js'
+import { startChaosProxy } from '../../simulate/chaos-proxy.js'
 
 const ca = makeCa()
 const server = issueCertificate(ca, { kind: 'server', commonName: 'localhost', sans: ['127.0.0.1'] })
@@ -196,19 +198,36 @@ t.test('SIGKILL of edgefwd during the flow: nothing the local broker handed over
   t.equal(await second.exited, 0)
 })
 
-t.test('an unreachable local broker: start() does not wait, failures are counted and logged once, and it connects when the broker comes', async t => {
-  const port = await freePort()
-  const config = parseConfigText(`ingest:\n  mqtt:\n    - url: mqtt://127.0.0.1:${port}\n      topics: [{ filter: "tele/{device}/SENSOR", stream: energy, path: ENERGY }]\n`, 'c.yaml')
+/** One ingest.mqtt entry (a YAML flow mapping) feeding a pipeline and a FakeSink in this process. */
+function rig (t: Test, entry: string, ctxOver: Partial<TransportContext> = {}): {
+  sink: FakeSink
+  records: ReturnType<typeof captureLogger>['records']
+  counters: () => TransportCounters | undefined
+  source: (clientId: string, env?: Record<string, string>) => MqttSource
+} {
+  const config = parseConfigText(`ingest:\n  mqtt:\n    - ${entry}\n`, 'c.yaml')
   const { logger, records } = captureLogger()
   const sink = new FakeSink()
   const pipeline = new IngestPipeline(sink, ingestOptions(config.ingest), logger)
-  const source = new MqttSource(config.ingest.mqtt[0] as never, transportContext(config.ingest, { pipeline, logger }), { clientId: 'unreachable', env: {} })
-  t.teardown(async () => { await source.stop() })
-  t.match(await source.start(), { address: `mqtt://127.0.0.1:${port} (tele/{device}/SENSOR)` })
-  await waitFor('two failed attempts', () => (pipeline.counters().transports.mqtt?.failures.connect ?? 0) >= 2, 10_000)
+  const ctx = { ...transportContext(config.ingest, { pipeline, logger }), ...ctxOver }
+  const source = (clientId: string, env: Record<string, string> = {}): MqttSource => {
+    const s = new MqttSource(config.ingest.mqtt[0] as MqttSourceConfig, ctx, { clientId, env })
+    t.teardown(async () => { await s.stop() })
+    return s
+  }
+  return { sink, records, counters: () => pipeline.counters().transports.mqtt, source }
+}
+
+const logged = (records: () => Array<Record<string, unknown>>, text: string): boolean => records().some(r => typeof r.msg === 'string' && r.msg.includes(text))
+
+t.test('an unreachable local broker: start() does not wait, failures are counted and logged once, and it connects when the broker comes', async t => {
+  const port = await freePort()
+  const { records, counters, source } = rig(t, `{ url: "mqtt://127.0.0.1:${port}", topics: [{ filter: "tele/{device}/SENSOR", stream: energy, path: ENERGY }] }`)
+  t.match(await source('unreachable').start(), { address: `mqtt://127.0.0.1:${port} (tele/{device}/SENSOR)` })
+  await waitFor('two failed attempts', () => (counters()?.failures.connect ?? 0) >= 2, 10_000)
   t.equal(records().filter(r => typeof r.msg === 'string' && r.msg.includes('ECONNREFUSED')).length, 1, 'logged once, not once per attempt')
   await localBroker(t, { port })
-  await waitFor('connected', () => pipeline.counters().transports.mqtt?.connections === 1, 40_000)
+  await waitFor('connected', () => counters()?.connections === 1, 40_000)
   t.match(records().find(r => typeof r.msg === 'string' && r.msg.includes('again after')), { level: 30, broker: `mqtt://127.0.0.1:${port}` })
 })
 
@@ -218,58 +237,81 @@ t.test('a broker that refuses the credentials: counted as refused, with the reas
   writeFileSync(passwords, '')
   execFileSync('mosquitto_passwd', ['-b', passwords, 'edgefwd', 'right'], { timeout: 10_000 })
   const local = await localBroker(t, { listenerConfig: [`password_file ${passwords}`, 'allow_anonymous false'] })
-  const config = parseConfigText(`ingest:\n  mqtt:\n    - { url: "${local.url}", username: edgefwd, passwordEnv: LOCAL_MQTT_PASSWORD, topics: [{ filter: "a/{device}", stream: s }] }\n`, 'c.yaml')
-  const { logger, records } = captureLogger()
-  const pipeline = new IngestPipeline(new FakeSink(), ingestOptions(config.ingest), logger)
-  const ctx = transportContext(config.ingest, { pipeline, logger })
-  const missing = new MqttSource(config.ingest.mqtt[0] as never, ctx, { clientId: 'refused', env: {} })
-  await t.rejects(missing.start(), { code: 'EDGEFWD_ERR_INGEST_SOURCE', message: /passwordEnv names LOCAL_MQTT_PASSWORD, which is not set/ })
-  const wrong = new MqttSource(config.ingest.mqtt[0] as never, ctx, { clientId: 'refused', env: { LOCAL_MQTT_PASSWORD: 'wrong' } })
-  t.teardown(async () => { await wrong.stop() })
-  await wrong.start()
-  await waitFor('the refusal counted', () => pipeline.counters().transports.mqtt?.failures.refused === 1)
+  const { records, counters, source } = rig(t, `{ url: "${local.url}", username: edgefwd, passwordEnv: LOCAL_MQTT_PASSWORD, topics: [{ filter: "a/{device}", stream: s }] }`)
+  await t.rejects(source('refused').start(), { code: 'EDGEFWD_ERR_INGEST_SOURCE', message: /passwordEnv names LOCAL_MQTT_PASSWORD, which is not set/ })
+  await source('refused', { LOCAL_MQTT_PASSWORD: 'wrong' }).start()
+  await waitFor('the refusal counted', () => counters()?.failures.refused === 1)
   t.match(records().find(r => r.reason === 'refused'), { level: 50, msg: /refused the connection: not authorized|bad user name or password/ })
   t.ok(readFileSync(local.logFile, 'utf8').length > 0)
 })
 
+t.test('mqtts with a client certificate: messages flow; a broker certificate from another CA is refused, counted and logged', async t => {
+  const dir = t.testdir()
+  mkdirSync(join(dir, 'broker'))
+  const broker = await startMosquitto({ dir: join(dir, 'broker'), ca: ca.certPem, cert: server.certPem, key: server.keyPem })
+  t.teardown(broker.stop)
+  const gateway = makeClient(ca, { commonName: 'gw-local' })
+  const files = writeSet(join(dir, 'tls'), { ca: ca.certPem, cert: gateway.certPem, key: gateway.keyPem })
+  const other = writeSet(join(dir, 'other'), { ca: makeCa().certPem, cert: gateway.certPem, key: gateway.keyPem })
+  const entry = (f: typeof files): string => `{ url: "${broker.url}", tls: { ca: ${f.ca}, cert: ${f.cert}, key: ${f.key} }, topics: [{ filter: "tele/{device}/SENSOR", stream: energy, path: ENERGY.Power }] }`
+  const good = rig(t, entry(files))
+  await good.source('gw-local').start()
+  await waitFor('subscribed over TLS', () => good.counters()?.connections === 1)
+  const device = await mqtt.connectAsync(broker.url, { ...clientTlsOptions({ ca: ca.certPem, cert: subscriberCert.certPem, key: subscriberCert.keyPem }), clientId: 'subscriber', protocolVersion: 5, reconnectPeriod: 0 })
+  t.teardown(async () => { await device.endAsync(true) })
+  await device.publishAsync('tele/plug/SENSOR', JSON.stringify({ ENERGY: { Power: 12 } }), { qos: 1 })
+  await waitFor('the reading', () => good.sink.events.length === 1)
+  t.same(good.sink.events[0]?.value, { kind: 'number', number: 12 })
+  const bad = rig(t, entry(other))
+  await bad.source('gw-untrusting').start()
+  await waitFor('the failure counted', () => bad.counters()?.failures.connect === 1)
+  t.match(bad.records().find(r => r.reason === 'lost'), { level: 50, detail: /certificate/ }, 'the TLS error says why')
+  t.equal(bad.counters()?.connections ?? 0, 0)
+})
+
+t.test('a dead link (the broker silent, the socket open): found by keepalive, counted, and the source connects again', async t => {
+  const local = await localBroker(t)
+  const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port: local.port } })
+  t.teardown(async () => { await proxy.close() })
+  const { records, counters, source } = rig(t, `{ url: "${proxy.url('mqtt')}", keepalive: 1s, topics: [{ filter: "zigbee2mqtt/{device}", stream: z }] }`)
+  await source('dead-link').start()
+  await waitFor('subscribed', () => counters()?.connections === 1)
+  proxy.setMode('blackhole')
+  await waitFor('the dead link noticed', () => counters()?.failures.connect === 1, 10_000)
+  t.ok(logged(records, 'nothing from the broker for'), 'logged with the keepalive as the reason')
+  proxy.setMode('pass')
+  await waitFor('connected again', () => counters()?.connections === 2, 40_000)
+})
+
 t.test('a store that cannot write durably: nothing is acknowledged, the source waits for the disk, then the broker sends it again', async t => {
   const local = await localBroker(t)
-  const config = parseConfigText(`ingest:\n  mqtt:\n    - { url: "${local.url}", topics: [{ filter: "zigbee2mqtt/{device}", stream: z }] }\n`, 'c.yaml')
-  const { logger, records } = captureLogger()
-  const sink = new FakeSink()
-  const pipeline = new IngestPipeline(sink, ingestOptions(config.ingest), logger)
-  const source = new MqttSource(config.ingest.mqtt[0] as never, transportContext(config.ingest, { pipeline, logger }), { clientId: 'not-durable', env: {} })
-  t.teardown(async () => { await source.stop() })
-  await source.start()
-  await waitFor('subscribed', () => pipeline.counters().transports.mqtt?.connections === 1)
+  const { sink, records, counters, source } = rig(t, `{ url: "${local.url}", topics: [{ filter: "zigbee2mqtt/{device}", stream: z }] }`)
+  await source('not-durable').start()
+  await waitFor('subscribed', () => counters()?.connections === 1)
   const devices = await mqtt.connectAsync(local.url, { protocolVersion: 5, clientId: 'devices' })
   t.teardown(async () => { await devices.endAsync(true) })
   // The disk fills up: the store takes events into its in-memory fallback only.
   sink.durable = false
   await devices.publishAsync('zigbee2mqtt/sensor', JSON.stringify({ t: 21 }), { qos: 1 })
   await waitFor('the event held in memory only', () => sink.events.length === 1)
-  t.equal(pipeline.counters().transports.mqtt?.acks, 0, 'not acknowledged to the broker')
+  t.equal(counters()?.acks, 0, 'not acknowledged to the broker')
   t.match(records().find(r => r.reason === 'unsettled'), { level: 40, msg: /did not take the events durably/ })
-  await waitFor('the source waiting for the disk', () => records().some(r => typeof r.msg === 'string' && r.msg.includes('not reading the local broker')))
+  await waitFor('the source waiting for the disk', () => logged(records, 'not reading the local broker'))
   await new Promise(resolve => setTimeout(resolve, 2500))
-  t.equal(pipeline.counters().transports.mqtt?.connections, 1, 'no reconnection while the store is in memory: the broker keeps the message')
+  t.equal(counters()?.connections, 1, 'no reconnection while the store is in memory: the broker keeps the message')
   t.equal(sink.events.length, 1, 'and the memory fallback gets no second copy')
   sink.durable = true
-  await waitFor('the broker sent it again and it was stored durably', () => (pipeline.counters().transports.mqtt?.acks ?? 0) === 1, 10_000)
+  await waitFor('the broker sent it again and it was stored durably', () => (counters()?.acks ?? 0) === 1, 10_000)
   t.same(sink.events.map(e => e.value), [{ kind: 'numbers', numbers: { t: 21 } }, { kind: 'numbers', numbers: { t: 21 } }], 'at least once: the held copy and the resent one')
-  t.ok(records().some(r => typeof r.msg === 'string' && r.msg.includes('writes to disk again')))
+  t.ok(logged(records, 'writes to disk again'))
 })
 
 t.test('a message is acknowledged only once its append is durable: one whose append has not finished comes again after a restart', async t => {
   const local = await localBroker(t)
-  const config = parseConfigText(`ingest:\n  mqtt:\n    - { url: "${local.url}", topics: [{ filter: "zigbee2mqtt/{device}", stream: z }] }\n`, 'c.yaml')
-  const { logger } = captureLogger()
-  const sink = new FakeSink()
-  const pipeline = new IngestPipeline(sink, ingestOptions(config.ingest), logger)
-  const ctx = { ...transportContext(config.ingest, { pipeline, logger }), stopTimeoutMs: 200 }
-  const first = new MqttSource(config.ingest.mqtt[0] as never, ctx, { clientId: 'restarted', env: {} })
+  const { sink, counters, source } = rig(t, `{ url: "${local.url}", topics: [{ filter: "zigbee2mqtt/{device}", stream: z }] }`, { stopTimeoutMs: 200 })
+  const first = source('restarted')
   await first.start()
-  await waitFor('subscribed', () => pipeline.counters().transports.mqtt?.connections === 1)
+  await waitFor('subscribed', () => counters()?.connections === 1)
   const devices = await mqtt.connectAsync(local.url, { protocolVersion: 5, clientId: 'devices' })
   t.teardown(async () => { await devices.endAsync(true) })
   await devices.publishAsync('zigbee2mqtt/sensor', JSON.stringify({ t: 1 }), { qos: 1 })
@@ -280,34 +322,26 @@ t.test('a message is acknowledged only once its append is durable: one whose app
   await devices.publishAsync('zigbee2mqtt/sensor', JSON.stringify({ t: 2 }), { qos: 1 })
   await waitFor('its append under way', () => sink.calls.length === 2)
   await first.stop()
-  t.equal(pipeline.counters().transports.mqtt?.acks, 1, 'the second message was not acknowledged')
+  t.equal(counters()?.acks, 1, 'the second message was not acknowledged')
   sink.release()
-  const second = new MqttSource(config.ingest.mqtt[0] as never, ctx, { clientId: 'restarted', env: {} })
-  t.teardown(async () => { await second.stop() })
-  await second.start()
+  await source('restarted').start()
   await waitFor('the broker sent it again', () => sink.events.length === 3, 10_000)
   t.same(sink.events.map(e => e.value), [1, 2, 2].map(n => ({ kind: 'numbers', numbers: { t: n } })), 'the first once; the second twice (the stalled copy and the resent one)')
 })
 
 t.test('MQTT 3.1.1: the session persists (clean session off), so what is published while edgefwd is away arrives after it returns', async t => {
   const local = await localBroker(t)
-  const config = parseConfigText(`ingest:\n  mqtt:\n    - { url: "${local.url}", mqttVersion: "3.1.1", topics: [{ filter: "tele/{device}/SENSOR", stream: energy, path: ENERGY.Power }] }\n`, 'c.yaml')
-  const { logger } = captureLogger()
-  const sink = new FakeSink()
-  const pipeline = new IngestPipeline(sink, ingestOptions(config.ingest), logger)
-  const ctx = transportContext(config.ingest, { pipeline, logger })
+  const { sink, counters, source } = rig(t, `{ url: "${local.url}", mqttVersion: "3.1.1", topics: [{ filter: "tele/{device}/SENSOR", stream: energy, path: ENERGY.Power }] }`)
   const devices = await mqtt.connectAsync(local.url, { protocolVersion: 4, clientId: 'tasmota' })
   t.teardown(async () => { await devices.endAsync(true) })
-  const first = new MqttSource(config.ingest.mqtt[0] as never, ctx, { clientId: 'v311', env: {} })
+  const first = source('v311')
   await first.start()
-  await waitFor('subscribed', () => pipeline.counters().transports.mqtt?.connections === 1)
+  await waitFor('subscribed', () => counters()?.connections === 1)
   await devices.publishAsync('tele/plug/SENSOR', JSON.stringify({ ENERGY: { Power: 40 } }), { qos: 1 })
   await waitFor('the first reading', () => sink.events.length === 1)
   await first.stop()
   await devices.publishAsync('tele/plug/SENSOR', JSON.stringify({ ENERGY: { Power: 41 } }), { qos: 1 })
-  const second = new MqttSource(config.ingest.mqtt[0] as never, ctx, { clientId: 'v311', env: {} })
-  t.teardown(async () => { await second.stop() })
-  await second.start()
+  await source('v311').start()
   await waitFor('the reading published while away', () => sink.events.length === 2)
   t.same(sink.events.map(e => [e.deviceId, e.stream, e.value]), [['plug', 'energy', { kind: 'number', number: 40 }], ['plug', 'energy', { kind: 'number', number: 41 }]])
   t.match(local.connections().filter(c => c.clientId === 'v311'), [{ protocol: 'p2' }, { protocol: 'p2' }], 'both connections were MQTT 3.1.1 (Mosquitto logs it as p2)')
