@@ -27,7 +27,7 @@
  */
 import type { TLSSocket } from 'node:tls'
 // Before mqtt: it replaces how mqtt-packet's writer caches packet lengths (see the module).
-import '../uplink/mqtt-length-cache.js'
+import '../mqtt-length-cache.js'
 import { MqttClient, type IClientOptions, type IPublishPacket } from 'mqtt'
 import { EdgefwdError } from '../errors.js'
 import { classifyTlsError } from '../pki/tls-errors.js'

@@ -66,7 +66,7 @@ const NO_VALUE = new Uint8Array(0)
  * reader, so each opened an iterator (~20 a second at the default linger); Node 24 holds the
  * native memory of closed iterators far longer than Node 20 (an open/nextv/close loop: 134-138
  * MB RSS against 77). That was a part of the single executable's growth under load (the most of
- * it was mqtt-packet's length cache, see uplink/mqtt-length-cache.ts); with the tail a soak opens
+ * it was mqtt-packet's length cache, see mqtt-length-cache.ts); with the tail a soak opens
  * about one iterator a second. The tail
  * serves only while it is complete above the cursor: it holds at most TAIL_MAX seqs per priority,
  * and when it forgets some (a backlog) or a nack moves the cursor back, readers take over again.

@@ -13,7 +13,7 @@
 import { isIP } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 // Before mqtt: it replaces how mqtt-packet's writer caches packet lengths (see the module).
-import './mqtt-length-cache.js'
+import '../mqtt-length-cache.js'
 import { MqttClient, type IClientOptions, type IConnackPacket, type IStream } from 'mqtt'
 import { EdgefwdError, isEdgefwdError } from '../errors.js'
 import { classifyTlsError, type TlsErrorContext } from '../pki/tls-errors.js'

@@ -25,6 +25,9 @@
  *   keepalive (while reading) ends the session as lost [MQTT-3.1.2-24].
  */
 import type { Socket } from 'node:net'
+// Before mqtt-packet: loading mqtt-packet loads its writer, which must get the unpooled length
+// cache (src/mqtt-length-cache.ts); this module may be the first in the process to load it.
+import '../../../mqtt-length-cache.js'
 import * as mqttPacket from 'mqtt-packet'
 import { reject, type FrameResult } from '../../frame.js'
 import { pipelineOverBound, resumeBounds, within, type TransportContext } from '../../transports/transport.js'

@@ -11,7 +11,8 @@
  * (1 GiB) over a long run (upstream: mqttjs/mqtt-packet#163, unfixed in 9.0.2).
  *
  * The writer takes `numbers.genBufVariableByteInt` once, when it loads. This module replaces it
- * before then (it is imported ahead of `mqtt` wherever `mqtt` is imported) with one that returns,
+ * before then (it is imported ahead of `mqtt` or `mqtt-packet` wherever either is imported: the
+ * uplink, the sink, the ingest MQTT source) with one that returns,
  * for each length the writer caches, one buffer carved from small unpooled blocks: the whole
  * cache then holds at most 32 KiB of data (16384 lengths x 2 bytes) in 1 KiB blocks.
  * `lengthCacheUnpooled()` tells whether the writer in use got it (a test checks it).
